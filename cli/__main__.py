@@ -1,0 +1,3 @@
+from pagoda_inverse.cli.app import main
+
+main()

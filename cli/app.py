@@ -1,0 +1,63 @@
+"""Root of the ``pagoda-inv`` CLI: builds the Typer app and maps user errors to one red line + exit code 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from pagoda_inverse.cli import encode as encode_cmd
+from pagoda_inverse.cli import generate as generate_cmd
+from pagoda_inverse.cli import models as models_cmd
+from pagoda_inverse.cli import train as train_cmd
+
+
+def make_app(help: str) -> typer.Typer:
+    """A Typer app with the project's shared settings (no locals in tracebacks, -h, wide help)."""
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    )
+
+
+app = make_app("PaGoDA one-step generators for image inverse problems and controlled generation.")
+app.add_typer(train_cmd.app, name="train")
+app.command("encode", epilog=encode_cmd.EPILOG)(encode_cmd.encode)
+app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
+app.command("models")(models_cmd.models)
+
+
+def main() -> None:
+    """Entry point: run the app; a :class:`UserError` prints one line and exits with code 2.
+
+    ``--debug`` (anywhere on the command line) or ``PAGODA_INV_DEBUG=1`` shows full tracebacks instead.
+    """
+    debug = "--debug" in sys.argv or os.environ.get("PAGODA_INV_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except Exception as err:  # noqa: BLE001 - the one place that turns errors into exit codes
+        from pagoda_inverse.utils.errors import UserError
+
+        if type(err).__name__ == "Abort":
+            sys.exit(130)
+        if hasattr(err, "show") and hasattr(err, "exit_code"):  # Typer's (vendored) click usage errors
+            err.show()
+            sys.exit(2)
+        if debug or not isinstance(err, UserError | ValueError):
+            raise
+        from pagoda_inverse.cli.display import console
+
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

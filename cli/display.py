@@ -1,0 +1,36 @@
+"""Turn library callbacks into one rich progress bar on stderr (stdout carries only results)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def progress_callback(description: str, total: int | None = None, quiet: bool = False) -> Iterator[Callable]:
+    """Yield ``callback(info)`` updating a bar from ``info["step"]``/``info["total"]`` (+ ``loss`` if present)."""
+    enabled = not quiet and sys.stderr.isatty()
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    columns += [TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[extra]}")]
+    with Progress(*columns, console=console, disable=not enabled) as progress:
+        task = progress.add_task(description, total=total, extra="")
+
+        def callback(info: dict) -> None:
+            extra = f"loss {info['loss']:.4f}" if "loss" in info else ""
+            progress.update(task, completed=info.get("step", 0), total=info.get("total", total), extra=extra)
+
+        yield callback

@@ -1,0 +1,37 @@
+"""Shared option types and parsers for the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+PresetOpt = Annotated[
+    str, typer.Option("--preset", "-p", help="Named preset: fmnist (full recipe) or smoke (< 1 min).")
+]
+RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder for numbered run folders.", rich_help_panel="Output")]
+ResumeOpt = Annotated[
+    Path | None, typer.Option("--resume", help="Continue the run in this run folder from its last checkpoint.")
+]
+DataRootOpt = Annotated[
+    str | None,
+    typer.Option("--data-root", help="Fashion-MNIST folder (default: Debian's; PAGODA_FMNIST_DIR also works)."),
+]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Embedded model name or a checkpoint folder.", rich_help_panel="Model")
+]
+
+
+def parse_int_list(text: str) -> list[int]:
+    """Parse non-negative integers like ``"0-3,10"`` into ``[0, 1, 2, 3, 10]``."""
+    out: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a list of integers like 0-63 or 0,5,9") from None
+    if not out:
+        raise typer.BadParameter(f"{text!r} is empty; pass e.g. 0-63")
+    return out

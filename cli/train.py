@@ -1,0 +1,94 @@
+"""``pagoda-inv train {teacher,decoder}``: the PaGoDA training stages, each in a numbered run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pagoda_inverse.cli.options import DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
+
+app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder).", no_args_is_help=True)
+
+TEACHER_EPILOG = """Examples:
+
+  pagoda-inv train teacher --preset smoke
+
+  pagoda-inv train teacher --preset fmnist --runs runs
+
+  pagoda-inv train teacher --resume runs/00003-teacher-fmnist
+"""
+
+
+def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg) -> Path:
+    """A new numbered run folder with the resolved config, or the checked ``--resume`` folder."""
+    from pagoda_inverse.train.config import to_dict
+    from pagoda_inverse.train.state import check_resume_config, new_run_dir, write_config
+
+    if resume is not None:
+        check_resume_config(resume, kind, to_dict(cfg))
+        return resume
+    run_dir = new_run_dir(runs, f"{kind}-{preset}")
+    write_config(run_dir, kind, to_dict(cfg))
+    return run_dir
+
+
+def _resumed_config(kind: str, preset: str, resume: Path | None, **overrides):
+    """The config to run: the saved one when resuming without options, else the preset with overrides."""
+    from pagoda_inverse.train.config import from_dict, resolve
+    from pagoda_inverse.train.state import read_run_config
+
+    if resume is not None and all(v is None for v in overrides.values()):
+        return from_dict(kind, read_run_config(resume, kind))
+    return resolve(kind, preset, **overrides)
+
+
+@app.command("teacher", epilog=TEACHER_EPILOG)
+def teacher(
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    data_root: DataRootOpt = None,
+    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
+    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.train.teacher import train_teacher
+
+    cfg = _resumed_config("teacher", preset, resume, root=data_root, steps=steps)
+    run_dir = _start_run("teacher", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("teacher", cfg.steps, quiet) as cb:
+        out = train_teacher(cfg, run_dir, callback=cb)
+    print(out)
+
+
+DECODER_EPILOG = """Examples:
+
+  pagoda-inv train decoder --teacher runs/00000-teacher-smoke/teacher --latents runs/00001-encode-smoke --preset smoke
+
+  pagoda-inv train decoder --teacher runs/00003-teacher-fmnist/teacher --latents runs/00004-encode-fmnist
+"""
+
+
+@app.command("decoder", epilog=DECODER_EPILOG)
+def decoder(
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint folder (from 'train teacher')."),
+    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
+    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.train.decoder import train_decoder
+
+    cfg = _resumed_config("decoder", preset, resume, steps=steps)
+    run_dir = _start_run("decoder", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("decoder", cfg.steps, quiet) as cb:
+        out = train_decoder(cfg, run_dir, teacher, latents, callback=cb)
+    print(out)

@@ -1,0 +1,1 @@
+"""Controlled generation: class / prompt conditioning with classifier-free guidance."""

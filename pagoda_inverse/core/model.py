@@ -1,0 +1,128 @@
+"""A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
+
+A model folder holds ``teacher/`` and ``decoder/`` checkpoint folders (each ``config.json`` +
+``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only or decoder-only).
+Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, load_module_state, split_prefix
+from pagoda_inverse.core.generator import Generator
+from pagoda_inverse.core.precond import EDMPrecond
+from pagoda_inverse.core.text import CaptionBank
+from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.utils.errors import CheckpointError, UserError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "fmnist"
+
+
+def embedded_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """An embedded model name or an existing folder -> the model folder."""
+    if str(name_or_path) in embedded_models():
+        return MODELS_DIR / str(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    names = ", ".join(embedded_models()) or "none installed"
+    raise UserError(f"model {str(name_or_path)!r}: neither an embedded model ({names}) nor an existing folder")
+
+
+def _load_net(folder: Path) -> tuple[UNet, dict, dict[str, torch.Tensor]]:
+    tensors, config = load_checkpoint(folder)
+    if "unet" not in config:
+        raise CheckpointError(f"{folder / 'config.json'}: has no 'unet' section; not a pagoda-inv model checkpoint")
+    try:
+        net = UNet(UNetConfig.from_dict(config["unet"]))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / 'config.json'}: invalid 'unet' section ({err})") from None
+    load_module_state(net, split_prefix(tensors, "net"), folder / "model.safetensors")
+    return net.eval().requires_grad_(False), config, tensors
+
+
+@dataclass
+class PagodaModel:
+    """What the solvers and ``generate`` use.
+
+    :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent).
+    :param generator: one-step ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` (``None`` if absent).
+    :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
+    :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
+    """
+
+    path: Path
+    teacher: EDMPrecond | None
+    generator: Generator | None
+    bank: CaptionBank
+    config: dict
+
+    @property
+    def channels(self) -> int:
+        return int(self.config["unet"]["in_channels"])
+
+    @property
+    def teacher_resolution(self) -> int:
+        return int(self.config["unet"]["resolution"])
+
+    @property
+    def resolution(self) -> int:
+        """Output resolution of G (the teacher's when there is no generator)."""
+        return self.generator.net.config.out_resolution if self.generator is not None else self.teacher_resolution
+
+    def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
+        """``[B]`` class indices -> ``[B, D]`` canonical-caption embeddings (no text encoder needed)."""
+        labels = torch.as_tensor(labels).long()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.bank.num_classes):
+            raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
+        return self.bank.class_embeddings[labels]
+
+    def prompt_condition(self, prompts: list[str]) -> torch.Tensor:
+        """Free-text prompts -> ``[B, D]`` embeddings (runs the text encoder)."""
+        from pagoda_inverse.core.text import TextEncoder
+
+        return TextEncoder().encode(list(prompts))
+
+    def null_condition(self, n: int) -> torch.Tensor:
+        """``[n, D]`` copies of the null-caption embedding (unconditional)."""
+        return self.bank.null_embedding.expand(n, -1).clone()
+
+
+def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
+    """Load an embedded model by name or a model/checkpoint folder (safetensors + JSON only, never pickle).
+
+    >>> model = load_model("fmnist")  # doctest: +SKIP
+    >>> model.resolution
+    32
+    """
+    path = resolve_model_path(name_or_path)
+    parts = {"teacher": path / "teacher", "decoder": path / "decoder"}
+    if (path / "config.json").is_file():
+        kind = load_config(path).get("kind")
+        if kind not in parts:
+            raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a teacher or decoder checkpoint")
+        parts = {kind: path}
+    teacher = generator = None
+    config = tensors = None
+    if parts.get("teacher") is not None and parts["teacher"].is_dir():
+        net, config, tensors = _load_net(parts["teacher"])
+        teacher = EDMPrecond(net)
+    if parts.get("decoder") is not None and parts["decoder"].is_dir():
+        net, dec_config, dec_tensors = _load_net(parts["decoder"])
+        generator = Generator(net, sigma_max=float(dec_config.get("sigma_max", 80.0)))
+        config, tensors = config or dec_config.get("teacher_config", dec_config), tensors or dec_tensors
+    if config is None:
+        raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
+    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config)

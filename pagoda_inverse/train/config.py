@@ -1,0 +1,140 @@
+"""Training configs as frozen dataclasses with named presets; the resolved config is saved beside every run.
+
+Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU) and ``smoke`` (a tiny run, < 1 minute,
+used by the tests). ``resolve(kind, preset, **overrides)`` gives the config a command runs with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+
+from pagoda_inverse.core.unet import UNetConfig
+from pagoda_inverse.utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images to train on.
+
+    :param dataset: ``"fmnist"`` (Debian Fashion-MNIST, padded to 32 px) or a folder of images.
+    :param root: dataset location override (``PAGODA_FMNIST_DIR`` also works for fmnist).
+    :param resolution: full image resolution (32 for fmnist).
+    :param factor: teacher resolution = ``resolution // factor`` (area down-sampling, anti-aliased).
+    :param limit: use only the first ``limit`` images (``None``: all).
+    """
+
+    dataset: str = "fmnist"
+    root: str | None = None
+    resolution: int = 32
+    factor: int = 4
+    limit: int | None = None
+
+    @property
+    def teacher_resolution(self) -> int:
+        return self.resolution // self.factor
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """EDM teacher at the low resolution (PaGoDA stage 1)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(channels=32, channel_mult=(1, 2, 2)))
+    steps: int = 4000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    cond_dropout: float = 0.1  # probability of the null caption (classifier-free guidance)
+    hflip: bool = True
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    sample_steps: int = 18  # Heun grid points for the preview grid
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """PF-ODE encoding of a split into a sharded latent cache (PaGoDA stage 2a)."""
+
+    split: str = "train"
+    num_steps: int = 18  # Heun grid points: 2 * (num_steps - 1) teacher evaluations per latent
+    flips: str = "random"  # "random": one orientation per image (seeded); "both": two latents per image
+    null_fraction: float = 0.1  # share of images also encoded under the null caption (to train G's CFG branch)
+    clamp: bool = True  # clamp D to [-1, 1] during inversion, as the paper's code does
+    batch_size: int = 1000
+    shard_size: int = 8192
+    seed: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """One-step decoder G at the teacher resolution (PaGoDA stage 2b): reconstruction + hinge GAN."""
+
+    steps: int = 3000
+    batch_size: int = 128
+    lr_g: float = 1e-4
+    lr_d: float = 1e-3
+    adv_weight: float = 0.2  # w_adv; multiplied by the adaptive weight clipped to [0.01, 10]
+    adv_start: int = 0  # first step with the adversarial term
+    cond_dropout: float = 0.1
+    disc_channels: int = 32
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "teacher": {
+        "fmnist": TeacherConfig(),
+        "smoke": TeacherConfig(
+            data=DataConfig(limit=256),
+            unet=UNetConfig(channels=16, channel_mult=(1, 2), attn_resolutions=()),
+            steps=20,
+            batch_size=32,
+            warmup_steps=5,
+            log_every=5,
+            checkpoint_every=10,
+            sample_steps=4,
+        ),
+    },
+    "encode": {
+        "fmnist": EncodeConfig(),
+        "smoke": EncodeConfig(num_steps=4, batch_size=64, shard_size=100, limit=256),
+    },
+    "decoder": {
+        "fmnist": DecoderConfig(),
+        "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
+    },
+}
+
+
+def resolve(kind: str, preset: str, **overrides):
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder) with non-``None`` ``overrides`` applied."""
+    presets = PRESETS[kind]
+    if preset not in presets:
+        raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
+    cfg = presets[preset]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    top = {k: v for k, v in overrides.items() if v is not None and k in fields}
+    data = {k: v for k, v in overrides.items() if v is not None and k not in fields}
+    if data:
+        if not hasattr(cfg, "data"):
+            raise UserError(f"unknown option(s) for {kind}: {', '.join(data)}")
+        top["data"] = replace(cfg.data, **data)
+    return replace(cfg, **top)
+
+
+def to_dict(cfg) -> dict:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(kind: str, d: dict):
+    """Rebuild a config of ``kind`` from :func:`to_dict`'s output (used by ``--resume``)."""
+    if kind == "teacher":
+        return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
+    return {"encode": EncodeConfig, "decoder": DecoderConfig}[kind](**d)

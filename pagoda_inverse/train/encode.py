@@ -1,0 +1,29 @@
+"""Stage 2a driver: encode a dataset split with a teacher checkpoint into a latent cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.encode import encode_to_cache, file_digest
+from pagoda_inverse.core.precond import EDMPrecond
+from pagoda_inverse.train.config import DataConfig, EncodeConfig
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.train.decoder import load_teacher_checkpoint
+
+
+def encode_dataset(
+    teacher_dir: Path, out_dir: Path, cfg: EncodeConfig, *, callback: Callable[[dict], None] | None = None
+) -> Path:
+    """Encode ``cfg.split`` of the teacher's dataset at the teacher resolution, each image under its canonical
+    class caption (unlabelled images: the null caption). Re-running with the same arguments resumes."""
+    net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
+    data = DataConfig(**tcfg["data"])
+    images, labels = load_images(data, cfg.split, limit=cfg.limit)
+    low = torch.nn.functional.avg_pool2d(images, data.factor)  # the teacher's own down-sampling
+    cond = torch.where((labels >= 0)[:, None], bank.class_embeddings[labels.clamp(min=0)], bank.null_embedding)
+    identity = {"split": cfg.split, "teacher_sha256": file_digest(Path(teacher_dir) / "model.safetensors")}
+    teacher = EDMPrecond(net).eval()
+    return encode_to_cache(teacher, low, cond, bank.null_embedding, out_dir, cfg, identity=identity, callback=callback)

@@ -1,0 +1,112 @@
+"""Run folders and resumable training state (safetensors + JSON, never pickle).
+
+A run folder ``runs/00007-teacher-fmnist/`` holds ``config.json`` (the resolved config), ``log.txt``,
+``train_state.safetensors`` + ``train_state.json`` (weights, EMA, optimizer moments, step) written atomically
+every ``checkpoint_every`` steps, and the final checkpoint folder(s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
+from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.errors import UserError
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """Create ``root/NNNNN-name`` with the next free number."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    run = root / f"{max(numbers, default=-1) + 1:05d}-{name}"
+    run.mkdir()
+    return run
+
+
+class RunLog:
+    """Appends time-stamped lines to ``run/log.txt``."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "log.txt"
+        self.start = time.time()
+
+    def __call__(self, message: str) -> None:
+        with self.path.open("a") as f:
+            f.write(f"[{time.time() - self.start:8.1f}s] {message}\n")
+
+
+def write_config(run_dir: Path, kind: str, config: dict) -> None:
+    """Save the resolved config as ``run_dir/config.json``."""
+    write_text_atomic(Path(run_dir) / "config.json", json.dumps({"kind": kind, "config": config}, indent=2))
+
+
+def read_run_config(run_dir: Path, kind: str) -> dict:
+    """The config a run was started with; refuses a run of another kind."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{path}: missing; --resume needs a run folder made by 'pagoda-inv train {kind}'")
+    saved = json.loads(path.read_text())
+    if saved.get("kind") != kind:
+        raise UserError(f"{run_dir}: is a {saved.get('kind')!r} run, not a {kind!r} run; pass the right folder")
+    return saved["config"]
+
+
+def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
+    """Refuse to resume when the requested config differs from the run's saved one."""
+    saved = read_run_config(run_dir, kind)
+    if saved != config:
+        diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        raise UserError(f"{run_dir}/config.json: differs from the requested config in {diff}; resume without options")
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"{name}.state.{idx}.{key}"] = torch.as_tensor(value)
+    return tensors, sd["param_groups"]
+
+
+def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) -> None:
+    """Save every module's weights, every optimizer's state and the step atomically (tensors then JSON)."""
+    tensors, groups = {}, {}
+    for name, module in modules.items():
+        tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    for name, opt in optimizers.items():
+        flat, groups[name] = _flatten_optimizer(f"opt_{name}", opt)
+        tensors.update(flat)
+    save_tensors(Path(run_dir) / "train_state.safetensors", tensors)
+    write_text_atomic(Path(run_dir) / "train_state.json", json.dumps({"step": step, "param_groups": groups}))
+
+
+def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
+    """Restore what :func:`save_train_state` wrote; returns the step to continue from (0 if none saved)."""
+    meta_path = Path(run_dir) / "train_state.json"
+    if not meta_path.is_file():
+        return 0
+    meta = json.loads(meta_path.read_text())
+    tensors = load_tensors(Path(run_dir) / "train_state.safetensors")
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, opt in optimizers.items():
+        state: dict[int, dict] = {}
+        prefix = f"opt_{name}.state."
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                idx, field = key[len(prefix) :].split(".", 1)
+                state.setdefault(int(idx), {})[field] = value
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
+    return int(meta["step"])
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The RNG for one training step: depends only on ``(seed, step)``, so a resumed run sees the same batches."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)

@@ -1,0 +1,97 @@
+"""Stage 1: train the EDM teacher at the low resolution on area-downsampled images (Karras et al. 2022)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.checkpoint import save_checkpoint
+from pagoda_inverse.core.ema import ema_update
+from pagoda_inverse.core.losses import edm_loss
+from pagoda_inverse.core.ode import sample_heun
+from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
+from pagoda_inverse.core.text import CaptionBank
+from pagoda_inverse.core.unet import UNet
+from pagoda_inverse.utils.images import save_grid
+
+from .batches import random_hflip, sample_condition
+from .config import TeacherConfig, to_dict
+from .data import load_images
+from .state import RunLog, load_train_state, save_train_state, step_generator
+
+
+def teacher_checkpoint_config(cfg: TeacherConfig, unet_config) -> dict:
+    """The ``config.json`` of a teacher checkpoint."""
+    return {"kind": "teacher", "unet": unet_config.to_dict(), "data": to_dict(cfg.data), "train": to_dict(cfg)}
+
+
+def train_teacher(
+    cfg: TeacherConfig,
+    run_dir: Path,
+    *,
+    bank: CaptionBank | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train (or resume, if ``run_dir`` holds a train state) the teacher; returns the ``run_dir/teacher`` folder.
+
+    :param bank: caption embeddings (``None``: build them with the text encoder, once).
+    :param callback: called every step with ``{"step", "total", "loss"}``.
+    """
+    log = RunLog(run_dir)
+    images, labels = load_images(cfg.data)
+    x_low = torch.nn.functional.avg_pool2d(images, cfg.data.factor)  # anti-aliased (area) down-sampling
+    bank = bank or CaptionBank.build()
+    unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
+    torch.manual_seed(cfg.seed)
+    net = EDMPrecond(UNet(unet_cfg))
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    start = load_train_state(run_dir, {"net": net, "ema": ema}, {"net": opt})
+    log(
+        f"teacher: {len(x_low)} images at {x_low.shape[-1]}px, {sum(p.numel() for p in net.parameters())} params, "
+        f"start step {start}"
+    )
+
+    for step in range(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        # Batch: random images, random flips, random captions with condition dropout.
+        idx = torch.randint(len(x_low), (cfg.batch_size,), generator=g)
+        x = random_hflip(x_low[idx], g) if cfg.hflip else x_low[idx]
+        cond = sample_condition(bank, labels[idx], g, cfg.cond_dropout)
+        # EDM loss, Adam step with linear warm-up, EMA.
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+        loss = edm_loss(net, x, cond, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema_update(ema, net, cfg.ema_decay)
+        loss = loss.item()
+        if callback is not None:
+            callback({"step": step + 1, "total": cfg.steps, "loss": loss})
+        if (step + 1) % cfg.log_every == 0:
+            log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_train_state(run_dir, step + 1, {"net": net, "ema": ema}, {"net": opt})
+
+    out = Path(run_dir) / "teacher"
+    tensors = {f"net.{k}": v for k, v in ema.net.state_dict().items()} | bank.to_tensors()
+    save_checkpoint(out, tensors, teacher_checkpoint_config(cfg, unet_cfg))
+    # Preview: one sample per class and seed, Heun sampler with CFG 2.
+    with torch.no_grad():
+        classes = torch.arange(bank.num_classes).repeat_interleave(8)
+        noise = torch.randn(len(classes), *x_low.shape[1:], generator=torch.Generator().manual_seed(0))
+        den = guided_denoiser(ema, bank.class_embeddings[classes], bank.null_embedding, cfg_scale=2.0)
+        samples = sample_heun(den, noise, cfg.sample_steps)
+    save_grid(
+        samples.view(bank.num_classes, 8, *samples.shape[1:]).transpose(0, 1).flatten(0, 1),
+        Path(run_dir) / "samples.png",
+        nrow=bank.num_classes,
+        scale=4,
+    )
+    log(f"saved {out}")
+    return out

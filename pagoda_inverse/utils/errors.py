@@ -1,0 +1,13 @@
+"""User-facing errors: one line that names the file or parameter and the fix; the CLI maps them to exit code 2."""
+
+
+class UserError(Exception):
+    """A mistake in the user's input (file, option, checkpoint). ``str(err)`` is the one-line message."""
+
+
+class DatasetNotFoundError(UserError):
+    """A dataset's files are missing; the message says how to install them."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint folder is missing, corrupt, or does not match its config."""

@@ -1,0 +1,1 @@
+"""Benchmark task suites (TOML files), loaded by ``pagoda_inverse.bench``."""

@@ -1,0 +1,87 @@
+"""Checkpoints: safetensors + JSON round trip and clean errors for corrupt or mismatched files."""
+
+import json
+
+import pytest
+import torch
+
+from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, save_checkpoint, split_prefix
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.utils.errors import CheckpointError, UserError
+
+CFG = UNetConfig(channels=8, channel_mult=(1, 2), attn_resolutions=(4,), cond_dim=6)
+
+
+def _bank_tensors():
+    e = torch.randn(10, 6)
+    return {
+        "captions.train_embeddings": e,
+        "captions.train_labels": torch.arange(10),
+        "captions.heldout_embeddings": e,
+        "captions.heldout_labels": torch.arange(10),
+        "captions.class_embeddings": e,
+        "captions.null_embedding": torch.zeros(6),
+    }
+
+
+def _save_teacher(folder, net, half=False):
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()} | _bank_tensors()
+    save_checkpoint(folder, tensors, {"kind": "teacher", "unet": CFG.to_dict()}, half=half)
+
+
+def test_round_trip_exact(tmp_path):
+    net = UNet(CFG)
+    for p in net.parameters():
+        torch.nn.init.normal_(p)
+    _save_teacher(tmp_path / "t", net)
+    tensors, config = load_checkpoint(tmp_path / "t")
+    assert UNetConfig.from_dict(config["unet"]) == CFG
+    other = UNet(UNetConfig.from_dict(config["unet"]))
+    load_module_state(other, split_prefix(tensors, "net"), tmp_path)
+    for (k, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    model = load_model(tmp_path / "t")
+    assert model.teacher is not None and model.generator is None and model.teacher_resolution == 8
+
+
+def test_half_precision_storage(tmp_path):
+    net = UNet(CFG)
+    _save_teacher(tmp_path / "t", net, half=True)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "t" / "model.safetensors"), "pt") as f:
+        assert f.get_tensor("net.conv_in.weight").dtype == torch.float16
+    tensors, _ = load_checkpoint(tmp_path / "t")
+    assert tensors["net.conv_in.weight"].dtype == torch.float32
+
+
+def test_not_safetensors(tmp_path):
+    _save_teacher(tmp_path / "t", UNet(CFG))
+    (tmp_path / "t" / "model.safetensors").write_bytes(b"\x80\x04 not a safetensors file")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_model(tmp_path / "t")
+
+
+def test_wrong_shape_and_missing_tensor(tmp_path):
+    _save_teacher(tmp_path / "t", UNet(CFG))
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    config["unet"]["channels"] = 16  # the weights no longer match the config
+    (tmp_path / "t" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="wrong-shaped|missing|unexpected"):
+        load_model(tmp_path / "t")
+
+
+def test_missing_config_and_foreign_config(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "empty")
+    _save_teacher(tmp_path / "t", UNet(CFG))
+    (tmp_path / "t" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(CheckpointError, match="not a pagoda-inv config"):
+        load_model(tmp_path / "t")
+
+
+def test_unknown_model_name():
+    with pytest.raises(UserError, match="neither an embedded model"):
+        load_model("no-such-model")

@@ -1,0 +1,103 @@
+"""The smoke pipeline end to end on the 256-image fixture: teacher -> encode -> decoder -> load -> generate."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from pagoda_inverse.control.generate import generate
+from pagoda_inverse.core.encode import load_latent_cache
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.train.config import resolve, to_dict
+from pagoda_inverse.train.decoder import train_decoder
+from pagoda_inverse.train.encode import encode_dataset
+from pagoda_inverse.train.state import load_train_state, new_run_dir, write_config
+from pagoda_inverse.train.teacher import train_teacher
+from pagoda_inverse.utils.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, caption_bank):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAGODA_FMNIST_DIR", str(Path(__file__).parents[1] / "fixtures" / "fmnist-tiny"))
+        yield _run_smoke(tmp_path_factory.mktemp("runs"), caption_bank)
+
+
+def _run_smoke(root, caption_bank):
+    cfg = resolve("teacher", "smoke")
+    run = new_run_dir(root, "teacher-smoke")
+    write_config(run, "teacher", to_dict(cfg))
+    teacher = train_teacher(cfg, run, bank=caption_bank)
+    latents = encode_dataset(teacher, root / "latents", resolve("encode", "smoke"))
+    dec_run = new_run_dir(root, "decoder-smoke")
+    decoder = train_decoder(resolve("decoder", "smoke"), dec_run, teacher, latents)
+    return {"root": root, "teacher": teacher, "latents": latents, "decoder": decoder, "bank": caption_bank}
+
+
+def test_artifacts(smoke):
+    run = smoke["teacher"].parent
+    for name in ("config.json", "log.txt", "samples.png", "train_state.safetensors"):
+        assert (run / name).is_file(), name
+    cache, manifest = load_latent_cache(smoke["latents"])
+    # One latent per image in a seeded orientation, plus 10% under the null caption.
+    assert manifest["num_latents"] == 256 + round(0.1 * 256) == len(cache["latents"])
+    assert cache["latents"].dtype == torch.float32 and cache["latents"].shape[1:] == (1, 8, 8)
+    assert 0 < int(cache["flip"].sum()) < 256 and int(cache["null"].sum()) == 26
+
+
+def test_encode_resumes_after_a_lost_shard(smoke, tmp_path):
+    cache, _ = load_latent_cache(smoke["latents"])
+    (smoke["latents"] / "shard-00001.safetensors").rename(tmp_path / "lost")
+    with pytest.raises(UserError, match="incomplete"):
+        load_latent_cache(smoke["latents"])
+    encode_dataset(smoke["teacher"], smoke["latents"], resolve("encode", "smoke"))
+    again, _ = load_latent_cache(smoke["latents"])
+    torch.testing.assert_close(again["latents"], cache["latents"], rtol=0, atol=1e-4)
+    with pytest.raises(UserError, match="another teacher or config"):
+        encode_dataset(smoke["teacher"], smoke["latents"], replace(resolve("encode", "smoke"), num_steps=5))
+
+
+def test_generate_from_decoder_and_teacher(smoke):
+    model = load_model(smoke["decoder"])
+    assert model.generator is not None and model.resolution == 8
+    cond = model.class_condition(torch.tensor([9, 9, 9]))
+    x = generate(model, cond, [0, 1, 2])
+    assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1
+    # Sample i depends only on seed i, not on the batch it is in.
+    torch.testing.assert_close(generate(model, cond[:1], [1]), x[1:2], rtol=0, atol=1e-5)
+    guided = generate(model, cond, [0, 1, 2], cfg_scale=3.0)
+    assert not torch.allclose(guided, x)
+    teacher = load_model(smoke["teacher"])
+    assert generate(teacher, cond, [0, 1, 2], sampler="heun", num_steps=4).shape == (3, 1, 8, 8)
+    with pytest.raises(UserError, match="no decoder"):
+        generate(teacher, cond, [0, 1, 2])
+
+
+def test_resume_gives_the_same_weights(smoke, tmp_path):
+    cfg = resolve("teacher", "smoke")
+    half = new_run_dir(tmp_path, "a")
+    train_teacher(replace(cfg, steps=10), half, bank=smoke["bank"])
+    # Continue the 10-step run to 20 steps: identical to the uninterrupted 20-step run (same data order, state).
+    train_teacher(cfg, half, bank=smoke["bank"])
+    full = smoke["teacher"].parent
+    from pagoda_inverse.core.checkpoint import load_tensors
+
+    a, b = load_tensors(half / "teacher" / "model.safetensors"), load_tensors(full / "teacher" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert load_train_state(half, {}, {}) == 20
+
+
+def test_decoder_refuses_latents_of_another_teacher(smoke, tmp_path):
+    import shutil
+
+    other = tmp_path / "teacher"
+    shutil.copytree(smoke["teacher"], other)
+    from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
+
+    t = load_tensors(other / "model.safetensors")
+    t["net.conv_in.bias"] = t["net.conv_in.bias"] + 1
+    save_tensors(other / "model.safetensors", t)
+    with pytest.raises(UserError, match="another teacher"):
+        train_decoder(resolve("decoder", "smoke"), new_run_dir(tmp_path, "d"), other, smoke["latents"])
