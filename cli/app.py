@@ -29,6 +29,7 @@ app.add_typer(train_cmd.app, name="train")
 app.command("encode", epilog=encode_cmd.EPILOG)(encode_cmd.encode)
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("models")(models_cmd.models)
+app.command("export")(models_cmd.export)
 
 
 def main() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+
 
 def models() -> None:
     """List the embedded models (name, resolutions, first line of the model card)."""
@@ -19,3 +23,15 @@ def models() -> None:
         res = {p: load_config(folder / p)["unet"] for p in parts}
         desc = ", ".join(f"{p} {u['resolution'] * 2 ** len(u.get('grow_channels', []))}px" for p, u in res.items())
         print(f"{name:16s} {desc:32s} {summary}")
+
+
+def export(
+    out: Path = typer.Option(..., "--out", help="Model folder to write (e.g. pagoda_inverse/models/fmnist)."),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint folder."),
+    decoder: Path | None = typer.Option(None, "--decoder", help="Decoder checkpoint folder."),
+    card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
+) -> None:
+    """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
+    from pagoda_inverse.train.export import export_model
+
+    print(export_model(out, teacher=teacher, decoder=decoder, card=card.read_text() if card else ""))

@@ -8,7 +8,7 @@ import typer
 
 from pagoda_inverse.cli.options import DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
 
-app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder).", no_args_is_help=True)
+app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder, grow).", no_args_is_help=True)
 
 TEACHER_EPILOG = """Examples:
 
@@ -91,4 +91,40 @@ def decoder(
     console.print(f"run folder: {run_dir}")
     with progress_callback("decoder", cfg.steps, quiet) as cb:
         out = train_decoder(cfg, run_dir, teacher, latents, callback=cb)
+    print(out)
+
+
+GROW_EPILOG = """Examples:
+
+  pagoda-inv train grow --decoder runs/00001-decoder-smoke/decoder --teacher runs/00000-teacher-smoke/teacher \\
+      --latents runs/latents-smoke --preset smoke
+
+  pagoda-inv train grow --decoder runs/00002-decoder-fmnist/decoder --teacher runs/00000-teacher-fmnist/teacher \\
+      --latents runs/latents-train
+"""
+
+
+@app.command("grow", epilog=GROW_EPILOG)
+def grow(
+    decoder: Path = typer.Option(
+        ..., "--decoder", help="Decoder checkpoint to grow (from 'train decoder' or 'grow')."
+    ),
+    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint the latents were encoded with."),
+    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
+    width: int | None = typer.Option(None, min=1, help="Channels of the new stage (default: keep the last width)."),
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
+    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.train.grow import grow_decoder
+
+    cfg = _resumed_config("grow", preset, resume, steps=steps)
+    run_dir = _start_run("grow", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("grow", cfg.steps, quiet) as cb:
+        out = grow_decoder(cfg, run_dir, decoder, teacher, latents, width=width, callback=cb)
     print(out)

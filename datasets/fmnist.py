@@ -14,8 +14,8 @@ import zlib
 from pathlib import Path
 
 import torch
-from pagoda_inverse.datasets.transforms import from_model_range, pad_to, to_model_range
 
+from pagoda_inverse.datasets.transforms import from_model_range, pad_to, to_model_range
 from pagoda_inverse.utils.errors import DatasetNotFoundError
 
 __all__ = [

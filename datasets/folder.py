@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pagoda_inverse.datasets.transforms import to_model_range
 from PIL import Image, ImageOps
 
+from pagoda_inverse.datasets.transforms import to_model_range
 from pagoda_inverse.utils.errors import UserError
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageFolderDataset"]

@@ -42,7 +42,9 @@ def test_unknown_preset():
 
 
 def test_missing_dataset_says_how_to_install(tmp_path):
-    result = run_cli("train", "teacher", "--preset", "smoke", "--runs", str(tmp_path), env={"PAGODA_FMNIST_DIR": str(tmp_path)})
+    result = run_cli(
+        "train", "teacher", "--preset", "smoke", "--runs", str(tmp_path), env={"PAGODA_FMNIST_DIR": str(tmp_path)}
+    )
     _one_line_error(result, "apt-get install -y dataset-fashion-mnist")
 
 

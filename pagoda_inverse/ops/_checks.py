@@ -34,8 +34,10 @@ def check_nonneg(value, name: str) -> None:
 
 def check_positive(value, name: str) -> None:
     """Raise unless every entry of ``value`` is finite and > 0."""
-    check_nonneg(value, name)
-    if bool((torch.as_tensor(value, dtype=torch.float64) <= 0).any()):
+    t = torch.as_tensor(value, dtype=torch.float64)
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()):
+        raise fail(f"{name} must be a finite number > 0, got {_short(value)}")
+    if bool((t <= 0).any()):
         raise fail(f"{name} must be > 0, got {_short(value)}")
 
 
@@ -67,7 +69,10 @@ def check_image(x: torch.Tensor, name: str = "x", channels: int | None = None) -
 def check_batch(param_batch: int, x_batch: int, name: str) -> None:
     """Per-image parameters: a batch of 1 broadcasts, otherwise the batch sizes must match."""
     if param_batch not in (1, x_batch):
-        raise fail(f"{name} holds {param_batch} per-image entries but the batch has {x_batch} images; use 1 or {x_batch}")
+        raise fail(
+            f"{name} holds {param_batch} per-image entries but the batch has {x_batch} image(s); give one "
+            f"shared entry or one per image"
+        )
 
 
 def check_divisible(size: Sequence[int], factor: int, name: str = "factor") -> None:
@@ -75,8 +80,10 @@ def check_divisible(size: Sequence[int], factor: int, name: str = "factor") -> N
     h, w = int(size[-2]), int(size[-1])
     if h % factor or w % factor:
         good = f"{_round_up(h, factor)}x{_round_up(w, factor)}"
-        raise fail(f"{name}={factor} does not divide the image size {h}x{w}; H and W must be multiples of {factor} "
-                   f"(e.g. {good}), so crop or pad the image")
+        raise fail(
+            f"{name}={factor} does not divide the image size {h}x{w}; H and W must be multiples of {factor} "
+            f"(e.g. {good}), so crop or pad the image"
+        )
 
 
 def _round_up(n: int, m: int) -> int:

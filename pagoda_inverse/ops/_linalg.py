@@ -12,8 +12,13 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(1).sum(1).reshape(-1, *([1] * (a.ndim - 1)))
 
 
-def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x0: torch.Tensor | None = None,
-                       max_iter: int = 100, tol: float = 1e-6) -> torch.Tensor:
+def conjugate_gradient(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+) -> torch.Tensor:
     """Solve ``apply(x) = b`` for a symmetric positive semi-definite ``apply``, image by image.
 
     Stops when every image has ``||b - apply(x)|| <= tol * ||b||`` or after ``max_iter`` iterations. Images that

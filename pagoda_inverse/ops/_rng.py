@@ -11,8 +11,9 @@ from ._checks import fail
 GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
 
 
-def per_image_generators(batch: int, generator: GeneratorLike = None,
-                         seeds: Sequence[int] | None = None) -> list[torch.Generator | None]:
+def per_image_generators(
+    batch: int, generator: GeneratorLike = None, seeds: Sequence[int] | None = None
+) -> list[torch.Generator | None]:
     """Return ``batch`` generators for drawing per-image parameters (kernels, masks) on the CPU.
 
     :param batch: number of images B >= 1.
@@ -50,6 +51,7 @@ def randn_like(y: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor
 
 def poisson(rate: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor:
     """Poisson draws with mean ``rate`` (B, ...); with a list of B generators, row i uses generator i."""
+
     def one(r, g):
         if g is None:
             return torch.poisson(r)
@@ -58,7 +60,7 @@ def poisson(rate: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor
     if isinstance(generator, torch.Generator) or generator is None:
         return one(rate, generator)
     gens = per_image_generators(rate.shape[0], generator)
-    return torch.cat([one(rate[i:i + 1], g) for i, g in enumerate(gens)])
+    return torch.cat([one(rate[i : i + 1], g) for i, g in enumerate(gens)])
 
 
 def uniform(gen: torch.Generator | None, n: int = 1, low: float = 0.0, high: float = 1.0) -> torch.Tensor:

@@ -49,9 +49,15 @@ class LinearOperator(torch.nn.Module):
     #: H and W must be multiples of this (downsampling factors).
     size_multiple: int = 1
 
-    def __init__(self, in_shape: tuple[int, int, int] | None = None, noise: str | NoiseModel | None = None,
-                 sigma_y: float | torch.Tensor = 0.0, rate: float | None = None, cg_max_iter: int = 100,
-                 cg_tol: float = 1e-6):
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int] | None = None,
+        noise: str | NoiseModel | None = None,
+        sigma_y: float | torch.Tensor = 0.0,
+        rate: float | None = None,
+        cg_max_iter: int = 100,
+        cg_tol: float = 1e-6,
+    ):
         super().__init__()
         self.in_shape = tuple(int(s) for s in in_shape) if in_shape is not None else None
         self.noise_model = make_noise("gaussian" if noise is None else noise, sigma_y, rate)
@@ -132,8 +138,7 @@ class LinearOperator(torch.nn.Module):
         :param gamma: ``gamma >= 0``, a float or ``[B]`` per-image values.
         """
         g = as_batch_scalar(gamma, r, "gamma")
-        return conjugate_gradient(lambda u: self.A_A_adjoint(u) + g * u, r, max_iter=self.cg_max_iter,
-                                  tol=self.cg_tol)
+        return conjugate_gradient(lambda u: self.A_A_adjoint(u) + g * u, r, max_iter=self.cg_max_iter, tol=self.cg_tol)
 
     def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
         r"""Pseudo-inverse :math:`A^\dagger y`, the minimum-norm least-squares solution of :math:`A x = y`.
@@ -148,12 +153,21 @@ class LinearOperator(torch.nn.Module):
         """
         if self.exact_dagger:
             return self.A_adjoint(self.gram_solve(y, 0.0))
-        return conjugate_gradient(self.A_adjoint_A, self.A_adjoint(y),
-                                  max_iter=self.cg_max_iter if max_iter is None else max_iter,
-                                  tol=self.cg_tol if tol is None else tol)
+        return conjugate_gradient(
+            self.A_adjoint_A,
+            self.A_adjoint(y),
+            max_iter=self.cg_max_iter if max_iter is None else max_iter,
+            tol=self.cg_tol if tol is None else tol,
+        )
 
-    def tikhonov(self, y: torch.Tensor, x0: torch.Tensor | None = None, gamma: float | torch.Tensor = 1.0,
-                 max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
+    def tikhonov(
+        self,
+        y: torch.Tensor,
+        x0: torch.Tensor | None = None,
+        gamma: float | torch.Tensor = 1.0,
+        max_iter: int | None = None,
+        tol: float | None = None,
+    ) -> torch.Tensor:
         r"""Solve :math:`(A^\top A + \gamma I) x = A^\top y + \gamma x_0`.
 
         This is :math:`\arg\min_x \|A x - y\|^2 + \gamma \|x - x_0\|^2`, the data-consistency step with noise
@@ -173,9 +187,12 @@ class LinearOperator(torch.nn.Module):
             d = self.A_adjoint(self.gram_solve(r, gamma))
         else:
             g = as_batch_scalar(gamma, r, "gamma")
-            d = conjugate_gradient(lambda u: self.A_adjoint_A(u) + g * u, self.A_adjoint(r),
-                                   max_iter=self.cg_max_iter if max_iter is None else max_iter,
-                                   tol=self.cg_tol if tol is None else tol)
+            d = conjugate_gradient(
+                lambda u: self.A_adjoint_A(u) + g * u,
+                self.A_adjoint(r),
+                max_iter=self.cg_max_iter if max_iter is None else max_iter,
+                tol=self.cg_tol if tol is None else tol,
+            )
         return d if x0 is None else x0 + d
 
     def prox_l2(self, z: torch.Tensor, y: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:

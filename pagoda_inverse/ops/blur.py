@@ -14,6 +14,7 @@ the same operator. Kernels may differ per image (``(B, 1|C, kh, kw)``) and per c
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -60,26 +61,48 @@ def pad2d(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.
     """Pad the last two axes by ``(top, bottom, left, right)`` (any size; ``reflect`` excludes the edge pixel)."""
     top, bottom, left, right = pads
     h, w = x.shape[-2:]
-    if mode == "constant" or (mode == "replicate") or (mode == "reflect" and max(top, bottom) < h
-                                                      and max(left, right) < w) \
-            or (mode == "circular" and max(top, bottom) <= h and max(left, right) <= w):
+    if (
+        mode == "constant"
+        or (mode == "replicate")
+        or (mode == "reflect" and max(top, bottom) < h and max(left, right) < w)
+        or (mode == "circular" and max(top, bottom) <= h and max(left, right) <= w)
+    ):
         return F.pad(x, (left, right, top, bottom), mode=mode)
     x = x.index_select(-2, _pad_index(h, top, bottom, mode, x.device))
     return x.index_select(-1, _pad_index(w, left, right, mode, x.device))
 
 
+def _fold(g: torch.Tensor, dim: int, before: int, after: int, mode: str) -> torch.Tensor:
+    """Adjoint of padding one axis by ``before``/``after``: add each padded copy back onto its source pixel."""
+    n = g.shape[dim] - before - after
+    if mode == "constant":
+        return g.narrow(dim, before, n)
+    fits = (
+        (mode == "reflect" and max(before, after) < n)
+        or (mode == "circular" and max(before, after) <= n)
+        or mode == "replicate"
+    )
+    if not fits:  # pads larger than the image: generic scatter
+        out = g.new_zeros(*g.shape[:dim], n, *g.shape[dim + 1 :])
+        return out.index_add_(dim, _pad_index(n, before, after, mode, g.device), g)
+    out = g.narrow(dim, before, n).clone()
+    head, tail = g.narrow(dim, 0, before), g.narrow(dim, before + n, after)
+    if mode == "reflect":
+        out.narrow(dim, 1, before).add_(head.flip(dim))
+        out.narrow(dim, n - 1 - after, after).add_(tail.flip(dim))
+    elif mode == "replicate":
+        out.narrow(dim, 0, 1).add_(head.sum(dim, keepdim=True))
+        out.narrow(dim, n - 1, 1).add_(tail.sum(dim, keepdim=True))
+    else:  # circular
+        out.narrow(dim, n - before, before).add_(head)
+        out.narrow(dim, 0, after).add_(tail)
+    return out
+
+
 def pad2d_adjoint(g: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.Tensor:
     """Adjoint of :func:`pad2d`: fold the padded border back onto the pixels it was copied from."""
     top, bottom, left, right = pads
-    hp, wp = g.shape[-2:]
-    h, w = hp - top - bottom, wp - left - right
-    if mode == "constant":
-        return g[..., top:top + h, left:left + w]
-    out = g.new_zeros(*g.shape[:-2], h, wp)
-    out.index_add_(out.ndim - 2, _pad_index(h, top, bottom, mode, g.device), g)
-    res = g.new_zeros(*g.shape[:-2], h, w)
-    res.index_add_(res.ndim - 1, _pad_index(w, left, right, mode, g.device), out)
-    return res
+    return _fold(_fold(g, g.ndim - 2, top, bottom, mode), g.ndim - 1, left, right, mode)
 
 
 def _grouped(x: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -109,16 +132,25 @@ class Blur(LinearOperator):
     (torch.Size([2, 3, 9, 7]), True)
     """
 
-    def __init__(self, kernel, padding: str = "reflect", *, normalise: bool = True, rcond: float = 1e-5,
-                 method: str = "auto", **kwargs):
+    def __init__(
+        self,
+        kernel,
+        padding: str = "reflect",
+        *,
+        normalise: bool = True,
+        rcond: float = 1e-5,
+        method: str = "auto",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.padding = "constant" if check_choice(padding, "padding", PADDINGS) == "zeros" else padding
         check_choice(method, "method", ("auto", "fft", "direct"))
         check_positive(rcond, "rcond")
         k = as_kernel(kernel, "kernel", normalise=normalise)
         if self.in_shape is not None and k.shape[1] not in (1, self.in_shape[0]):
-            raise fail(f"kernel has {k.shape[1]} channels but the image has {self.in_shape[0]}; use 1 or "
-                       f"{self.in_shape[0]}")
+            raise fail(
+                f"kernel has {k.shape[1]} channels but the image has {self.in_shape[0]}; use 1 or {self.in_shape[0]}"
+            )
         self.register_buffer("kernel", k)
         self.rcond = float(rcond)
         self.use_fft = method == "fft" or (method == "auto" and k.shape[-2] * k.shape[-1] > 121)
@@ -128,8 +160,9 @@ class Blur(LinearOperator):
     # ---- constructors ----------------------------------------------------------------------------------------------
 
     @classmethod
-    def gaussian(cls, sigma: float | Sequence[float] = 3.0, size: int | None = 61, padding: str = "reflect",
-                 **kwargs) -> Blur:
+    def gaussian(
+        cls, sigma: float | Sequence[float] = 3.0, size: int | None = 61, padding: str = "reflect", **kwargs
+    ) -> Blur:
         """Gaussian blur (DPS suite: ``sigma=3.0, size=61, padding="reflect"``).
 
         :param sigma: standard deviation in pixels, > 0; a float, ``(sigma_y, sigma_x)``, or a list of B floats
@@ -140,15 +173,23 @@ class Blur(LinearOperator):
         if isinstance(sigma, (list, tuple, torch.Tensor)) and not (isinstance(sigma, tuple) and len(sigma) == 2):
             sig = [float(s) for s in torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)]
             check_positive(sig, "sigma")
-            size = size or 2 * int(torch.tensor(max(sig) * 3).ceil()) + 1
+            size = size or 2 * math.ceil(3 * max(sig)) + 1
             kernel = torch.stack([gaussian_kernel(s, size) for s in sig])[:, None]
         else:
             kernel = gaussian_kernel(sigma, size)
         return cls(kernel, padding, **kwargs)
 
     @classmethod
-    def motion(cls, size: int = 61, intensity: float = 0.5, padding: str = "reflect", batch: int = 1,
-               generator: GeneratorLike = None, seeds: Sequence[int] | None = None, **kwargs) -> Blur:
+    def motion(
+        cls,
+        size: int = 61,
+        intensity: float = 0.5,
+        padding: str = "reflect",
+        batch: int = 1,
+        generator: GeneratorLike = None,
+        seeds: Sequence[int] | None = None,
+        **kwargs,
+    ) -> Blur:
         """Random motion blur, one kernel per image (DPS suite: ``size=61, intensity=0.5, padding="reflect"``).
 
         :param size: kernel size.
@@ -214,7 +255,7 @@ class Blur(LinearOperator):
         if self.use_fft:
             hf, wf = _fast_len(hp), _fast_len(wp)
             full = torch.fft.irfft2(torch.fft.rfft2(xp, s=(hf, wf)) * self._spectrum(k, hf, wf, False), s=(hf, wf))
-            return full[..., kh - 1:hp, kw - 1:wp]
+            return full[..., kh - 1 : hp, kw - 1 : wp]
         xg, kg, groups = _grouped(xp, k)
         out = F.conv2d(xg, kg.flip(-2, -1), groups=groups)
         return out.reshape(x.shape[0], x.shape[1], *out.shape[-2:])
@@ -243,10 +284,10 @@ class Blur(LinearOperator):
         k = self._kernel_for(r)
         h, w = r.shape[-2:]
         spec = self._spectrum(k, h, w, True)
-        power = spec.real ** 2 + spec.imag ** 2
+        power = spec.real**2 + spec.imag**2
         g = as_batch_scalar(gamma, r, "gamma")
         if isinstance(g, float) and g == 0.0:
-            keep = power > (self.rcond ** 2) * power.amax(dim=(-2, -1), keepdim=True)
+            keep = power > (self.rcond**2) * power.amax(dim=(-2, -1), keepdim=True)
             return spec, torch.where(keep, 1.0 / power.clamp_min(torch.finfo(power.dtype).tiny), 0.0)
         return spec, 1.0 / (power + g)
 
@@ -259,8 +300,12 @@ class Blur(LinearOperator):
     def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
         if self.padding != "circular":
             return super().A_dagger(y, max_iter, tol)
-        spec, inv = self._inverse_spectrum(y, 0.0)
-        return torch.fft.irfft2(torch.fft.rfft2(y) * spec.conj() * inv, s=y.shape[-2:])
+        self._kernel_for(y)  # validates the batch and channels
+        key = ("dagger", *y.shape[-2:], y.device, y.dtype)
+        if key not in self._cache:  # conj(K) / |K|^2 on the kept modes, 0 elsewhere
+            spec, inv = self._inverse_spectrum(y, 0.0)
+            self._cache[key] = spec.conj() * inv
+        return torch.fft.irfft2(torch.fft.rfft2(y) * self._cache[key], s=y.shape[-2:])
 
     def extra_repr(self) -> str:
         return f"kernel={tuple(self.kernel.shape)}, padding={self.padding!r}, fft={self.use_fft}"

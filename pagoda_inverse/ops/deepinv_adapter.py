@@ -75,8 +75,12 @@ def _physics_class():
         """A pagoda_inverse operator seen as a deepinv ``LinearPhysics`` in [0, 1] units (see the module doc)."""
 
         def __init__(self, op: LinearOperator):
-            super().__init__(noise_model=_noise_to_deepinv(op.noise_model), max_iter=op.cg_max_iter,
-                             tol=op.cg_tol, img_size=op.in_shape)
+            super().__init__(
+                noise_model=_noise_to_deepinv(op.noise_model),
+                max_iter=op.cg_max_iter,
+                tol=op.cg_tol,
+                img_size=op.in_shape,
+            )
             self.op = op
 
         def A(self, x, **kwargs):
@@ -151,8 +155,9 @@ class DeepinvOperator(LinearOperator):
         else:
             ours = None
         img = getattr(physics, "img_size", None)
-        super().__init__(in_shape=in_shape or (tuple(img) if img is not None and len(img) == 3 else None),
-                         noise=ours or NoNoise())
+        super().__init__(
+            in_shape=in_shape or (tuple(img) if img is not None and len(img) == 3 else None), noise=ours or NoNoise()
+        )
         if ours is None:
             self.noise_model = _DeepinvNoise(physics, self)
         self.physics = physics
@@ -166,8 +171,14 @@ class DeepinvOperator(LinearOperator):
     def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
         return self.physics.A_dagger(y)
 
-    def tikhonov(self, y: torch.Tensor, x0: torch.Tensor | None = None, gamma: float | torch.Tensor = 1.0,
-                 max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
+    def tikhonov(
+        self,
+        y: torch.Tensor,
+        x0: torch.Tensor | None = None,
+        gamma: float | torch.Tensor = 1.0,
+        max_iter: int | None = None,
+        tol: float | None = None,
+    ) -> torch.Tensor:
         if isinstance(gamma, (int, float)) and gamma == 0:
             return self.A_dagger(y) if x0 is None else self.project(x0, y)
         z = torch.zeros_like(self.A_adjoint(y)) if x0 is None else x0

@@ -61,9 +61,12 @@ class Inpaint(LinearOperator):
         if self.in_shape is not None:
             c, h, w = self.in_shape
             if tuple(m.shape[-2:]) != (h, w) or m.shape[1] not in (1, c):
-                raise fail(f"mask has shape {tuple(m.shape)} but images are {c}x{h}x{w}; expected (B, 1 or {c}, "
-                           f"{h}, {w})")
+                raise fail(
+                    f"mask has shape {tuple(m.shape)} but images are {c}x{h}x{w}; expected (B, 1 or {c}, {h}, {w})"
+                )
         self.register_buffer("mask", m)
+        self.binary = bool(((m == 0) | (m == 1)).all())
+        self._cast: dict = {}
 
     # ---- constructors ----------------------------------------------------------------------------------------------
 
@@ -73,18 +76,35 @@ class Inpaint(LinearOperator):
         return cls(make_masks(kind, batch, h, w, generator, seeds, **params), in_shape=shape, **kwargs)
 
     @classmethod
-    def box(cls, shape: tuple[int, int, int], box=None, position: str = "center", margin: int | None = None,
-            batch: int = 1, generator: GeneratorLike = None, seeds: Sequence[int] | None = None, **kwargs) -> Inpaint:
+    def box(
+        cls,
+        shape: tuple[int, int, int],
+        box=None,
+        position: str = "center",
+        margin: int | None = None,
+        batch: int = 1,
+        generator: GeneratorLike = None,
+        seeds: Sequence[int] | None = None,
+        **kwargs,
+    ) -> Inpaint:
         """Box hole, centred or at a seeded random position (DPS: ``box=128, position="random"`` at 256).
 
         :param shape: (C, H, W). See :func:`~pagoda_inverse.ops.masks.box_mask` for the other parameters.
         """
-        return cls._made("box", shape, batch, generator, seeds,
-                         {"box": box, "position": position, "margin": margin}, kwargs)
+        return cls._made(
+            "box", shape, batch, generator, seeds, {"box": box, "position": position, "margin": margin}, kwargs
+        )
 
     @classmethod
-    def random(cls, shape: tuple[int, int, int], drop: float = 0.7, batch: int = 1, generator: GeneratorLike = None,
-               seeds: Sequence[int] | None = None, **kwargs) -> Inpaint:
+    def random(
+        cls,
+        shape: tuple[int, int, int],
+        drop: float = 0.7,
+        batch: int = 1,
+        generator: GeneratorLike = None,
+        seeds: Sequence[int] | None = None,
+        **kwargs,
+    ) -> Inpaint:
         """Random pixels: ``drop`` is the fraction **dropped** (DAPS 0.7, DPS paper 0.92; deepinv's kept = 1 - drop).
 
         :param shape: (C, H, W).
@@ -92,8 +112,14 @@ class Inpaint(LinearOperator):
         return cls._made("random", shape, batch, generator, seeds, {"drop": drop}, kwargs)
 
     @classmethod
-    def freeform(cls, shape: tuple[int, int, int], batch: int = 1, generator: GeneratorLike = None,
-                 seeds: Sequence[int] | None = None, **params) -> Inpaint:
+    def freeform(
+        cls,
+        shape: tuple[int, int, int],
+        batch: int = 1,
+        generator: GeneratorLike = None,
+        seeds: Sequence[int] | None = None,
+        **params,
+    ) -> Inpaint:
         """Free-form strokes; ``params`` go to :func:`~pagoda_inverse.ops.masks.freeform_mask` or the base class.
 
         :param shape: (C, H, W).
@@ -113,10 +139,16 @@ class Inpaint(LinearOperator):
         check_image(x)
         m = self.mask
         if tuple(m.shape[-2:]) != tuple(x.shape[-2:]) or m.shape[1] not in (1, x.shape[1]):
-            raise fail(f"mask has shape {tuple(m.shape)} but the images are {tuple(x.shape)}; the mask must be "
-                       f"(B, 1 or C, H, W) with the images' H and W")
+            raise fail(
+                f"mask has shape {tuple(m.shape)} but the images are {tuple(x.shape)}; the mask must be "
+                f"(B, 1 or C, H, W) with the images' H and W"
+            )
         check_batch(m.shape[0], x.shape[0], "mask")
-        return m.to(device=x.device, dtype=x.dtype)
+        key = (x.device, x.dtype)
+        cached = self._cast.get(key)
+        if cached is None or cached[0] is not m:  # re-cast when the buffer was replaced or moved
+            cached = self._cast[key] = (m, m.to(device=x.device, dtype=x.dtype))
+        return cached[1]
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return x * self._mask_for(x)
@@ -136,6 +168,8 @@ class Inpaint(LinearOperator):
 
     def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
         m = self._mask_for(y)
+        if self.binary:
+            return y * m
         return torch.where(m > 0, y / m.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(y))
 
     def extra_repr(self) -> str:

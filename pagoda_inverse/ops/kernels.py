@@ -70,8 +70,8 @@ def gaussian_kernel(sigma: float | Sequence[float], size: int | Sequence[int] | 
     >>> tuple(k.shape), round(float(k.sum()), 6), bool(k[2, 2] == k.max())
     ((5, 5), 1.0, True)
     """
+    check_positive(sigma, "sigma")
     sy, sx = (sigma, sigma) if isinstance(sigma, (int, float)) else tuple(sigma)
-    check_positive([sy, sx], "sigma")
     if size is None:
         size = (2 * math.ceil(3 * sy) + 1, 2 * math.ceil(3 * sx) + 1)
     kh, kw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
@@ -116,7 +116,7 @@ def motion_trajectory(size: int, intensity: float, generator: torch.Generator | 
     diag = math.hypot(2 * size, 2 * size)
     max_len = 0.75 * diag * float(uniform(generator) + uniform(generator, 1, 0.0, intensity**2))
     steps = torch.empty(0, dtype=torch.float64)
-    while float(steps.sum()) < max_len:  # step lengths, drawn in chunks for speed
+    while steps.numel() == 0 or float(steps.sum()) < max_len:  # step lengths, drawn in chunks for speed
         chunk = _beta_int(generator, 1, 30, 64) * (1 - intensity + eps) * diag
         steps = torch.cat([steps, chunk[chunk < max_len]])
     n = int(torch.searchsorted(torch.cumsum(steps, 0), torch.tensor([max_len], dtype=torch.float64))) + 1
@@ -184,8 +184,13 @@ def motion_kernel(size: int = 61, intensity: float = 0.5, generator: torch.Gener
     return k / k.sum()
 
 
-def motion_kernels(batch: int = 1, size: int = 61, intensity: float = 0.5, generator: GeneratorLike = None,
-                   seeds: Sequence[int] | None = None) -> torch.Tensor:
+def motion_kernels(
+    batch: int = 1,
+    size: int = 61,
+    intensity: float = 0.5,
+    generator: GeneratorLike = None,
+    seeds: Sequence[int] | None = None,
+) -> torch.Tensor:
     """``batch`` motion kernels, kernel i drawn from generator i (see :func:`~pagoda_inverse.ops._rng`).
 
     :param batch: number of kernels B.

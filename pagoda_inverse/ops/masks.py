@@ -24,8 +24,14 @@ def _randint(gen, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
-def box_mask(h: int, w: int, box: int | Sequence[int] | None = None, position: str = "center",
-             margin: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def box_mask(
+    h: int,
+    w: int,
+    box: int | Sequence[int] | None = None,
+    position: str = "center",
+    margin: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A rectangular hole (the DPS/DAPS ``box`` task: a 128x128 hole in 256x256 with a 16 px margin).
 
     :param h: image height. :param w: image width.
@@ -52,7 +58,7 @@ def box_mask(h: int, w: int, box: int | Sequence[int] | None = None, position: s
         mh, mw = min(m, (h - bh) // 2), min(m, (w - bw) // 2)
         top, left = _randint(generator, mh, h - mh - bh), _randint(generator, mw, w - mw - bw)
     mask = torch.ones(h, w, dtype=torch.float64)
-    mask[top:top + bh, left:left + bw] = 0
+    mask[top : top + bh, left : left + bw] = 0
     return mask
 
 
@@ -74,11 +80,18 @@ def random_mask(h: int, w: int, drop: float = 0.7, generator: torch.Generator | 
     return mask.reshape(h, w)
 
 
-def freeform_mask(h: int, w: int, strokes: int = 4, vertices: int = 10, width: tuple[float, float] = (0.04, 0.1),
-                  length: tuple[float, float] = (0.05, 0.2), generator: torch.Generator | None = None) -> torch.Tensor:
+def freeform_mask(
+    h: int,
+    w: int,
+    strokes: int = 5,
+    vertices: int = 10,
+    width: tuple[float, float] = (0.05, 0.12),
+    length: tuple[float, float] = (0.08, 0.25),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Free-form brush strokes (in the style of DeepFill v2 / Palette masks), seeded.
 
-    Each of ``1..strokes`` strokes starts at a uniform point and walks ``4..vertices`` segments whose heading turns
+    Each of ``2..strokes`` strokes starts at a uniform point and walks ``4..vertices`` segments whose heading turns
     by up to 72 degrees; every segment is a capsule of a stroke-wide width. Sizes are fractions of ``min(h, w)``.
 
     :param strokes: maximum number of strokes.
@@ -92,7 +105,7 @@ def freeform_mask(h: int, w: int, strokes: int = 4, vertices: int = 10, width: t
     rows = torch.arange(h, dtype=torch.float64)[:, None] + 0.5
     cols = torch.arange(w, dtype=torch.float64)[None, :] + 0.5
     hole = torch.zeros(h, w, dtype=torch.bool)
-    for _ in range(_randint(generator, 1, strokes)):
+    for _ in range(_randint(generator, min(2, strokes), strokes)):
         p = uniform(generator, 2) * torch.tensor([h, w], dtype=torch.float64)
         radius = float(uniform(generator, 1, width[0] * s, width[1] * s)) / 2
         heading = float(uniform(generator, 1, 0, 2 * math.pi))
@@ -100,8 +113,9 @@ def freeform_mask(h: int, w: int, strokes: int = 4, vertices: int = 10, width: t
             heading += float(uniform(generator, 1, -2 * math.pi / 5, 2 * math.pi / 5))
             step = float(uniform(generator, 1, length[0] * s, length[1] * s))
             q = p + step * torch.tensor([math.sin(heading), math.cos(heading)], dtype=torch.float64)
-            q = torch.minimum(torch.maximum(q, torch.zeros(2, dtype=torch.float64)),
-                              torch.tensor([h, w], dtype=torch.float64))
+            q = torch.minimum(
+                torch.maximum(q, torch.zeros(2, dtype=torch.float64)), torch.tensor([h, w], dtype=torch.float64)
+            )
             # Distance from each pixel centre to the segment p-q.
             d = q - p
             t = ((rows - p[0]) * d[0] + (cols - p[1]) * d[1]) / (float(d @ d) + 1e-12)
@@ -130,8 +144,15 @@ def load_mask(path: str | os.PathLike, invert: bool = False) -> torch.Tensor:
 MASK_KINDS = {"box": box_mask, "random": random_mask, "freeform": freeform_mask}
 
 
-def make_masks(kind: str, batch: int, h: int, w: int, generator: GeneratorLike = None,
-               seeds: Sequence[int] | None = None, **params) -> torch.Tensor:
+def make_masks(
+    kind: str,
+    batch: int,
+    h: int,
+    w: int,
+    generator: GeneratorLike = None,
+    seeds: Sequence[int] | None = None,
+    **params,
+) -> torch.Tensor:
     """``batch`` masks of one kind; mask i is drawn from generator i, so it depends only on ``seeds[i]``.
 
     :param kind: ``"box"``, ``"random"`` or ``"freeform"``.

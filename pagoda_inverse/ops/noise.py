@@ -44,8 +44,8 @@ class GaussianNoise(NoiseModel):
 
     >>> g = torch.Generator().manual_seed(0)
     >>> y = GaussianNoise(0.05)(torch.zeros(2, 3, 8, 8), generator=g)
-    >>> y.shape, round(float(y.std()), 1)
-    (torch.Size([2, 3, 8, 8]), 0.1)
+    >>> y.shape, bool(0.04 < float(y.std()) < 0.06)
+    (torch.Size([2, 3, 8, 8]), True)
     """
 
     def __init__(self, sigma: float | torch.Tensor = 0.05):
@@ -90,8 +90,9 @@ class PoissonNoise(NoiseModel):
         return f"rate={self.rate}"
 
 
-def make_noise(noise: str | NoiseModel | None = "gaussian", sigma_y: float | torch.Tensor = 0.0,
-               rate: float | None = None) -> NoiseModel:
+def make_noise(
+    noise: str | NoiseModel | None = "gaussian", sigma_y: float | torch.Tensor = 0.0, rate: float | None = None
+) -> NoiseModel:
     """Build a noise model from a name.
 
     :param noise: ``"gaussian"``, ``"poisson"``, ``"none"``, a :class:`NoiseModel` (returned as is) or ``None``.

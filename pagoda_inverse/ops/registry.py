@@ -56,30 +56,33 @@ def _denoise(shape, *, batch=1, generator=None, seeds=None, **kw) -> LinearOpera
 
 
 @_entry("gaussian_blur")
-def _gaussian_blur(shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61, padding="reflect",
-                   **kw) -> LinearOperator:
+def _gaussian_blur(
+    shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61, padding="reflect", **kw
+) -> LinearOperator:
     """Gaussian blur, DPS suite: sigma 3, 61x61, reflect padding (sigma may be a list of B values)."""
     return Blur.gaussian(sigma, size, padding, in_shape=shape, **_noise(kw), **kw)
 
 
 @_entry("gaussian_blur_circular")
-def _gaussian_blur_circular(shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61,
-                            **kw) -> LinearOperator:
+def _gaussian_blur_circular(shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61, **kw) -> LinearOperator:
     """Gaussian blur with circular padding: exact FFT pseudo-inverse and Tikhonov solve."""
     return Blur.gaussian(sigma, size, "circular", in_shape=shape, **_noise(kw), **kw)
 
 
 @_entry("motion_blur")
-def _motion_blur(shape, *, batch=1, generator=None, seeds=None, size=61, intensity=0.5, padding="reflect",
-                 **kw) -> LinearOperator:
+def _motion_blur(
+    shape, *, batch=1, generator=None, seeds=None, size=61, intensity=0.5, padding="reflect", **kw
+) -> LinearOperator:
     """Random motion blur, one kernel per image, DPS suite: 61x61, intensity 0.5, reflect padding."""
-    return Blur.motion(size, intensity, padding, batch=batch, generator=generator, seeds=seeds, in_shape=shape,
-                       **_noise(kw), **kw)
+    return Blur.motion(
+        size, intensity, padding, batch=batch, generator=generator, seeds=seeds, in_shape=shape, **_noise(kw), **kw
+    )
 
 
 @_entry("blur_kernel")
-def _blur_kernel(shape, *, batch=1, generator=None, seeds=None, kernel=None, padding="reflect",
-                 **kw) -> LinearOperator:
+def _blur_kernel(
+    shape, *, batch=1, generator=None, seeds=None, kernel=None, padding="reflect", **kw
+) -> LinearOperator:
     """Blur by a given kernel: a ``.npy``/grayscale PNG path, an array or a tensor (default: 9x9 uniform, DDRM)."""
     kernel = torch.ones(9, 9, dtype=torch.float64) if kernel is None else kernel
     return Blur(kernel, padding, in_shape=shape, **_noise(kw), **kw)
@@ -98,19 +101,20 @@ def _downsample_bicubic(shape, *, batch=1, generator=None, seeds=None, factor=4,
 
 
 @_entry("blur_downsample", multiple=lambda p: p.get("factor", 4))
-def _blur_downsample(shape, *, batch=1, generator=None, seeds=None, sigma=2.0, size=13, padding="reflect",
-                     factor=4, filter="area", **kw) -> LinearOperator:
+def _blur_downsample(
+    shape, *, batch=1, generator=None, seeds=None, sigma=2.0, size=13, padding="reflect", factor=4, filter="area", **kw
+) -> LinearOperator:
     """Gaussian blur then downsampling (classical SR degradation), a composition."""
     down = AreaDownsample(factor) if filter == "area" else BicubicDownsample(factor)
     return Composed([Blur.gaussian(sigma, size, padding, in_shape=shape), down], **_noise(kw), **kw)
 
 
 @_entry("inpaint_box")
-def _inpaint_box(shape, *, batch=1, generator=None, seeds=None, box=None, position="random", margin=None,
-                 **kw) -> LinearOperator:
+def _inpaint_box(
+    shape, *, batch=1, generator=None, seeds=None, box=None, position="random", margin=None, **kw
+) -> LinearOperator:
     """Box hole (default half the image, random position with a 1/16 margin, as DPS's 128 px in 256)."""
-    return Inpaint.box(shape, box, position, margin, batch=batch, generator=generator, seeds=seeds, **_noise(kw),
-                       **kw)
+    return Inpaint.box(shape, box, position, margin, batch=batch, generator=generator, seeds=seeds, **_noise(kw), **kw)
 
 
 @_entry("inpaint_random")
@@ -177,9 +181,15 @@ def fit_shape(name: str, shape: Sequence[int], **params) -> tuple[int, int, int]
     return c, math.ceil(h / m) * m, math.ceil(w / m) * m
 
 
-def make_operator(name: str, shape: Sequence[int] = (3, 256, 256), batch: int = 1, generator: GeneratorLike = None,
-                  seeds: Sequence[int] | None = None, device: str | torch.device | None = None,
-                  **params) -> LinearOperator:
+def make_operator(
+    name: str,
+    shape: Sequence[int] = (3, 256, 256),
+    batch: int = 1,
+    generator: GeneratorLike = None,
+    seeds: Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    **params,
+) -> LinearOperator:
     """Build registry operator ``name`` for (C, H, W) images.
 
     :param name: a key of :data:`OPERATORS` (see :func:`list_operators`).

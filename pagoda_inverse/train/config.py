@@ -109,11 +109,15 @@ PRESETS: dict[str, dict[str, object]] = {
         "fmnist": DecoderConfig(),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
     },
+    "grow": {
+        "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
+        "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
+    },
 }
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow) with non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
@@ -137,4 +141,4 @@ def from_dict(kind: str, d: dict):
     """Rebuild a config of ``kind`` from :func:`to_dict`'s output (used by ``--resume``)."""
     if kind == "teacher":
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
-    return {"encode": EncodeConfig, "decoder": DecoderConfig}[kind](**d)
+    return {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig}[kind](**d)

@@ -1,8 +1,8 @@
 """Heun PF-ODE solver against an analytic Gaussian-mixture denoiser (exact score at every sigma)."""
 
 import torch
-
 from gmm import GaussianMixture
+
 from pagoda_inverse.core.ode import decode_heun, encode_heun, sample_heun
 
 

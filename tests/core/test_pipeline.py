@@ -101,3 +101,44 @@ def test_decoder_refuses_latents_of_another_teacher(smoke, tmp_path):
     save_tensors(other / "model.safetensors", t)
     with pytest.raises(UserError, match="another teacher"):
         train_decoder(resolve("decoder", "smoke"), new_run_dir(tmp_path, "d"), other, smoke["latents"])
+
+
+def test_grown_generator_starts_as_upsampled_features_and_keeps_the_trunk(smoke):
+    from pagoda_inverse.train.grow import freeze_trunk, grow_generator
+
+    G = load_model(smoke["decoder"]).generator
+    grown = grow_generator(G)
+    feats = {}
+    G.net.out.register_forward_hook(lambda m, i, o: feats.__setitem__("old", i[0]))
+    grown.net.out.register_forward_hook(lambda m, i, o: feats.__setitem__("new", i[0]))
+    z, c = torch.randn(2, 1, 8, 8) * 80, load_model(smoke["decoder"]).class_condition(torch.tensor([1, 2]))
+    assert grown(z, c).shape == (2, 1, 16, 16)
+    G(z, c)
+    upsampled = torch.nn.functional.interpolate(feats["old"], scale_factor=2, mode="nearest")
+    torch.testing.assert_close(feats["new"], upsampled)  # the new stage is the identity at initialisation
+    trainable = freeze_trunk(grown)
+    assert trainable and all(n.startswith(("dec.", "grow.", "out.")) for n in trainable)
+    assert not any(n.startswith(("enc.", "mid.", "cond_embed", "noise_mlp", "conv_in")) for n in trainable)
+
+
+def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
+    from pagoda_inverse.train.grow import grow_decoder
+
+    before = load_model(smoke["decoder"]).generator.net.state_dict()
+    out = grow_decoder(
+        resolve("grow", "smoke"), new_run_dir(tmp_path, "grow"), smoke["decoder"], smoke["teacher"], smoke["latents"]
+    )
+    grown = load_model(out).generator
+    assert grown.net.config.out_resolution == 16
+    after = grown.net.state_dict()
+    for key in ("conv_in.weight", "enc.0.0.conv0.weight", "mid.0.conv0.weight", "cond_embed.weight"):
+        torch.testing.assert_close(after[key], before[key])  # frozen trunk (EMA of an unchanged tensor)
+    assert not torch.equal(after["out.2.weight"], before["out.2.weight"])
+    with pytest.raises(UserError, match="not a decoder"):
+        grow_decoder(
+            resolve("grow", "smoke"),
+            new_run_dir(tmp_path, "bad"),
+            smoke["teacher"],
+            smoke["teacher"],
+            smoke["latents"],
+        )

@@ -45,7 +45,9 @@ def test_wrapper_applies_the_four_scalings():
     sigma = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
     out = EDMPrecond(_Probe())(x, sigma, cond)
     c_skip, c_out, c_in = (c.reshape(-1, 1, 1, 1) for c in precond_scalings(sigma))
-    expected = c_skip * x + c_out * (2 * c_in * x + sigma.log().reshape(-1, 1, 1, 1) / 4 + cond.sum(1).reshape(-1, 1, 1, 1))
+    expected = c_skip * x + c_out * (
+        2 * c_in * x + sigma.log().reshape(-1, 1, 1, 1) / 4 + cond.sum(1).reshape(-1, 1, 1, 1)
+    )
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 

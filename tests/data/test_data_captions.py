@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from pagoda_inverse.datasets import (
     CLASS_SYNONYMS,
     FMNIST_CLASSES,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pagoda_inverse.datasets import FMNIST_CLASSES, find_fmnist_dir, load_fmnist
 
+from pagoda_inverse.datasets import FMNIST_CLASSES, find_fmnist_dir, load_fmnist
 from pagoda_inverse.utils.errors import DatasetNotFoundError, UserError
 
 NAMES = [f"{p}-{k}-ubyte.gz" for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]

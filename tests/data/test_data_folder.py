@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pagoda_inverse.datasets import ImageFolderDataset
 from PIL import Image
 
+from pagoda_inverse.datasets import ImageFolderDataset
 from pagoda_inverse.utils.errors import UserError
 
 

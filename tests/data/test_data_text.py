@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from pagoda_inverse.datasets import NULL_CAPTION, all_captions, canonical_caption
 
 import pagoda_inverse.core.text as text
 from pagoda_inverse.core.text import EMBED_DIM, CaptionBank, TextEncoder
+from pagoda_inverse.datasets import NULL_CAPTION, all_captions, canonical_caption
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 

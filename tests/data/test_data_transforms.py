@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from pagoda_inverse.datasets import downsample, from_model_range, hflip, pad_to, to_model_range
 
 

@@ -72,8 +72,9 @@ def build():
 
     def make(name: str, params: dict, batch: int = 2, shape=SHAPE, **kw):
         shape = registry.fit_shape(name, shape, **params)
-        op = registry.make_operator(name, shape=shape, batch=batch, generator=torch.Generator().manual_seed(0),
-                                    **params, **kw)
+        op = registry.make_operator(
+            name, shape=shape, batch=batch, generator=torch.Generator().manual_seed(0), **params, **kw
+        )
         return op, shape
 
     return make

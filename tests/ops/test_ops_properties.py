@@ -89,8 +89,13 @@ def test_shapes_dtype_device(case, build, dtype, device):
     op, shape = build(*case)
     op = op.to(device)
     x, y = _pair(op, shape, dtype=dtype, device=device)
-    out = {"A": op.A(x), "A_adjoint": op.A_adjoint(y), "A_dagger": op.A_dagger(y, max_iter=3),
-           "forward": op.forward(x), "tikhonov": op.tikhonov(y, x, 0.1, max_iter=3)}
+    out = {
+        "A": op.A(x),
+        "A_adjoint": op.A_adjoint(y),
+        "A_dagger": op.A_dagger(y, max_iter=3),
+        "forward": op.forward(x),
+        "tikhonov": op.tikhonov(y, x, 0.1, max_iter=3),
+    }
     assert out["A"].shape == (2, *op.out_shape(shape)) == y.shape
     for key in ("A_adjoint", "A_dagger", "tikhonov"):
         assert out[key].shape == x.shape, key

@@ -1,0 +1,26 @@
+"""Assemble a model folder (``teacher/`` + ``decoder/`` + ``card.md``) from training outputs, as fp16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
+from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.errors import CheckpointError
+
+
+def export_model(out: Path, *, teacher: Path | None = None, decoder: Path | None = None, card: str = "") -> Path:
+    """Copy checkpoint folders into ``out/teacher`` and ``out/decoder`` in float16, and write ``out/card.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, src in (("teacher", teacher), ("decoder", decoder)):
+        if src is None:
+            continue
+        tensors, config = load_checkpoint(src)
+        if config.get("kind") != name:
+            raise CheckpointError(f"{src}: is a {config.get('kind')!r} checkpoint, expected a {name}")
+        config.pop("format", None)
+        save_checkpoint(out / name, tensors, config, half=True)
+    if card:
+        write_text_atomic(out / "card.md", card)
+    return out

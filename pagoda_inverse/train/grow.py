@@ -1,0 +1,71 @@
+"""PaGoDA progressive growing (Kim et al. 2024, sec. 3.3): append a 2x stage to G, copy weights by name and shape,
+freeze the trunk, and train against targets at the new resolution with the same cached latents.
+
+The new stage is an up-sampling residual block plus plain blocks, all with zero-initialised output convolutions,
+so at initialisation the grown G is the previous G's features up-sampled (nearest) through the copied output head.
+The teacher is never run or retrained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pagoda_inverse.core.generator import Generator
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.core.unet import UNet
+from pagoda_inverse.train.config import DecoderConfig
+from pagoda_inverse.train.decoder import train_decoder
+from pagoda_inverse.utils.errors import CheckpointError
+
+
+def grow_generator(G: Generator, width: int | None = None) -> Generator:
+    """A new generator with one more 2x stage; every tensor whose name and shape match is copied from ``G``.
+
+    :param width: channels of the new stage (default: the previous last level's width, which keeps the output
+        head's shape so it is copied too).
+    """
+    grown = UNet(G.net.config.grown(width))
+    own = grown.state_dict()
+    copied = {k: v for k, v in G.net.state_dict().items() if k in own and own[k].shape == v.shape}
+    grown.load_state_dict(copied, strict=False)
+    return Generator(grown, sigma_max=G.sigma_max, sigma_data=G.sigma_data)
+
+
+def freeze_trunk(G: Generator) -> list[str]:
+    """Freeze everything but the last decoder level (highest teacher resolution), the growth stages and the head.
+
+    Mirrors the released code's ``--activate_from``: embeddings, encoder, middle block and the lower decoder levels
+    stay fixed. Returns the names of the trainable parameters.
+    """
+    cfg = G.net.config
+    trainable_dec = {len(G.net.dec) - i - 1 for i in range(cfg.num_blocks + 1)}  # the top level's blocks
+    names = []
+    for name, p in G.net.named_parameters():
+        top = name.startswith("dec.") and int(name.split(".")[1]) in trainable_dec
+        p.requires_grad_(top or name.startswith(("grow.", "out.")))
+        if p.requires_grad:
+            names.append(name)
+    return names
+
+
+def grow_decoder(
+    cfg: DecoderConfig,
+    run_dir: Path,
+    decoder_dir: Path,
+    teacher_dir: Path,
+    latents_dir: Path,
+    *,
+    width: int | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> Path:
+    """Grow the decoder in ``decoder_dir`` by one 2x stage and train it; returns ``run_dir/decoder``.
+
+    On ``--resume`` the same grown architecture is rebuilt and its state restored from the run folder.
+    """
+    G = load_model(decoder_dir).generator
+    if G is None:
+        raise CheckpointError(f"{decoder_dir}: not a decoder checkpoint; growing needs one from 'train decoder'")
+    G = grow_generator(G, width)
+    freeze_trunk(G)
+    return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback)
