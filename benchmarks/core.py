@@ -1,11 +1,14 @@
-"""Measure the PaGoDA core on this machine and write docs/core.md (+ sample grids under docs/img/).
+"""Measure the PaGoDA core on this machine; write docs/core.md (+ grids in docs/img/) and the model card.
 
-Reports: training wall time of each stage (from the run logs), PF-ODE encoding throughput, the encode -> teacher
-decode round-trip RMSE, the decoder's reconstruction PSNR on the test split's latents, and one-step G vs teacher
-Heun sampling throughput in the same process.
+Reports the training wall time of every stage (from the run logs), PF-ODE encoding throughput, the
+encode -> teacher-decode round trip, the decoders' reconstruction PSNR on the test split's latents (8x8 G and the
+grown G against the full-resolution test images, beside bicubic up-sampling of the 8x8 image), the learned
+encoder's latent error and the PSNR of decoding through it, and one-step G vs teacher Heun sampling throughput
+measured in the same process. Usage (see scripts/train_fmnist.sh):
 
-    python benchmarks/core.py --teacher-run runs/00000-teacher-fmnist --train-latents runs/latents-train \
-        --test-latents runs/latents-test --decoder-run runs/00002-decoder-fmnist
+    python benchmarks/core.py --teacher-run runs/00000-teacher-fmnist --decoder-run runs/00001-decoder-fmnist \
+        --grow-runs runs/00002-grow-fmnist runs/00003-grow-fmnist --encoder-run runs/00004-encoder-fmnist \
+        --train-latents runs/latents-train --test-latents runs/latents-test --encode-log runs/encode-train.log
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from pagoda_inverse.core.encode import load_latent_cache
+from pagoda_inverse.core.generator import generate_guided
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.ode import decode_heun, encode_heun, sample_heun
 from pagoda_inverse.core.precond import guided_denoiser
@@ -35,15 +40,19 @@ def run_seconds(run_dir: Path) -> float:
     return float(re.match(r"\[\s*([\d.]+)s\]", last).group(1))
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean per-image PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
     mse = (x.clamp(-1, 1) - y).pow(2).mean((1, 2, 3))
-    return 10 * torch.log10(4 / mse)
+    return float((10 * torch.log10(4 / mse)).mean())
 
 
-def timed(fn, *args):
+def batched(fn, *tensors, size: int = 500) -> torch.Tensor:
+    return torch.cat([fn(*(t[i : i + size] for t in tensors)) for i in range(0, len(tensors[0]), size)])
+
+
+def timed(fn):
     start = time.perf_counter()
-    out = fn(*args)
+    out = fn()
     return out, time.perf_counter() - start
 
 
@@ -52,122 +61,189 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher-run", type=Path, required=True)
     p.add_argument("--decoder-run", type=Path, required=True)
+    p.add_argument("--grow-runs", type=Path, nargs="*", default=[])
+    p.add_argument("--encoder-run", type=Path)
     p.add_argument("--train-latents", type=Path, required=True)
     p.add_argument("--test-latents", type=Path, required=True)
-    p.add_argument(
-        "--encode-log", type=Path, help="file holding the 'encoded split ... in N s' line of the train split"
-    )
-    p.add_argument("--n", type=int, default=1000, help="test images for throughput / round trip")
+    p.add_argument("--encode-log", type=Path, help="stderr of the train-split encode (holds its wall time)")
+    p.add_argument("--n", type=int, default=1000, help="test images for the encoding throughput and round trip")
     p.add_argument("--out", type=Path, default=Path("docs/core.md"))
+    p.add_argument("--card", type=Path, default=Path("docs/models/fmnist.md"))
     args = p.parse_args()
+    command = "python benchmarks/core.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if v not in (None, [])
+    )
 
     model = load_model(args.teacher_run / "teacher")
-    G = load_model(args.decoder_run / "decoder").generator
+    G8 = load_model(args.decoder_run / "decoder").generator
+    G = load_model(args.grow_runs[-1] / "decoder").generator if args.grow_runs else G8
+    E = load_model(args.encoder_run / "encoder").encoder if args.encoder_run else None
     data = DataConfig(**model.config["data"])
-    images, labels = load_images(data, "test", limit=args.n)
-    low = torch.nn.functional.avg_pool2d(images, data.factor)
-    cond = model.class_condition(labels)
     rows: list[tuple[str, str]] = []
 
     # Training wall times, from the run logs.
-    rows.append(("teacher training (full train split)", f"{run_seconds(args.teacher_run) / 60:.1f} min"))
-    rows.append(("decoder training", f"{run_seconds(args.decoder_run) / 60:.1f} min"))
+    times = [("teacher (8x8, full train split)", args.teacher_run)]
+    times += [("decoder G at 8x8", args.decoder_run)]
+    times += [
+        (f"grow stage {i + 1} (to {8 * 2 ** (i + 1)}x{8 * 2 ** (i + 1)})", r) for i, r in enumerate(args.grow_runs)
+    ]
+    times += [("learned encoder", args.encoder_run)] if args.encoder_run else []
     cache, manifest = load_latent_cache(args.train_latents)
+    total = 0.0
+    for name, run in times:
+        seconds = run_seconds(run)
+        total += seconds
+        rows.append((f"training time: {name}", f"{seconds / 60:.1f} min"))
     if args.encode_log and args.encode_log.is_file():
         m = re.search(r"encoded split 'train' in ([\d.]+) s", args.encode_log.read_text())
         if m:
-            rows.append((f"encoding {manifest['num_latents']} train latents", f"{float(m.group(1)) / 60:.1f} min"))
+            total += float(m.group(1))
+            rows.append(
+                (f"encoding time: {manifest['num_latents']} train latents", f"{float(m.group(1)) / 60:.1f} min")
+            )
+    rows.append(("total training time, all stages", f"{total / 60:.1f} min"))
 
     # Encoding throughput and round trip on test images (same Heun grid both ways).
-    steps = manifest["config"]["num_steps"]
-    den = guided_denoiser(model.teacher, cond, clamp=manifest["config"]["clamp"])
-    z, t_enc = timed(encode_heun, den, low, steps)
+    images, labels = load_images(data, "test", limit=args.n)
+    low = F.avg_pool2d(images, data.factor)
+    cond = model.class_condition(labels)
+    steps, clamp = manifest["config"]["num_steps"], manifest["config"]["clamp"]
+    z, t_enc = timed(lambda: encode_heun(guided_denoiser(model.teacher, cond, clamp=clamp), low, steps))
     rows.append(
-        (f"PF-ODE encoding throughput (Heun, {steps} points, {2 * (steps - 1)} NFE)", f"{len(low) / t_enc:.0f} img/s")
+        (f"PF-ODE encoding throughput (Heun, {steps} points = {2 * (steps - 1)} NFE)", f"{len(low) / t_enc:.0f} img/s")
     )
     back = decode_heun(guided_denoiser(model.teacher, cond), z, steps)
-    rmse = float((back - low).pow(2).mean().sqrt())
-    rows.append(("round trip: teacher decode of the encoding vs the 8x8 image", f"RMSE {rmse:.4f} ([-1,1] units)"))
-    rows.append(("latent std (ideal: sigma_max = 80)", f"{float(cache['latents'].std()):.1f}"))
+    rows.append(
+        (
+            "round trip: teacher PF-ODE decode of the encoding vs the 8x8 image",
+            f"RMSE {float((back - low).pow(2).mean().sqrt()):.4f} ([-1, 1] units), PSNR {psnr(back, low):.2f} dB",
+        )
+    )
+    rows.append(("std of the cached train latents (ideal: sigma_max = 80)", f"{float(cache['latents'].std()):.1f}"))
 
-    # Decoder reconstruction PSNR on the test split's latents (one pass of G).
+    # Reconstruction from the test split's cached latents (pairs encoded under the class caption).
     test_cache, _ = load_latent_cache(args.test_latents)
-    test_images, test_labels = load_images(data, "test")
-    targets = torch.nn.functional.avg_pool2d(test_images, data.resolution // G.net.config.out_resolution)
+    full, test_labels = load_images(data, "test")
     table = model.class_condition(test_labels)
     keep = torch.nonzero(~test_cache["null"]).flatten()
-    zt, xt, ct = pair_batch(test_cache, targets, table, model.bank.null_embedding, keep)
-    rec = torch.cat([G(zt[i : i + 500], ct[i : i + 500]) for i in range(0, len(zt), 500)])
-    rows.append((f"decoder reconstruction PSNR, {len(zt)} test latents", f"{float(psnr(rec, xt).mean()):.2f} dB"))
+    zt, x8, ct = pair_batch(test_cache, F.avg_pool2d(full, data.factor), table, model.bank.null_embedding, keep)
+    rec8 = batched(G8, zt, ct)
+    rows.append((f"G 8x8: reconstruction PSNR vs the 8x8 test image ({len(zt)} latents)", f"{psnr(rec8, x8):.2f} dB"))
+    pictures = {"decoder_reconstructions.png": torch.cat([x8[:10], rec8[:10]])}
+    if args.grow_runs:
+        _, xf, _ = pair_batch(test_cache, full, table, model.bank.null_embedding, keep)
+        rec = batched(G, zt, ct)
+        bicubic = F.interpolate(x8, size=full.shape[-1], mode="bicubic", align_corners=False)
+        res = G.net.config.out_resolution
+        rows.append(
+            (
+                f"grown G {res}x{res}: PSNR of G(encode(8x8 image)) vs the {res}x{res} test image",
+                f"{psnr(rec, xf):.2f} dB",
+            )
+        )
+        rows.append(
+            (
+                f"reference: bicubic up-sampling of the 8x8 image vs the {res}x{res} test image",
+                f"{psnr(bicubic, xf):.2f} dB",
+            )
+        )
+        pictures["superres_by_construction.png"] = torch.cat(
+            [F.interpolate(x8[:10], size=res, mode="nearest"), bicubic[:10], rec[:10], xf[:10]]
+        )
+    if E is not None:
+        z_learned = batched(E, x8, ct)
+        rel = float((z_learned - zt).norm() / zt.norm())
+        rows.append(("learned encoder: relative latent error ||E(x) - z|| / ||z|| on test", f"{rel:.3f}"))
+        rec_e = batched(G, z_learned, ct)
+        target = xf if args.grow_runs else x8
+        rows.append(("decode PSNR through the learned encoder (1 NFE + 1 NFE)", f"{psnr(rec_e, target):.2f} dB"))
+        rows.append(
+            ("decode PSNR through the ODE encoder (34 NFE + 1 NFE)", f"{psnr(batched(G, zt, ct), target):.2f} dB")
+        )
 
-    # Sampling throughput, same process: one-step G vs teacher Heun (18 points, 35 NFE).
+    # Sampling throughput in this process: one-step G vs teacher Heun (18 points = 35 NFE).
     n = 512
     noise = torch.randn(n, *low.shape[1:], generator=torch.Generator().manual_seed(0))
     c = model.class_condition(torch.arange(n) % 10)
     G(noise[:8] * 80, c[:8])
-    _, t_g = timed(lambda: torch.cat([G(noise[i : i + 256] * 80, c[i : i + 256]) for i in range(0, n, 256)]))
+    _, t_g = timed(lambda: batched(lambda a, b: G(a * 80, b), noise, c, size=256))
+    _, t_h = timed(
+        lambda: batched(lambda a, b: sample_heun(guided_denoiser(model.teacher, b), a, 18), noise, c, size=256)
+    )
+    res = G.net.config.out_resolution
+    rows.append((f"sampling throughput: one-step G at {res}x{res}", f"{n / t_g:.0f} img/s"))
+    rows.append(("sampling throughput: teacher Heun at 8x8, 18 points (35 NFE)", f"{n / t_h:.1f} img/s"))
+    rows.append(("one-step G speed-up over teacher Heun (same run)", f"{t_h / t_g:.0f}x"))
 
-    def heun():
-        return torch.cat(
-            [
-                sample_heun(guided_denoiser(model.teacher, c[i : i + 256]), noise[i : i + 256], 18)
-                for i in range(0, n, 256)
-            ]
-        )
-
-    samples, t_h = timed(heun)
-    rows.append(("sampling: one-step G", f"{n / t_g:.0f} img/s"))
-    rows.append(("sampling: teacher Heun, 18 points (35 NFE)", f"{n / t_h:.1f} img/s"))
-    rows.append(("speed-up of G over teacher Heun", f"{t_h / t_g:.0f}x"))
-
-    # Pictures: teacher Heun (CFG 2) and one-step G (CFG 1 and 2), 8 seeds x 10 classes.
-    args.out.parent.joinpath("img").mkdir(parents=True, exist_ok=True)
+    # Sample grids: 8 seeds (rows) x 10 classes (columns).
     grid_c = model.class_condition(torch.arange(10).repeat(8))
     grid_z = torch.randn(80, *low.shape[1:], generator=torch.Generator().manual_seed(1))
-    from pagoda_inverse.core.generator import generate_guided
-
-    pictures = {
-        "teacher_heun_cfg2.png": sample_heun(
-            guided_denoiser(model.teacher, grid_c, model.bank.null_embedding, 2.0), grid_z, 18
-        ),
-        "decoder_onestep.png": G(grid_z * 80, grid_c),
-        "decoder_onestep_cfg2.png": generate_guided(G, grid_z * 80, grid_c, model.bank.null_embedding, 2.0),
-        "decoder_reconstructions.png": torch.cat([xt[:10], rec[:10]]),
-    }
+    null = model.bank.null_embedding
+    pictures["teacher_heun_cfg2.png"] = sample_heun(guided_denoiser(model.teacher, grid_c, null, 2.0), grid_z, 18)
+    pictures["decoder_8x8.png"] = G8(grid_z * 80, grid_c)
+    pictures["decoder_onestep.png"] = G(grid_z * 80, grid_c)
+    pictures["decoder_onestep_cfg2.png"] = generate_guided(G, grid_z * 80, grid_c, null, 2.0)
+    (args.out.parent / "img").mkdir(parents=True, exist_ok=True)
     for name, x in pictures.items():
-        save_grid(x.clamp(-1, 1), args.out.parent / "img" / name, nrow=10, scale=8)
+        save_grid(x.clamp(-1, 1), args.out.parent / "img" / name, nrow=10, scale=max(1, 64 // x.shape[-1]))
 
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    lines = [
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU only"
+    table_md = ["| quantity | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]]
+    page = [
         "# PaGoDA core on Fashion-MNIST: measured figures",
         "",
-        f"Machine: {machine} (the 2-core CPU machine, no GPU). Written by:",
+        f"Machine: the project's 2-core CPU machine ({machine}). Every number below was printed by:",
         "",
         "```",
-        "python benchmarks/core.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+        command,
         "```",
         "",
-        "| quantity | value |",
-        "| --- | --- |",
-        *[f"| {k} | {v} |" for k, v in rows],
+        *table_md,
         "",
-        "Teacher Heun samples (CFG 2), rows = seeds, columns = classes 0-9:",
+        "Teacher Heun samples at 8x8 (CFG 2); rows are seeds, columns classes 0-9:",
         "",
         "![teacher](img/teacher_heun_cfg2.png)",
         "",
-        "One-step decoder G (same latents, CFG 1), and with CFG 2:",
+        "One-step G at 8x8 from the same latents (CFG 1):",
+        "",
+        "![G8](img/decoder_8x8.png)",
+        "",
+        f"One-step G at {res}x{res} (CFG 1, then CFG 2):",
         "",
         "![G](img/decoder_onestep.png)",
         "",
         "![G cfg2](img/decoder_onestep_cfg2.png)",
         "",
-        "Test images at 8x8 (top) and G's one-step reconstructions from their PF-ODE latents (bottom):",
+        "Test images at 8x8 (top) and the 8x8 G's one-step reconstructions from their PF-ODE latents (bottom):",
         "",
         "![rec](img/decoder_reconstructions.png)",
         "",
     ]
-    args.out.write_text("\n".join(lines))
+    if "superres_by_construction.png" in pictures:
+        page += [
+            "Super-resolution by construction (rows: 8x8 input, bicubic, G(encode(input)), ground truth):",
+            "",
+            "![sr](img/superres_by_construction.png)",
+            "",
+        ]
+    args.out.write_text("\n".join(page))
+    card = [
+        "# fmnist: PaGoDA on Fashion-MNIST (teacher 8x8, one-step G grown to 32x32, learned encoder)",
+        "",
+        "- Data: Fashion-MNIST train split (60,000 images, Debian package `dataset-fashion-mnist`, MIT licence,",
+        "  Zalando SE), 28 px padded to 32, area-downsampled x4 to 8x8 for the teacher; 10 classes; conditioning",
+        "  on all-MiniLM-L6-v2 embeddings of template captions (10 train templates x 4 synonyms per class).",
+        "- Training: `scripts/train_fmnist.sh` on the 2-core CPU machine (the exact commands are in that script);",
+        "  the weights here are its outputs stored as float16.",
+        f"- Benchmark: `{command}`",
+        "",
+        *table_md,
+        "",
+    ]
+    args.card.parent.mkdir(parents=True, exist_ok=True)
+    args.card.write_text("\n".join(card))
     print(json.dumps(dict(rows), indent=2))
 
 

@@ -10,6 +10,7 @@ import typer
 from pagoda_inverse.cli import encode as encode_cmd
 from pagoda_inverse.cli import generate as generate_cmd
 from pagoda_inverse.cli import models as models_cmd
+from pagoda_inverse.cli import solve as solve_cmd
 from pagoda_inverse.cli import train as train_cmd
 
 
@@ -26,6 +27,7 @@ def make_app(help: str) -> typer.Typer:
 
 app = make_app("PaGoDA one-step generators for image inverse problems and controlled generation.")
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(solve_cmd.app, name="solve")
 app.command("encode", epilog=encode_cmd.EPILOG)(encode_cmd.encode)
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("models")(models_cmd.models)

@@ -19,7 +19,7 @@ def models() -> None:
         folder = MODELS_DIR / name
         card = folder / "card.md"
         summary = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else ""
-        parts = [p for p in ("teacher", "decoder") if (folder / p / "config.json").is_file()]
+        parts = [p for p in ("teacher", "decoder", "encoder") if (folder / p / "config.json").is_file()]
         res = {p: load_config(folder / p)["unet"] for p in parts}
         desc = ", ".join(f"{p} {u['resolution'] * 2 ** len(u.get('grow_channels', []))}px" for p, u in res.items())
         print(f"{name:16s} {desc:32s} {summary}")
@@ -29,9 +29,10 @@ def export(
     out: Path = typer.Option(..., "--out", help="Model folder to write (e.g. pagoda_inverse/models/fmnist)."),
     teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint folder."),
     decoder: Path | None = typer.Option(None, "--decoder", help="Decoder checkpoint folder."),
+    encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
     from pagoda_inverse.train.export import export_model
 
-    print(export_model(out, teacher=teacher, decoder=decoder, card=card.read_text() if card else ""))
+    print(export_model(out, teacher=teacher, decoder=decoder, encoder=encoder, card=card.read_text() if card else ""))

@@ -8,7 +8,7 @@ import typer
 
 from pagoda_inverse.cli.options import DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
 
-app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder, grow).", no_args_is_help=True)
+app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder, grow, encoder).", no_args_is_help=True)
 
 TEACHER_EPILOG = """Examples:
 
@@ -127,4 +127,29 @@ def grow(
     console.print(f"run folder: {run_dir}")
     with progress_callback("grow", cfg.steps, quiet) as cb:
         out = grow_decoder(cfg, run_dir, decoder, teacher, latents, width=width, callback=cb)
+    print(out)
+
+
+@app.command("encoder")
+def encoder(
+    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint the latents were encoded with."),
+    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the learned one-step encoder E(x) ~ PF-ODE latent on cached pairs (the solvers' fast path).
+
+    Example: pagoda-inv train encoder --teacher runs/00000-teacher-fmnist/teacher --latents runs/latents-train
+    """
+    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.train.encoder import train_encoder
+
+    cfg = _resumed_config("encoder", preset, resume, steps=steps)
+    run_dir = _start_run("encoder", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("encoder", cfg.steps, quiet) as cb:
+        out = train_encoder(cfg, run_dir, teacher, latents, callback=cb)
     print(out)

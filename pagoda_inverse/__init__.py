@@ -18,6 +18,10 @@ _LAZY = {
     "load_model": "pagoda_inverse.core.model",
     "PagodaModel": "pagoda_inverse.core.model",
     "generate": "pagoda_inverse.control.generate",
+    "encode": "pagoda_inverse.control.codec",
+    "decode": "pagoda_inverse.control.codec",
+    "solve": "pagoda_inverse.solvers",
+    "SOLVERS": "pagoda_inverse.solvers",
 }
 
 __all__ = ["__version__", *_LAZY]

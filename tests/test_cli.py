@@ -4,15 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-
-def run_cli(*args, env=None, cwd=None):
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "pagoda_inverse.cli", *args], capture_output=True, text=True, env=full_env, cwd=cwd
-    )
+from cli_helpers import one_line_error, run_cli
 
 
 def test_importing_the_cli_does_not_import_torch():
@@ -30,27 +22,20 @@ def test_help(command):
     assert "Usage" in result.stdout
 
 
-def _one_line_error(result, *needles):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
-
-
 def test_unknown_preset():
-    _one_line_error(run_cli("train", "teacher", "--preset", "nope"), "unknown teacher preset 'nope'", "smoke")
+    one_line_error(run_cli("train", "teacher", "--preset", "nope"), "unknown teacher preset 'nope'", "smoke")
 
 
 def test_missing_dataset_says_how_to_install(tmp_path):
     result = run_cli(
         "train", "teacher", "--preset", "smoke", "--runs", str(tmp_path), env={"PAGODA_FMNIST_DIR": str(tmp_path)}
     )
-    _one_line_error(result, "apt-get install -y dataset-fashion-mnist")
+    one_line_error(result, "apt-get install -y dataset-fashion-mnist")
 
 
 def test_unknown_model_and_class(tmp_path):
-    _one_line_error(run_cli("generate", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png")), "nope")
-    _one_line_error(run_cli("generate", "--class", "boot", "--out", str(tmp_path / "x.png")), "unknown class 'boot'")
+    one_line_error(run_cli("generate", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png")), "nope")
+    one_line_error(run_cli("generate", "--class", "boot", "--out", str(tmp_path / "x.png")), "unknown class 'boot'")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -59,7 +44,7 @@ def test_corrupt_checkpoint(tmp_path):
     (tmp_path / "m" / "config.json").write_text('{"format": "pagoda-inv", "kind": "teacher", "unet": {}}')
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     result = run_cli("generate", "--model", str(tmp_path / "m"), "--sampler", "heun", "--out", str(tmp_path / "x.png"))
-    _one_line_error(result, "model.safetensors")
+    one_line_error(result, "model.safetensors")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -69,7 +54,7 @@ def test_output_in_missing_folder_writes_nothing(tmp_path):
     if "fmnist" not in embedded_models():
         pytest.skip("embedded model not installed")
     result = run_cli("generate", "--class", "1", "--seeds", "0-1", "--out", str(tmp_path / "missing" / "x.png"))
-    _one_line_error(result, "does not exist")
+    one_line_error(result, "does not exist")
     assert not (tmp_path / "missing").exists()
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from pagoda_inverse.core.generator import generate_guided
+from pagoda_inverse.control.codec import decode
 from pagoda_inverse.core.model import PagodaModel
 from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import guided_denoiser
@@ -55,9 +55,7 @@ def generate(
         z = randn_for_seeds(seeds[start : start + batch_size], shape)
         c = cond[start : start + batch_size]
         if sampler == "onestep":
-            x = generate_guided(
-                model.generator, z * model.generator.sigma_max, c, model.bank.null_embedding, cfg_scale
-            )
+            x = decode(model, z * model.generator.sigma_max, c, cfg_scale=cfg_scale)
         else:
             den = guided_denoiser(model.teacher, c, model.bank.null_embedding, cfg_scale)
             x = sample_heun(den, z, num_steps)

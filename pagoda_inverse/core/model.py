@@ -1,6 +1,6 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
-A model folder holds ``teacher/`` and ``decoder/`` checkpoint folders (each ``config.json`` +
+A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` checkpoint folders (each ``config.json`` +
 ``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
@@ -14,6 +14,7 @@ import torch
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, load_module_state, split_prefix
 from pagoda_inverse.core.generator import Generator
+from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet, UNetConfig
@@ -59,6 +60,7 @@ class PagodaModel:
 
     :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent).
     :param generator: one-step ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` (``None`` if absent).
+    :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
     :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
     :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
     """
@@ -68,6 +70,7 @@ class PagodaModel:
     generator: Generator | None
     bank: CaptionBank
     config: dict
+    encoder: LearnedEncoder | None = None
 
     @property
     def channels(self) -> int:
@@ -108,13 +111,13 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     32
     """
     path = resolve_model_path(name_or_path)
-    parts = {"teacher": path / "teacher", "decoder": path / "decoder"}
+    parts = {"teacher": path / "teacher", "decoder": path / "decoder", "encoder": path / "encoder"}
     if (path / "config.json").is_file():
         kind = load_config(path).get("kind")
         if kind not in parts:
-            raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a teacher or decoder checkpoint")
+            raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a teacher/decoder/encoder checkpoint")
         parts = {kind: path}
-    teacher = generator = None
+    teacher = generator = encoder = None
     config = tensors = None
     if parts.get("teacher") is not None and parts["teacher"].is_dir():
         net, config, tensors = _load_net(parts["teacher"])
@@ -123,6 +126,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         net, dec_config, dec_tensors = _load_net(parts["decoder"])
         generator = Generator(net, sigma_max=float(dec_config.get("sigma_max", 80.0)))
         config, tensors = config or dec_config.get("teacher_config", dec_config), tensors or dec_tensors
+    if parts.get("encoder") is not None and parts["encoder"].is_dir():
+        net, enc_config, enc_tensors = _load_net(parts["encoder"])
+        encoder = LearnedEncoder(net, sigma_max=float(enc_config.get("sigma_max", 80.0)))
+        config, tensors = config or enc_config, tensors or enc_tensors
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
-    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config)
+    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config, encoder)

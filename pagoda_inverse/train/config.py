@@ -87,6 +87,19 @@ class DecoderConfig:
     checkpoint_every: int = 500
 
 
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Learned one-step encoder regressing the cached PF-ODE latents (L2 + L1)."""
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 5e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
@@ -109,6 +122,10 @@ PRESETS: dict[str, dict[str, object]] = {
         "fmnist": DecoderConfig(),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
     },
+    "encoder": {
+        "fmnist": EncoderConfig(),
+        "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
+    },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
@@ -117,7 +134,7 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder) with non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
@@ -141,4 +158,6 @@ def from_dict(kind: str, d: dict):
     """Rebuild a config of ``kind`` from :func:`to_dict`'s output (used by ``--resume``)."""
     if kind == "teacher":
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
-    return {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig}[kind](**d)
+    return {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig}[kind](
+        **d
+    )

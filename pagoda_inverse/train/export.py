@@ -9,11 +9,13 @@ from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError
 
 
-def export_model(out: Path, *, teacher: Path | None = None, decoder: Path | None = None, card: str = "") -> Path:
-    """Copy checkpoint folders into ``out/teacher`` and ``out/decoder`` in float16, and write ``out/card.md``."""
+def export_model(
+    out: Path, *, teacher: Path | None = None, decoder: Path | None = None, encoder: Path | None = None, card: str = ""
+) -> Path:
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder}`` in float16, and write ``out/card.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, src in (("teacher", teacher), ("decoder", decoder)):
+    for name, src in (("teacher", teacher), ("decoder", decoder), ("encoder", encoder)):
         if src is None:
             continue
         tensors, config = load_checkpoint(src)

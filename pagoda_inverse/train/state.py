@@ -60,6 +60,7 @@ def read_run_config(run_dir: Path, kind: str) -> dict:
 def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
     """Refuse to resume when the requested config differs from the run's saved one."""
     saved = read_run_config(run_dir, kind)
+    config = json.loads(json.dumps(config))  # tuples -> lists, as stored
     if saved != config:
         diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         raise UserError(f"{run_dir}/config.json: differs from the requested config in {diff}; resume without options")

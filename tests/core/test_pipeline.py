@@ -142,3 +142,27 @@ def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
             smoke["teacher"],
             smoke["latents"],
         )
+
+
+def test_learned_encoder_and_codec(smoke, tmp_path):
+    from pagoda_inverse.control.codec import decode, encode
+    from pagoda_inverse.train.encoder import train_encoder
+    from pagoda_inverse.train.export import export_model
+
+    enc = train_encoder(resolve("encoder", "smoke"), new_run_dir(tmp_path, "enc"), smoke["teacher"], smoke["latents"])
+    bundle = export_model(
+        tmp_path / "bundle", teacher=smoke["teacher"], decoder=smoke["decoder"], encoder=enc, card="# smoke\n"
+    )
+    model = load_model(bundle)
+    assert model.teacher is not None and model.generator is not None and model.encoder is not None
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    c = model.class_condition(torch.tensor([3, 4]))
+    z_ode, z_learned = encode(model, x, c), encode(model, x, c, method="learned")
+    assert z_ode.shape == z_learned.shape == (2, 1, 8, 8)
+    assert decode(model, z_ode, c).shape == (2, 1, 8, 8)
+    with pytest.raises(UserError, match=r"\[B, 1, 8, 8\]"):
+        encode(model, torch.zeros(2, 1, 16, 16), c)
+    # fp16 storage: the exported teacher matches the fp32 one to half precision.
+    ref = load_model(smoke["teacher"])
+    sigma = torch.tensor(1.0)
+    torch.testing.assert_close(model.teacher(x, sigma, c), ref.teacher(x, sigma, c), rtol=0, atol=2e-2)

@@ -1,0 +1,263 @@
+"""``pagoda-inv solve {superres,inpaint,deblur,colorize,denoise}``: solve one inverse problem on an image file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pagoda_inverse.cli.options import ModelOpt
+
+app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model.", no_args_is_help=True)
+
+InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Observation image (or clean image with --simulate).")]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output PNG [default: INPUT-TASK.png].", rich_help_panel="Output")
+]
+SolverOpt = Annotated[
+    str,
+    typer.Option(
+        "--solver",
+        help="one_step, encode_decode, latent_map, latent_langevin, pinv, bicubic.",
+        rich_help_panel="Solver",
+    ),
+]
+SamplesOpt = Annotated[
+    int,
+    typer.Option(
+        "--samples",
+        "-k",
+        min=1,
+        help="Posterior samples (K > 1 also writes a grid and a std map).",
+        rich_help_panel="Solver",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the solver's noise.", rich_help_panel="Solver")]
+SigmaOpt = Annotated[
+    float,
+    typer.Option("--sigma-y", min=0.0, help="Measurement noise std in [-1, 1] units.", rich_help_panel="Operator"),
+]
+ClassOpt = Annotated[
+    int | None, typer.Option("--class", min=0, help="Condition on a class index.", rich_help_panel="Solver")
+]
+PromptOpt = Annotated[
+    str | None, typer.Option("--prompt", help="Condition on a text prompt.", rich_help_panel="Solver")
+]
+SimulateOpt = Annotated[
+    bool, typer.Option("--simulate", help="Treat --input as the clean image: degrade it first and report PSNR.")
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel="Output")]
+
+
+def _run(
+    task: str,
+    operator: str,
+    params: dict,
+    *,
+    input,
+    output,
+    solver,
+    samples,
+    seed,
+    sigma_y,
+    class_,
+    prompt,
+    model,
+    simulate,
+    overwrite,
+):
+    """Shared body of the task commands."""
+    output = output or input.with_name(f"{input.stem}-{task}.png")
+    extra = (
+        [output.with_name(f"{output.stem}-samples.png"), output.with_name(f"{output.stem}-std.png")]
+        if samples > 1
+        else []
+    )
+    if simulate:
+        extra.append(output.with_name(f"{output.stem}-observed.png"))
+    for path in (output, *extra):
+        if path.resolve() == input.resolve():
+            raise typer.BadParameter(f"{path} is the input; inputs are never overwritten", param_hint="--output")
+        if path.exists() and not overwrite:
+            raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--output")
+    import torch
+
+    from pagoda_inverse.cli.display import console
+    from pagoda_inverse.core.model import load_model
+    from pagoda_inverse.ops import make_operator
+    from pagoda_inverse.solvers import solve
+    from pagoda_inverse.utils.errors import UserError
+    from pagoda_inverse.utils.images import save_grid, save_image
+    from pagoda_inverse.utils.io import load_image
+
+    m = load_model(model)
+    res = m.resolution
+    if task == "colorize" and m.channels != 3:
+        raise UserError(f"model {model!r} is grayscale; colorization needs an RGB model (--model PATH)")
+    console.print(f"model {m.path.name}: works on {m.channels}-channel {res}x{res} images")
+    op = make_operator(operator, shape=(m.channels, res, res), seeds=[seed], sigma_y=sigma_y, **params)
+    image = load_image(input, m.channels if simulate else op.out_shape()[0])[None]
+    expected = (res, res) if simulate else tuple(op.out_shape()[-2:])
+    if tuple(image.shape[-2:]) != expected:
+        what = "the clean image" if simulate else f"the {task} observation"
+        raise UserError(
+            f"{input}: is {image.shape[-1]}x{image.shape[-2]} but {what} must be {expected[1]}x{expected[0]} for this model"
+        )
+    y = op(image, generator=torch.Generator().manual_seed(seed)) if simulate else image
+    cond = None
+    if class_ is not None:
+        cond = m.class_condition(torch.tensor([class_]))
+    elif prompt is not None:
+        cond = m.prompt_condition([prompt])
+    kwargs = {"samples": samples} if solver in ("one_step", "latent_langevin") else {}
+    if samples > 1 and not kwargs:
+        raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
+    result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
+    save_image(result.estimate[0], output, scale=max(1, 128 // res))
+    if samples > 1:
+        save_grid(result.samples[:, 0], extra[0], scale=max(1, 128 // res))
+        std = result.std[0] / result.std.max().clamp(min=1e-8) * 2 - 1  # normalised to [-1, 1] for display
+        save_image(std, extra[1], scale=max(1, 128 // res))
+    if simulate:
+        shown = y if y.shape[-1] == res else torch.nn.functional.interpolate(y, size=res, mode="nearest")
+        save_image(shown[0], extra[-1], scale=max(1, 128 // res))
+        mse = (result.estimate.clamp(-1, 1) - image).pow(2).mean()
+        console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
+    console.print(f"{solver}: {result.info['nfe']} network evaluations, {result.info['seconds']:.2f} s")
+    for path in (output, *extra):
+        print(path)
+
+
+@app.command(
+    "superres", epilog="Example: pagoda-inv solve superres --input small.png --scale 4 --solver one_step --samples 8"
+)
+def superres(
+    input: InputOpt,
+    output: OutputOpt = None,
+    scale: int = typer.Option(4, "--scale", help="Up-sampling factor (2, 4 or 8).", rich_help_panel="Operator"),
+    solver: SolverOpt = "one_step",
+    samples: SamplesOpt = 1,
+    seed: SeedOpt = 0,
+    sigma_y: SigmaOpt = 0.0,
+    class_: ClassOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = "fmnist",
+    simulate: SimulateOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Super-resolution: the input is the low-resolution image (area down-sampling by --scale)."""
+    _run("superres", "downsample_area", {"factor": scale}, **locals_without(locals(), "scale"))
+
+
+@app.command("inpaint", epilog="Example: pagoda-inv solve inpaint --input holes.png --mask mask.png --samples 8")
+def inpaint(
+    input: InputOpt,
+    output: OutputOpt = None,
+    mask: Path | None = typer.Option(None, "--mask", help="Mask PNG (white = observed).", rich_help_panel="Operator"),
+    box: bool = typer.Option(
+        False, "--box", help="A centred box hole of half the image size.", rich_help_panel="Operator"
+    ),
+    drop_frac: float | None = typer.Option(
+        None, "--drop-frac", min=0.0, max=1.0, help="Random pixels, this fraction REMOVED.", rich_help_panel="Operator"
+    ),
+    solver: SolverOpt = "one_step",
+    samples: SamplesOpt = 1,
+    seed: SeedOpt = 0,
+    sigma_y: SigmaOpt = 0.0,
+    class_: ClassOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = "fmnist",
+    simulate: SimulateOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Inpainting with a mask file, a box hole, or randomly dropped pixels (exactly one of them)."""
+    if sum([mask is not None, box, drop_frac is not None]) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --mask PATH, --box, --drop-frac F", param_hint="--mask/--box/--drop-frac"
+        )
+    if mask is not None:
+        operator, params = "inpaint_mask", {"mask": str(mask)}
+    elif box:
+        operator, params = "inpaint_mask", {}
+    else:
+        operator, params = "inpaint_random", {"drop": drop_frac}
+    _run("inpaint", operator, params, **locals_without(locals(), "mask", "box", "drop_frac", "operator", "params"))
+
+
+@app.command("deblur", epilog="Example: pagoda-inv solve deblur --input blurry.png --blur-sigma 1.0 --sigma-y 0.02")
+def deblur(
+    input: InputOpt,
+    output: OutputOpt = None,
+    kernel: Path | None = typer.Option(
+        None, "--kernel", help="Blur kernel (.npy or grayscale PNG).", rich_help_panel="Operator"
+    ),
+    blur_sigma: float | None = typer.Option(
+        None, "--blur-sigma", min=0.0, help="Gaussian blur std in pixels.", rich_help_panel="Operator"
+    ),
+    motion: bool = typer.Option(
+        False, "--motion", help="Random motion blur (seeded by --seed).", rich_help_panel="Operator"
+    ),
+    solver: SolverOpt = "one_step",
+    samples: SamplesOpt = 1,
+    seed: SeedOpt = 0,
+    sigma_y: SigmaOpt = 0.0,
+    class_: ClassOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = "fmnist",
+    simulate: SimulateOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Deblurring with a kernel file, a Gaussian blur or a random motion blur (exactly one of them)."""
+    if sum([kernel is not None, blur_sigma is not None, motion]) != 1:
+        raise typer.BadParameter("give exactly one of --kernel PATH, --blur-sigma S, --motion", param_hint="--kernel")
+    if kernel is not None:
+        operator, params = "blur_kernel", {"kernel": str(kernel)}
+    elif motion:
+        operator, params = "motion_blur", {"size": 9}
+    else:
+        operator, params = "gaussian_blur", {"sigma": blur_sigma, "size": 2 * int(3 * blur_sigma + 0.5) + 1}
+    _run(
+        "deblur", operator, params, **locals_without(locals(), "kernel", "blur_sigma", "motion", "operator", "params")
+    )
+
+
+@app.command("denoise", epilog="Example: pagoda-inv solve denoise --input noisy.png --sigma-y 0.2")
+def denoise(
+    input: InputOpt,
+    output: OutputOpt = None,
+    solver: SolverOpt = "one_step",
+    samples: SamplesOpt = 1,
+    seed: SeedOpt = 0,
+    sigma_y: SigmaOpt = 0.1,
+    class_: ClassOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = "fmnist",
+    simulate: SimulateOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Denoising of Gaussian noise of std --sigma-y."""
+    _run("denoise", "denoise", {}, **locals())
+
+
+@app.command("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --model photo")
+def colorize(
+    input: InputOpt,
+    output: OutputOpt = None,
+    solver: SolverOpt = "one_step",
+    samples: SamplesOpt = 1,
+    seed: SeedOpt = 0,
+    sigma_y: SigmaOpt = 0.0,
+    class_: ClassOpt = None,
+    prompt: PromptOpt = None,
+    model: ModelOpt = "fmnist",
+    simulate: SimulateOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Colorization of a grayscale image (needs an RGB model)."""
+    _run("colorize", "colorize", {}, **locals())
+
+
+def locals_without(values: dict, *names: str) -> dict:
+    """The command's arguments minus the operator-specific ones, renamed for :func:`_run`."""
+    return {k: v for k, v in values.items() if k not in names}

@@ -1,0 +1,29 @@
+"""Inverse-problem solvers, one signature for all (see :mod:`pagoda_inverse.solvers.base`), and their registry.
+
+>>> sorted(SOLVERS)
+['bicubic', 'encode_decode', 'latent_langevin', 'latent_map', 'one_step', 'pinv']
+"""
+
+from __future__ import annotations
+
+from pagoda_inverse.solvers.base import SolverResult
+from pagoda_inverse.solvers.baselines import solve_bicubic, solve_pinv
+from pagoda_inverse.solvers.latent import solve_latent_langevin, solve_latent_map
+from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
+from pagoda_inverse.utils.errors import UserError
+
+SOLVERS = {
+    "pinv": solve_pinv,
+    "bicubic": solve_bicubic,
+    "encode_decode": solve_encode_decode,
+    "one_step": solve_one_step,
+    "latent_map": solve_latent_map,
+    "latent_langevin": solve_latent_langevin,
+}
+
+
+def solve(method: str, model, op, y, **kwargs) -> SolverResult:
+    """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature."""
+    if method not in SOLVERS:
+        raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+    return SOLVERS[method](model, op, y, **kwargs)

@@ -1,0 +1,126 @@
+"""What every solver shares: the result type, resolution changes, encoding a measurement-consistent estimate,
+and the data-consistency step.
+
+One signature for all solvers (k-diffusion style, plain functions)::
+
+    solve_<method>(model, op, y, *, cond=None, generator=None, callback=None, **hparams) -> SolverResult
+
+``op`` acts on images at G's output resolution ``R`` (``[B, C, R, R]`` in ``[-1, 1]``); ``y`` is its measurement;
+``generator`` is a ``torch.Generator`` or one per image (then image ``i`` depends only on generator ``i``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from pagoda_inverse.control.codec import encode
+from pagoda_inverse.core.model import PagodaModel
+from pagoda_inverse.ops.base import LinearOperator
+from pagoda_inverse.utils.errors import UserError
+
+
+@dataclass
+class SolverResult:
+    """A solver's output.
+
+    :param estimate: ``[B, C, R, R]``, nominally in ``[-1, 1]``: the posterior mean over samples (or the MAP estimate).
+    :param samples: ``[K, B, C, R, R]`` the individual samples (``K = 1`` for deterministic solvers).
+    :param latents: ``[K, B, C, r, r]`` the latents that were decoded (``None`` for latent-free baselines).
+    :param info: ``{"solver", "nfe" (network evaluations per image), "seconds", ...}``.
+    """
+
+    estimate: torch.Tensor
+    samples: torch.Tensor
+    latents: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def std(self) -> torch.Tensor:
+        """``[B, C, R, R]`` per-pixel standard deviation over the samples (zeros when ``K = 1``)."""
+        if len(self.samples) < 2:
+            return torch.zeros_like(self.estimate)
+        return self.samples.std(0)
+
+
+class Timer:
+    """Wall-clock seconds since creation (``Timer().seconds``)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def result(samples: torch.Tensor, latents, timer: Timer, solver: str, nfe: int, **info) -> SolverResult:
+    """Pack ``[K, B, ...]`` samples into a :class:`SolverResult` (estimate = sample mean).
+
+    Samples are not clamped: the data-consistency step may move pixels slightly outside ``[-1, 1]``, and clamping
+    would undo the exact consistency; image writers clamp.
+    """
+    return SolverResult(
+        samples.mean(0), samples, latents, {"solver": solver, "nfe": nfe, "seconds": timer.seconds, **info}
+    )
+
+
+def check_model_and_op(model: PagodaModel, op: LinearOperator, y: torch.Tensor, *, need: str = "generator") -> int:
+    """Validate that ``model`` has what the solver needs and that ``op`` acts on G's resolution; returns ``R``."""
+    if need == "generator" and model.generator is None:
+        raise UserError(f"{model.path}: this solver needs a one-step decoder (decoder/ checkpoint)")
+    res = model.resolution
+    if op.in_shape is not None and tuple(op.in_shape[-2:]) != (res, res):
+        raise UserError(f"the operator acts on {tuple(op.in_shape)} images but the model works at {res}x{res}")
+    if not torch.isfinite(y).all():
+        raise UserError("the measurement y contains NaN or inf values")
+    return res
+
+
+def condition(model: PagodaModel, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """``[B, D]`` conditions: the given ones, or the null caption (unconditional) when ``cond`` is ``None``."""
+    if cond is None:
+        return model.null_condition(batch)
+    cond = cond.expand(batch, -1) if cond.dim() == 1 or len(cond) == 1 else cond
+    if len(cond) != batch:
+        raise UserError(f"cond has {len(cond)} rows for {batch} measurements")
+    return cond
+
+
+def to_teacher(model: PagodaModel, x: torch.Tensor) -> torch.Tensor:
+    """Area-downsample ``[B, C, R, R]`` to the teacher resolution (the encoder's own input degradation)."""
+    factor = x.shape[-1] // model.teacher_resolution
+    return F.avg_pool2d(x, factor) if factor > 1 else x
+
+
+def encoder_nfe(model: PagodaModel, method: str, num_steps: int) -> int:
+    """Network evaluations of one encoding."""
+    return 1 if method == "learned" else 2 * (num_steps - 1)
+
+
+def default_encoder(model: PagodaModel) -> str:
+    """The learned encoder when the model has one (1 NFE), else the PF-ODE."""
+    return "learned" if model.encoder is not None else "ode"
+
+
+def encode_estimate(
+    model: PagodaModel, x: torch.Tensor, cond: torch.Tensor, method: str, num_steps: int
+) -> torch.Tensor:
+    """Latents of a full-resolution estimate ``x`` (clamped, area-downsampled to the teacher's resolution)."""
+    return encode(model, to_teacher(model, x.clamp(-1, 1)), cond, method=method, num_steps=num_steps)
+
+
+def data_consistency(op: LinearOperator, x: torch.Tensor, y: torch.Tensor, prior_std: float = 0.1) -> torch.Tensor:
+    """Pull ``x`` onto the measurements.
+
+    Noiseless (``sigma_y = 0``): the null-space projection ``x + A^+(y - A x)`` (then ``A x = y`` exactly).
+    Noisy: the MAP estimate under ``y ~ N(A x, sigma_y^2)`` and a Gaussian prior ``N(x_G, prior_std^2)`` around
+    the decoded image, ``(A^T A + gamma I)^{-1} (A^T y + gamma x_G)`` with ``gamma = sigma_y^2 / prior_std^2``.
+    """
+    sigma_y = float(torch.as_tensor(op.sigma_y).max())
+    if sigma_y == 0:
+        return op.project(x, y)
+    return op.tikhonov(y, x0=x, gamma=(sigma_y / prior_std) ** 2)

@@ -1,0 +1,26 @@
+"""Baselines with no learned prior: the pseudo-inverse and bicubic up-sampling (0 network evaluations)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from pagoda_inverse.solvers.base import SolverResult, Timer, result
+from pagoda_inverse.utils.errors import UserError
+
+
+def solve_pinv(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
+    """``x = A^+ y``: the minimum-norm least-squares solution (closed form or CG, see the operator)."""
+    timer = Timer()
+    return result(op.A_dagger(y)[None], None, timer, "pinv", 0)
+
+
+def solve_bicubic(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
+    """Bicubic up-sampling of a low-resolution measurement to the operator's input size (super-resolution only)."""
+    timer = Timer()
+    if op.in_shape is None or y.shape[-1] >= op.in_shape[-1]:
+        raise UserError("the bicubic solver only applies to down-sampling operators (superres)")
+    x = F.interpolate(y, size=tuple(op.in_shape[-2:]), mode="bicubic", align_corners=False)
+    return result(x[None], None, timer, "bicubic", 0)
+
+
+BASELINES = {"pinv": solve_pinv, "bicubic": solve_bicubic}

@@ -1,0 +1,77 @@
+"""Train the learned one-step encoder on the cached (image, latent) pairs: ``L = mean (e - t)^2 + mean |e - t|``
+with ``e = E(x, c) / sigma_max`` and ``t = z / sigma_max`` (the released code's L2 + L1 ``pgd_encoder`` loss)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.checkpoint import save_checkpoint
+from pagoda_inverse.core.ema import ema_update
+from pagoda_inverse.core.encode import file_digest, load_latent_cache
+from pagoda_inverse.core.learned_encoder import LearnedEncoder
+from pagoda_inverse.train.config import DataConfig, EncoderConfig, to_dict
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.train.decoder import load_teacher_checkpoint, pair_batch
+from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
+from pagoda_inverse.utils.errors import UserError
+
+
+def train_encoder(
+    cfg: EncoderConfig,
+    run_dir: Path,
+    teacher_dir: Path,
+    latents_dir: Path,
+    *,
+    callback: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train (or resume) the learned encoder; returns the ``run_dir/encoder`` checkpoint folder (EMA weights)."""
+    log = RunLog(run_dir)
+    teacher_net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
+    cache, manifest = load_latent_cache(latents_dir)
+    if manifest.get("teacher_sha256") != file_digest(Path(teacher_dir) / "model.safetensors"):
+        raise UserError(f"{latents_dir}: latents were encoded with another teacher than {teacher_dir}")
+    data = DataConfig(**tcfg["data"])
+    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"])
+    low = torch.nn.functional.avg_pool2d(images, data.factor)
+    table = torch.where((labels >= 0)[:, None], bank.class_embeddings[labels.clamp(min=0)], bank.null_embedding)
+
+    torch.manual_seed(cfg.seed)
+    E = LearnedEncoder(copy.deepcopy(teacher_net))
+    E_ema = copy.deepcopy(E).requires_grad_(False)
+    opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
+    start = load_train_state(run_dir, {"E": E, "E_ema": E_ema}, {"E": opt})
+    log(f"encoder: {len(cache['latents'])} pairs, start step {start}")
+    for step in range(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        # Regress the cached latent of each pair (image in the latent's orientation, its condition).
+        j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
+        z, x, c = pair_batch(cache, low, table, bank.null_embedding, j)
+        err = (E(x, c) - z) / E.sigma_max
+        loss = err.square().mean() + err.abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema_update(E_ema, E, cfg.ema_decay)
+        info = {"step": step + 1, "total": cfg.steps, "loss": loss.item()}
+        if callback is not None:
+            callback(info)
+        if (step + 1) % cfg.log_every == 0:
+            log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_train_state(run_dir, step + 1, {"E": E, "E_ema": E_ema}, {"E": opt})
+
+    out = Path(run_dir) / "encoder"
+    config = {
+        "kind": "encoder",
+        "unet": E.net.config.to_dict(),
+        "sigma_max": E.sigma_max,
+        "teacher_sha256": manifest["teacher_sha256"],
+        "train": to_dict(cfg),
+    }
+    save_checkpoint(out, {f"net.{k}": v for k, v in E_ema.net.state_dict().items()} | bank.to_tensors(), config)
+    log(f"saved {out}")
+    return out

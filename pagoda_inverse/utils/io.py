@@ -1,0 +1,62 @@
+"""Reading user images safely: pixel cap checked before decoding, clear one-line errors, ``[-1, 1]`` tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.utils.errors import UserError
+
+MAX_PIXELS = 64_000_000  # refuse larger images before decoding (decompression bombs)
+
+
+def load_image(path: str | Path, channels: int, *, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Read an image file as ``[channels, H, W]`` float32 in ``[-1, 1]``.
+
+    Grayscale models accept grayscale images (8/16-bit, palette, with alpha: alpha is dropped) and RGB images whose
+    three channels are equal; RGB models accept RGB, grayscale (replicated), palette and CMYK (converted); alpha is
+    dropped (pixels keep their colour). Every problem raises :class:`UserError` naming the file and the fix.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; check the path")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty; pass a PNG or JPEG image")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise UserError(f"{path}: {w}x{h} exceeds the {max_pixels}-pixel cap; downscale or crop it first")
+            if w < 1 or h < 1:
+                raise UserError(f"{path}: the image has no pixels")
+            img.load()
+            arr = _to_array(img, channels, path)
+    except UserError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path}: not a readable image ({err}); pass a valid PNG or JPEG") from None
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(127.5).sub(1)
+
+
+def _to_array(img, channels: int, path: Path):
+    import numpy as np
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        gray = np.clip(np.round(a / top * 255), 0, 255).astype(np.uint8)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+    else:
+        if mode == "P":
+            img = img.convert("RGBA")
+        rgb = np.asarray(img.convert("RGB"))
+    if channels == 3:
+        return rgb
+    if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+        raise UserError(f"{path}: is a colour image but the model is grayscale; convert it to grayscale first")
+    return rgb[..., :1]

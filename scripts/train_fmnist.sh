@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Train the embedded `fmnist` model from scratch on this machine, stage by stage:
+#   teacher 8x8 -> PF-ODE latents (train, test) -> one-step decoder at 8x8 -> grow to 16 -> grow to 32
+#   -> learned encoder -> benchmark (docs/core.md) -> export as fp16 into pagoda_inverse/models/fmnist.
+# Each training command prints its checkpoint folder on stdout; an interrupted stage continues with the same
+# command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_fmnist.sh [RUNS_DIR]
+set -euo pipefail
+RUNS=${1:-runs}
+mkdir -p "$RUNS"
+T=$(pagoda-inv train teacher --preset fmnist --runs "$RUNS" -q)
+pagoda-inv encode --teacher "$T" --out "$RUNS/latents-train" -q 2> "$RUNS/encode-train.log"
+pagoda-inv encode --teacher "$T" --split test --out "$RUNS/latents-test" -q 2> "$RUNS/encode-test.log"
+D8=$(pagoda-inv train decoder --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
+D16=$(pagoda-inv train grow --decoder "$D8" --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
+D32=$(pagoda-inv train grow --decoder "$D16" --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
+E=$(pagoda-inv train encoder --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
+python benchmarks/core.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D8")" \
+  --train-latents "$RUNS/latents-train" --test-latents "$RUNS/latents-test" --encode-log "$RUNS/encode-train.log"
+pagoda-inv export --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" \
+  --card docs/models/fmnist.md

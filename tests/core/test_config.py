@@ -1,0 +1,35 @@
+"""Presets, overrides and the resume guard."""
+
+import pytest
+
+from pagoda_inverse.train.config import PRESETS, from_dict, resolve, to_dict
+from pagoda_inverse.train.state import check_resume_config, new_run_dir, write_config
+from pagoda_inverse.utils.errors import UserError
+
+
+@pytest.mark.parametrize("kind", sorted(PRESETS))
+def test_every_preset_round_trips_through_json(kind):
+    import json
+
+    for preset in PRESETS[kind]:
+        cfg = resolve(kind, preset)
+        assert from_dict(kind, json.loads(json.dumps(to_dict(cfg)))) == cfg
+
+
+def test_overrides_and_unknown_preset():
+    cfg = resolve("teacher", "smoke", steps=3, root="/data")
+    assert cfg.steps == 3 and cfg.data.root == "/data" and cfg.data.limit == 256
+    with pytest.raises(UserError, match="unknown teacher preset 'big'"):
+        resolve("teacher", "big")
+
+
+def test_resume_refuses_another_config_or_kind(tmp_path):
+    run = new_run_dir(tmp_path, "teacher-smoke")
+    cfg = resolve("teacher", "smoke")
+    write_config(run, "teacher", to_dict(cfg))
+    check_resume_config(run, "teacher", to_dict(cfg))  # same config: accepted
+    with pytest.raises(UserError, match="differs from the requested config in \\['steps'\\]"):
+        check_resume_config(run, "teacher", to_dict(resolve("teacher", "smoke", steps=99)))
+    with pytest.raises(UserError, match="not a 'decoder' run"):
+        check_resume_config(run, "decoder", to_dict(resolve("decoder", "smoke")))
+    assert new_run_dir(tmp_path, "x").name.startswith("00001-")

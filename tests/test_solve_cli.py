@@ -1,0 +1,160 @@
+"""``pagoda-inv solve`` end to end on a random-weight model: outputs, sizes, and one-line errors."""
+
+import numpy as np
+import pytest
+from cli_helpers import one_line_error, run_cli
+from PIL import Image
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / "clean.png")
+    Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(tmp_path / "small.png")
+    return tmp_path
+
+
+def test_superres_simulated_with_samples(images, tiny_model_dir):
+    out = images / "sr.png"
+    result = run_cli(
+        "solve",
+        "superres",
+        "--input",
+        str(images / "clean.png"),
+        "--scale",
+        "2",
+        "--simulate",
+        "--samples",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PSNR vs the clean input" in result.stderr and "works on 1-channel 16x16" in result.stderr
+    for name in ("sr.png", "sr-samples.png", "sr-std.png", "sr-observed.png"):
+        assert (images / name).is_file(), name
+    # An existing output is refused without --overwrite.
+    again = run_cli(
+        "solve",
+        "superres",
+        "--input",
+        str(images / "clean.png"),
+        "--scale",
+        "2",
+        "--simulate",
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(out),
+    )
+    one_line_error(again, "exists; pass --overwrite")
+
+
+def test_superres_observation_and_wrong_size(images, tiny_model_dir):
+    ok = run_cli(
+        "solve",
+        "superres",
+        "--input",
+        str(images / "small.png"),
+        "--scale",
+        "2",
+        "--solver",
+        "encode_decode",
+        "--model",
+        str(tiny_model_dir),
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert (images / "small-superres.png").is_file()
+    bad = run_cli(
+        "solve",
+        "superres",
+        "--input",
+        str(images / "clean.png"),
+        "--scale",
+        "2",
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(images / "bad.png"),
+    )
+    one_line_error(bad, "is 16x16 but the superres observation must be 8x8")
+    assert not (images / "bad.png").exists()
+
+
+def test_inpaint_options_and_bad_mask(images, tiny_model_dir):
+    one_line_error(
+        run_cli("solve", "inpaint", "--input", str(images / "clean.png"), "--model", str(tiny_model_dir)),
+        "exactly one of",
+    )
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(images / "mask.png")
+    result = run_cli(
+        "solve",
+        "inpaint",
+        "--input",
+        str(images / "clean.png"),
+        "--mask",
+        str(images / "mask.png"),
+        "--model",
+        str(tiny_model_dir),
+    )
+    one_line_error(result, "mask")
+    assert not (images / "clean-inpaint.png").exists()
+    ok = run_cli(
+        "solve",
+        "inpaint",
+        "--input",
+        str(images / "clean.png"),
+        "--box",
+        "--simulate",
+        "--model",
+        str(tiny_model_dir),
+        "--solver",
+        "latent_map",
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_bad_input_files(images, tiny_model_dir):
+    (images / "text.png").write_text("not an image")
+    one_line_error(
+        run_cli("solve", "denoise", "--input", str(images / "text.png"), "--model", str(tiny_model_dir)),
+        "not a readable image",
+    )
+    one_line_error(
+        run_cli("solve", "denoise", "--input", str(images / "none.png"), "--model", str(tiny_model_dir)),
+        "no such file",
+    )
+    one_line_error(
+        run_cli("solve", "colorize", "--input", str(images / "clean.png"), "--model", str(tiny_model_dir)),
+        "colorization needs an RGB model",
+    )
+    one_line_error(
+        run_cli(
+            "solve",
+            "denoise",
+            "--input",
+            str(images / "clean.png"),
+            "--output",
+            str(images / "clean.png"),
+            "--model",
+            str(tiny_model_dir),
+        ),
+        "inputs are never overwritten",
+    )
+    one_line_error(
+        run_cli(
+            "solve",
+            "denoise",
+            "--input",
+            str(images / "clean.png"),
+            "--solver",
+            "pinv",
+            "--samples",
+            "2",
+            "--model",
+            str(tiny_model_dir),
+        ),
+        "deterministic",
+    )
