@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from pagoda_inverse.cli import bench as bench_cmd
 from pagoda_inverse.cli import encode as encode_cmd
 from pagoda_inverse.cli import generate as generate_cmd
 from pagoda_inverse.cli import models as models_cmd
@@ -30,6 +31,7 @@ app.add_typer(train_cmd.app, name="train")
 app.add_typer(solve_cmd.app, name="solve")
 app.command("encode", epilog=encode_cmd.EPILOG)(encode_cmd.encode)
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
+app.command("bench", epilog=bench_cmd.EPILOG)(bench_cmd.bench)
 app.command("models")(models_cmd.models)
 app.command("export")(models_cmd.export)
 

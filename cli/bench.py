@@ -1,0 +1,71 @@
+"""``pagoda-inv bench``: run task suites and write results.json/csv/md, grids and a quality-vs-time plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+EPILOG = """Examples:
+
+  pagoda-inv bench --task superres_x4 --limit 32
+
+  pagoda-inv bench --task inpaint --solvers pinv,one_step --out runs/bench-inpaint
+
+  pagoda-inv bench --task denoise --limit 16 --json
+"""
+
+
+def bench(
+    task: str = typer.Option(..., "--task", "-t", help="Task name, family (e.g. inpaint) or a .toml file."),
+    solvers: str | None = typer.Option(None, "--solvers", help="Comma-separated subset of the task's solvers."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Replace the task's seed range, e.g. 100-355."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder [default: runs/bench-TASK].", rich_help_panel="Output"
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Write into an existing output folder.", rich_help_panel="Output"
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the summary as JSON on stdout.", rich_help_panel="Output"
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Replace the task's model (name or folder)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+) -> None:
+    """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory)."""
+    from pagoda_inverse.bench.tasks import parse_seeds, select_tasks
+
+    specs = select_tasks(task)
+    out = out or Path("runs") / f"bench-{Path(task).stem}"
+    if out.exists() and not overwrite:
+        raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
+    seed_list = parse_seeds(seeds) if seeds else None
+    names = [s.strip() for s in solvers.split(",")] if solvers else None
+    import json
+
+    from rich.table import Table
+
+    from pagoda_inverse.bench.engine import run_task
+    from pagoda_inverse.bench.report import COLUMNS, summary_rows, write_report
+    from pagoda_inverse.cli.display import console, progress_callback
+
+    results = []
+    for spec in specs:
+        with progress_callback(spec.name, None, quiet) as cb:
+            results.append(run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb))
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"task": task, "solvers": names, "model": model, "limit": limit, "seeds": seeds, "tasks": [s.to_dict() for s in specs]}
+    write_report(out, results, config)
+    rows = summary_rows(results)
+    if not quiet:
+        table = Table("task", "solver", *[label for _, label in COLUMNS])
+        for row in rows:
+            if "skipped" in row:
+                table.add_row(row["task"], row["solver"], f"[yellow]skipped: {row['skipped']}")
+            else:
+                table.add_row(row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in COLUMNS])
+        console.print(table)
+        console.print(f"results in {out}")
+    if json_out:
+        print(json.dumps(rows, indent=2))

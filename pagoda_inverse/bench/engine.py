@@ -1,0 +1,156 @@
+"""Run a task suite: degrade test images with per-image seeds, run each solver, score every image.
+
+Image ``i`` of a task uses seed ``seeds[i]`` for its operator parameters (kernel, mask), its measurement noise
+and (offset by ``SOLVER_SEED_OFFSET``) its solver noise, so a rerun gives identical numbers on CPU and the result
+of image ``i`` does not depend on the batch it is in.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from pagoda_inverse.bench import metrics as M
+from pagoda_inverse.bench.tasks import TaskSpec
+from pagoda_inverse.utils.errors import UserError
+
+SOLVER_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class SolverScores:
+    """Per-image scores of one solver on one task (lists aligned with the task's images)."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    nfe: int = 0
+    images: int = 0
+    skipped: str = ""
+
+    def add(self, name: str, v: torch.Tensor) -> None:
+        self.values.setdefault(name, []).extend(float(t) for t in v)
+
+    def summary(self) -> dict:
+        if self.skipped:
+            return {"skipped": self.skipped}
+        out = {name: sum(v) / len(v) for name, v in self.values.items()}
+        out |= {"seconds_per_image": self.seconds / max(self.images, 1), "nfe": self.nfe, "images": self.images}
+        return out
+
+
+def _generators(seeds, offset: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(s) + offset) for s in seeds]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak on GPU, the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_task(
+    spec: TaskSpec,
+    *,
+    solvers: list[str] | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    seeds: tuple[int, ...] | None = None,
+    batch_size: int = 32,
+    keep: int = 8,
+    callback: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run ``spec`` and return ``{"task", "scores": {solver: summary}, "examples", "timing"}``.
+
+    :param solvers: solvers to run (default: the task's, in the file's order); hyper-parameters from the task file.
+    :param model: replaces the task's model (an embedded name or a model folder).
+    :param limit: use only the first ``limit`` images; ``seeds`` replaces the task's seed range.
+    :param keep: how many leading images to keep (observation, estimates, truth) for the report grids.
+    """
+    from pagoda_inverse.core.model import load_model
+    from pagoda_inverse.ops import make_operator
+    from pagoda_inverse.solvers import SOLVERS, solve
+    from pagoda_inverse.train.config import DataConfig
+    from pagoda_inverse.train.data import load_images
+
+    start = time.perf_counter()
+    names = solvers or list(spec.solvers)
+    unknown = [n for n in names if n not in SOLVERS]
+    if unknown:
+        raise UserError(f"unknown solver(s) {unknown}; valid: {', '.join(SOLVERS)}")
+    seed_list = tuple(seeds or spec.seeds)[: limit or spec.images]
+    model = load_model(model or spec.model)
+    res = model.resolution
+    images, _ = load_images(DataConfig(dataset=spec.dataset), spec.split, limit=len(seed_list))
+    if images.shape[-1] != res:
+        images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
+    scores = {n: SolverScores() for n in names}
+    examples: dict[str, torch.Tensor] = {}
+    solver_seconds = 0.0
+    for b0 in range(0, len(seed_list), batch_size):
+        batch_seeds = seed_list[b0 : b0 + batch_size]
+        x = images[b0 : b0 + len(batch_seeds)]
+        # Degrade: per-image operator parameters and noise from the image's seed.
+        op = make_operator(
+            spec.operator,
+            shape=tuple(x.shape[1:]),
+            batch=len(x),
+            seeds=batch_seeds,
+            sigma_y=spec.sigma_y,
+            **spec.operator_params,
+        )
+        y = op(x, generator=_generators(batch_seeds))
+        for name in names:
+            if scores[name].skipped:
+                continue
+            hparams = {k: v for k, v in spec.solvers.get(name, {}).items()}
+            t0 = time.perf_counter()
+            try:
+                out = solve(name, model, op, y, generator=_generators(batch_seeds, SOLVER_SEED_OFFSET), **hparams)
+            except UserError as err:  # the solver does not apply to this operator: a warning row, not a crash
+                scores[name].skipped = str(err)
+                continue
+            elapsed = time.perf_counter() - t0
+            solver_seconds += elapsed
+            s = scores[name]
+            s.seconds += elapsed
+            s.images += len(x)
+            s.nfe = out.info["nfe"]
+            est = out.estimate
+            for metric in spec.metrics:
+                if metric == "psnr":
+                    s.add("psnr", M.psnr(est, x))
+                elif metric == "ssim":
+                    s.add("ssim", M.ssim(est, x))
+                elif metric == "consistency":
+                    s.add("consistency", M.consistency(op, est, y))
+                elif metric == "diversity":
+                    s.add("diversity", M.diversity(out.samples))
+            if b0 == 0:
+                examples[name] = est[:keep].clamp(-1, 1)
+        if b0 == 0:
+            shown = y if y.shape[1:] == x.shape[1:] else F.interpolate(y, size=x.shape[-2:], mode="nearest")
+            if shown.shape[1] != x.shape[1]:
+                shown = shown.expand(-1, x.shape[1], -1, -1)
+            examples = {"observation": shown[:keep].clamp(-1, 1), **examples, "truth": x[:keep]}
+        if callback is not None:
+            callback({"step": b0 + len(x), "total": len(seed_list)})
+    total = time.perf_counter() - start
+    device = images.device
+    return {
+        "task": spec.to_dict(),
+        "images": len(seed_list),
+        "scores": {n: s.summary() for n, s in scores.items()},
+        "examples": examples,
+        "timing": {
+            "total_seconds": total,
+            "solver_seconds": solver_seconds,
+            "engine_overhead": (total - solver_seconds) / total,
+            "peak_memory_mb": peak_memory_mb(device),
+        },
+    }

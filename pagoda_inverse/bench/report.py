@@ -1,0 +1,119 @@
+"""Write a bench run's outputs: results.json, results.csv, results.md, PNG grids and a quality-vs-time plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+from pagoda_inverse.utils.images import save_grid
+
+COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("consistency", "‖Ax−y‖/√m"), ("diversity", "diversity")]
+COLUMNS += [("seconds_per_image", "s/img"), ("nfe", "NFE")]
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """One flat row per (task, solver), skipped solvers included with their reason."""
+    rows = []
+    for r in results:
+        for solver, s in r["scores"].items():
+            rows.append({"task": r["task"]["name"], "solver": solver, **s})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a markdown table; the best PSNR/SSIM per task in bold."""
+    best: dict[tuple[str, str], float] = {}
+    for row in rows:
+        for key in ("psnr", "ssim"):
+            if key in row:
+                best[row["task"], key] = max(best.get((row["task"], key), float("-inf")), row[key])
+    head = "| task | solver | " + " | ".join(label for _, label in COLUMNS) + " |"
+    lines = [head, "|" + " --- |" * (len(COLUMNS) + 2)]
+    for row in rows:
+        if "skipped" in row:
+            lines.append(
+                f"| {row['task']} | {row['solver']} | skipped: {row['skipped']} |" + " |" * (len(COLUMNS) - 1)
+            )
+            continue
+        cells = []
+        for key, _ in COLUMNS:
+            v = row.get(key)
+            text = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+            cells.append(f"**{text}**" if key in ("psnr", "ssim") and v == best.get((row["task"], key)) else text)
+        lines.append(f"| {row['task']} | {row['solver']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def quality_time_plot(rows: list[dict], path: Path) -> None:
+    """PSNR against seconds per image (log axis), one marker per (task, solver)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for task in sorted({r["task"] for r in rows}):
+        pts = [r for r in rows if r["task"] == task and "psnr" in r]
+        ax.plot([r["seconds_per_image"] for r in pts], [r["psnr"] for r in pts], "o", label=task)
+        for r in pts:
+            ax.annotate(
+                r["solver"], (r["seconds_per_image"], r["psnr"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time per image (s, log scale)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]:
+    """Write every output of a bench run into ``out_dir`` (which must exist); returns the written paths."""
+    out_dir = Path(out_dir)
+    rows = summary_rows(results)
+    written = []
+    payload = {"config": config, "results": [{k: v for k, v in r.items() if k != "examples"} for r in results]}
+    write_text_atomic(out_dir / "results.json", json.dumps(payload, indent=2))
+    keys = ["task", "solver"] + [k for k, _ in COLUMNS] + ["images", "skipped"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "results.csv", buf.getvalue())
+    write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2))
+    md = [f"# Benchmark: {', '.join(r['task']['name'] for r in results)}", "", markdown_table(rows), ""]
+    for r in results:
+        ex = r["examples"]
+        name = f"grid-{r['task']['name']}.png"
+        # Columns: observation | each solver | truth; rows: the first images.
+        grid = torch.stack([ex[k] for k in ex], dim=1).flatten(0, 1)
+        save_grid(grid, out_dir / name, nrow=len(ex), scale=max(1, 64 // grid.shape[-1]))
+        written.append(out_dir / name)
+        t = r["timing"]
+        md += [
+            f"## {r['task']['name']}",
+            "",
+            r["task"]["description"],
+            "",
+            f"Columns: {' | '.join(ex)}.",
+            "",
+            f"![{name}]({name})",
+            "",
+            f"{r['images']} images; total {t['total_seconds']:.1f} s, engine overhead {100 * t['engine_overhead']:.1f}%, "
+            f"peak memory {t['peak_memory_mb']:.0f} MB.",
+            "",
+        ]
+    if any("psnr" in row for row in rows):
+        quality_time_plot(rows, out_dir / "quality_vs_time.png")
+        md += ["![quality vs time](quality_vs_time.png)", ""]
+        written.append(out_dir / "quality_vs_time.png")
+    write_text_atomic(out_dir / "results.md", "\n".join(md))
+    return [out_dir / n for n in ("results.json", "results.csv", "results.md", "config.json")] + written

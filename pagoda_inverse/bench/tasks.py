@@ -1,0 +1,171 @@
+"""Benchmark task suites: ``tasks/*.toml`` files, validated on load.
+
+A task fixes the operator and its parameters, the noise level (``sigma_y`` in ``[-1, 1]`` units), the model, the
+dataset split, the image count, the per-image seed range, the metrics and the solvers with their hyper-parameters::
+
+    [task]
+    family = "superres"            # --task superres selects every task of the family
+    model = "fmnist"
+    dataset = "fmnist"
+    split = "test"
+    images = 256
+    seeds = "0-255"                # image i uses seed seeds[i] (operator parameters, noise, solver noise)
+    metrics = ["psnr", "ssim", "consistency", "diversity"]
+
+    [operator]
+    name = "downsample_area"       # a key of pagoda_inverse.ops.OPERATORS
+    sigma_y = 0.05                 # [-1, 1] units (DPS convention)
+    factor = 4                     # any other key is passed to the operator
+
+    [solvers.one_step]             # a key of pagoda_inverse.solvers.SOLVERS; keys below are its hyper-parameters
+    samples = 4
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from pagoda_inverse.utils.errors import UserError
+
+METRICS = ("psnr", "ssim", "consistency", "diversity")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task suite (see the module docstring for the file format)."""
+
+    name: str
+    family: str
+    model: str
+    dataset: str
+    split: str
+    images: int
+    seeds: tuple[int, ...]
+    metrics: tuple[str, ...]
+    operator: str
+    sigma_y: float
+    operator_params: dict = field(default_factory=dict)
+    solvers: dict = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def tasks_dir() -> Path:
+    """The folder of the shipped task files (installed as ``pagoda_inverse.tasks``)."""
+    return Path(str(resources.files("pagoda_inverse.tasks")))
+
+
+def list_tasks() -> list[str]:
+    """Names of the shipped tasks."""
+    return sorted(p.stem for p in tasks_dir().glob("*.toml"))
+
+
+def _line_of(text: str, key: str) -> int:
+    """1-based line where ``key =`` (or the table ``[key]``) first appears, 0 if not found."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if re.match(rf"\s*(\[{re.escape(key)}\]|{re.escape(key)}\s*=)", line):
+            return i
+    return 0
+
+
+def parse_seeds(value) -> tuple[int, ...]:
+    """``"0-255"``, ``"0-9,20"`` or a list of integers -> a tuple of seeds."""
+    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ValueError("a string like '0-255' or a list of integers")
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(out)
+
+
+def load_task(name_or_path: str | Path) -> TaskSpec:
+    """Load and validate a task by name (a shipped ``tasks/NAME.toml``) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix == ".toml":
+        path = tasks_dir() / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise UserError(f"unknown task {str(name_or_path)!r}; choose one of: {', '.join(list_tasks())}")
+    if not path.is_file():
+        raise UserError(f"{path}: no such task file")
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: malformed TOML ({err}); fix the file") from None
+
+    def bad(key: str, why: str) -> UserError:
+        return UserError(f"{path}:{_line_of(text, key.split('.')[-1])}: field '{key}' {why}")
+
+    from pagoda_inverse.ops.registry import OPERATORS
+    from pagoda_inverse.solvers import SOLVERS
+
+    task, op, solvers = raw.get("task"), raw.get("operator"), raw.get("solvers")
+    for key, table in (("task", task), ("operator", op), ("solvers", solvers)):
+        if not isinstance(table, dict):
+            raise UserError(f"{path}: missing table [{key}]; see pagoda_inverse.bench.tasks for the format")
+    fields = {"family": str, "model": str, "dataset": str, "split": str, "images": int}
+    for key, kind in fields.items():
+        if not isinstance(task.get(key), kind) or isinstance(task.get(key), bool):
+            raise bad(f"task.{key}", f"must be a {kind.__name__}, got {task.get(key)!r}")
+    if task["images"] < 1:
+        raise bad("task.images", "must be >= 1")
+    try:
+        seeds = parse_seeds(task.get("seeds", f"0-{task['images'] - 1}"))
+    except ValueError as err:
+        raise bad("task.seeds", f"must be {err}") from None
+    if len(seeds) < task["images"]:
+        raise bad("task.seeds", f"gives {len(seeds)} seeds for {task['images']} images")
+    metrics = task.get("metrics", list(METRICS))
+    unknown = [m for m in metrics if m not in METRICS] if isinstance(metrics, list) else [metrics]
+    if unknown:
+        raise bad("task.metrics", f"has unknown metric(s) {unknown}; valid: {', '.join(METRICS)}")
+    if op.get("name") not in OPERATORS:
+        raise bad("operator.name", f"{op.get('name')!r} is not an operator; valid: {', '.join(sorted(OPERATORS))}")
+    sigma_y = op.get("sigma_y", 0.0)
+    if not isinstance(sigma_y, int | float) or sigma_y < 0:
+        raise bad("operator.sigma_y", f"must be a number >= 0 ([-1, 1] units), got {sigma_y!r}")
+    for name, hparams in solvers.items():
+        if name not in SOLVERS:
+            raise bad(f"solvers.{name}", f"is not a solver; valid: {', '.join(SOLVERS)}")
+        if not isinstance(hparams, dict):
+            raise bad(f"solvers.{name}", "must be a table of hyper-parameters")
+    params = {k: v for k, v in op.items() if k not in ("name", "sigma_y", "units")}
+    return TaskSpec(
+        name=path.stem,
+        family=task["family"],
+        model=task["model"],
+        dataset=task["dataset"],
+        split=task["split"],
+        images=task["images"],
+        seeds=seeds[: task["images"]],
+        metrics=tuple(metrics),
+        operator=op["name"],
+        sigma_y=float(sigma_y),
+        operator_params=params,
+        solvers=dict(solvers),
+        description=task.get("description", ""),
+        path=str(path),
+    )
+
+
+def select_tasks(selector: str) -> list[TaskSpec]:
+    """A task name, a path to a ``.toml`` file, or a family name (every shipped task of that family)."""
+    if selector.endswith(".toml") or selector in list_tasks():
+        return [load_task(selector)]
+    family = [spec for spec in map(load_task, list_tasks()) if spec.family == selector]
+    if not family:
+        families = sorted({load_task(t).family for t in list_tasks()})
+        raise UserError(
+            f"unknown task {selector!r}; tasks: {', '.join(list_tasks())}; families: {', '.join(families)}"
+        )
+    return family

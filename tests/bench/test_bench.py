@@ -1,0 +1,114 @@
+"""Task loading/validation, the bench engine and its report, on the tiny random model and the 64-image fixture."""
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import one_line_error, run_cli
+
+from pagoda_inverse.bench.engine import run_task
+from pagoda_inverse.bench.tasks import list_tasks, load_task, select_tasks
+from pagoda_inverse.utils.errors import UserError
+
+FMNIST_TINY = Path(__file__).parents[1] / "fixtures" / "fmnist-tiny"
+
+TASK = """
+[task]
+family = "superres"
+model = "fmnist"
+dataset = "fmnist"
+split = "test"
+images = 6
+seeds = "0-5"
+
+[operator]
+name = "downsample_area"
+factor = 2
+sigma_y = 0.05
+
+[solvers.bicubic]
+[solvers.pinv]
+[solvers.one_step]
+samples = 2
+num_steps = 4
+"""
+
+
+def test_every_shipped_task_loads():
+    names = list_tasks()
+    assert {"superres_x4", "inpaint_box", "inpaint_random", "deblur_gaussian", "deblur_motion", "denoise"} <= set(
+        names
+    )
+    for name in names:
+        spec = load_task(name)
+        assert len(spec.seeds) == spec.images and spec.solvers
+    assert {t.name for t in select_tasks("inpaint")} == {"inpaint_box", "inpaint_random"}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[task\nfamily=", "malformed TOML"),
+        (TASK.replace("images = 6", 'images = "six"'), r":7: field 'task.images' must be a int"),
+        (TASK.replace('name = "downsample_area"', 'name = "warp"'), "field 'operator.name' 'warp' is not an operator"),
+        (TASK.replace("[solvers.pinv]", "[solvers.dps2]"), "field 'solvers.dps2' is not a solver"),
+        (TASK.replace("sigma_y = 0.05", "sigma_y = -1"), "field 'operator.sigma_y' must be a number >= 0"),
+        (TASK.replace('seeds = "0-5"', 'seeds = "0-2"'), "gives 3 seeds for 6 images"),
+    ],
+)
+def test_malformed_tasks_name_the_field_and_line(tmp_path, text, match):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=match):
+        load_task(path)
+
+
+def test_unknown_task_lists_the_valid_ones():
+    with pytest.raises(UserError, match="superres_x4"):
+        select_tasks("nope")
+
+
+def test_engine_is_deterministic_and_batch_independent(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    path = tmp_path / "t.toml"
+    path.write_text(TASK)
+    spec = load_task(path)
+    a = run_task(spec, model=str(tiny_model_dir), batch_size=6)
+    b = run_task(spec, model=str(tiny_model_dir), batch_size=4)
+    for solver in ("bicubic", "pinv", "one_step"):
+        for key in ("psnr", "ssim", "consistency"):
+            assert a["scores"][solver][key] == pytest.approx(b["scores"][solver][key], rel=1e-4)
+    assert a["scores"]["one_step"]["diversity"] > 0 and a["scores"]["pinv"]["diversity"] == 0
+    assert a["examples"]["observation"].shape == a["examples"]["truth"].shape == (6, 1, 16, 16)
+
+
+def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_model_dir):
+    path = tmp_path / "t.toml"
+    path.write_text(TASK.replace('name = "downsample_area"\nfactor = 2', 'name = "inpaint_mask"'))
+    out = tmp_path / "out"
+    env = {"PAGODA_FMNIST_DIR": str(FMNIST_TINY)}
+    result = run_cli(
+        "bench", "--task", str(path), "--model", str(tiny_model_dir), "--out", str(out), "--json", "-q", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["solver"] for r in rows} == {"bicubic", "pinv", "one_step"}
+    assert "down-sampling" in next(r for r in rows if r["solver"] == "bicubic")["skipped"]
+    for name in ("results.json", "results.csv", "results.md", "config.json", "grid-t.png", "quality_vs_time.png"):
+        assert (out / name).is_file(), name
+    again = run_cli("bench", "--task", str(path), "--model", str(tiny_model_dir), "--out", str(out), env=env)
+    one_line_error(again, "exists; pass --overwrite")
+    one_line_error(run_cli("bench", "--task", "nope"), "unknown task 'nope'")
+    bad = run_cli(
+        "bench",
+        "--task",
+        str(path),
+        "--solvers",
+        "zzz",
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(tmp_path / "o2"),
+        env=env,
+    )
+    one_line_error(bad, "unknown solver(s) ['zzz']")
