@@ -39,7 +39,7 @@ def load_image(path: str | Path, channels: int, *, max_pixels: int = MAX_PIXELS)
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: not a readable image ({err}); pass a valid PNG or JPEG") from None
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(127.5).sub(1)
+    return torch.from_numpy(np.array(arr)).permute(2, 0, 1).float().div(127.5).sub(1)
 
 
 def _to_array(img, channels: int, path: Path):
