@@ -5,6 +5,8 @@ The network ``F(x, c_noise, cond)`` maps ``[B, C, R, R]`` to ``[B, C_out, R * 2*
 noise-level embedding and reaches every residual block through a scale/shift. PaGoDA's progressive growing
 (Kim et al. 2024, sec. 3.3) appends, after the last decoder level and without skip connections, one 2x
 up-sampling residual block plus ``grow_blocks`` plain residual blocks per stage; see ``UNetConfig.grown``.
+Each stage's zero-initialised output head adds a residual to the nearest-up-sampled image of the previous scale
+(progressive-GAN style), so a freshly grown network reproduces the previous one exactly.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class UNetConfig:
 
 def _norm(ch: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(32, ch), ch, eps=1e-6)
+
+
+def _head(ch: int, out_channels: int) -> nn.Sequential:
+    """GroupNorm -> SiLU -> zero-initialised 3x3 conv to image channels."""
+    return nn.Sequential(_norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels, 3, padding=1)))
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -175,15 +182,19 @@ class UNet(nn.Module):
                 self.dec.append(ResBlock(ch, ch, emb, up=True, dropout=cfg.dropout))
                 res *= 2
 
-        # PaGoDA growth: per stage one 2x up block then plain blocks, no skips, still conditioned.
+        # Output head at the teacher resolution (the teacher's own head).
+        self.out = _head(ch, cfg.in_channels)
+
+        # PaGoDA growth: per stage one 2x up block then plain blocks, no skips, still conditioned; each stage adds
+        # a zero-initialised head whose output is a residual on the up-sampled image of the previous scale.
         self.grow = nn.ModuleList()
+        self.grow_out = nn.ModuleList()
         for width in cfg.grow_channels:
             stage = nn.ModuleList([ResBlock(ch, width, emb, up=True)])
             stage.extend(ResBlock(width, width, emb) for _ in range(cfg.grow_blocks))
             self.grow.append(stage)
+            self.grow_out.append(_head(width, cfg.in_channels))
             ch = width
-
-        self.out = nn.Sequential(_norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, cfg.in_channels, 3, padding=1)))
 
     def _block(self, cin, cout, emb, res):
         block = ResBlock(cin, cout, emb, dropout=self.config.dropout)
@@ -211,11 +222,13 @@ class UNet(nn.Module):
             h = torch.cat([h, skips.pop()], dim=1)
             for layer in block:
                 h = layer(h, emb)
-        for stage in self.grow:
+        x = self.out(h)
+        for stage, head in zip(self.grow, self.grow_out, strict=True):
             for layer in stage:
                 h = layer(h, emb)
-        return self.out(h)
+            x = F.interpolate(x, scale_factor=2, mode="nearest") + head(h)
+        return x
 
     def last_layer_weight(self) -> torch.Tensor:
-        """The output conv weight: where PaGoDA's adaptive adversarial weight measures gradient norms."""
-        return self.out[-1].weight
+        """The newest output conv weight: where PaGoDA's adaptive adversarial weight measures gradient norms."""
+        return (self.grow_out[-1] if len(self.grow_out) else self.out)[-1].weight

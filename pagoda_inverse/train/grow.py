@@ -1,9 +1,9 @@
 """PaGoDA progressive growing (Kim et al. 2024, sec. 3.3): append a 2x stage to G, copy weights by name and shape,
 freeze the trunk, and train against targets at the new resolution with the same cached latents.
 
-The new stage is an up-sampling residual block plus plain blocks, all with zero-initialised output convolutions,
-so at initialisation the grown G is the previous G's features up-sampled (nearest) through the copied output head.
-The teacher is never run or retrained.
+The new stage is an up-sampling residual block plus plain blocks and a new output head, all with zero-initialised
+output convolutions, and the new head adds a residual to the up-sampled previous image: at initialisation the
+grown G is exactly the previous G up-sampled (nearest). The teacher is never run or retrained.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pagoda_inverse.utils.errors import CheckpointError
 def grow_generator(G: Generator, width: int | None = None) -> Generator:
     """A new generator with one more 2x stage; every tensor whose name and shape match is copied from ``G``.
 
-    :param width: channels of the new stage (default: the previous last level's width, which keeps the output
-        head's shape so it is copied too).
+    :param width: channels of the new stage (default: the previous last level's width).
     """
     grown = UNet(G.net.config.grown(width))
     own = grown.state_dict()
@@ -33,7 +32,7 @@ def grow_generator(G: Generator, width: int | None = None) -> Generator:
 
 
 def freeze_trunk(G: Generator) -> list[str]:
-    """Freeze everything but the last decoder level (highest teacher resolution), the growth stages and the head.
+    """Freeze everything but the last decoder level (highest teacher resolution), the growth stages and the heads.
 
     Mirrors the released code's ``--activate_from``: embeddings, encoder, middle block and the lower decoder levels
     stay fixed. Returns the names of the trainable parameters.
@@ -43,7 +42,7 @@ def freeze_trunk(G: Generator) -> list[str]:
     names = []
     for name, p in G.net.named_parameters():
         top = name.startswith("dec.") and int(name.split(".")[1]) in trainable_dec
-        p.requires_grad_(top or name.startswith(("grow.", "out.")))
+        p.requires_grad_(top or name.startswith(("grow.", "grow_out.", "out.")))
         if p.requires_grad:
             names.append(name)
     return names

@@ -103,22 +103,19 @@ def test_decoder_refuses_latents_of_another_teacher(smoke, tmp_path):
         train_decoder(resolve("decoder", "smoke"), new_run_dir(tmp_path, "d"), other, smoke["latents"])
 
 
-def test_grown_generator_starts_as_upsampled_features_and_keeps_the_trunk(smoke):
+def test_grown_generator_starts_as_the_upsampled_generator_and_freezes_the_trunk(smoke):
     from pagoda_inverse.train.grow import freeze_trunk, grow_generator
 
-    G = load_model(smoke["decoder"]).generator
+    model = load_model(smoke["decoder"])
+    G = model.generator
     grown = grow_generator(G)
-    feats = {}
-    G.net.out.register_forward_hook(lambda m, i, o: feats.__setitem__("old", i[0]))
-    grown.net.out.register_forward_hook(lambda m, i, o: feats.__setitem__("new", i[0]))
-    z, c = torch.randn(2, 1, 8, 8) * 80, load_model(smoke["decoder"]).class_condition(torch.tensor([1, 2]))
-    assert grown(z, c).shape == (2, 1, 16, 16)
-    G(z, c)
-    upsampled = torch.nn.functional.interpolate(feats["old"], scale_factor=2, mode="nearest")
-    torch.testing.assert_close(feats["new"], upsampled)  # the new stage is the identity at initialisation
+    z, c = torch.randn(2, 1, 8, 8) * 80, model.class_condition(torch.tensor([1, 2]))
+    # The new stage and its zero-initialised head leave the nearest-up-sampled previous output unchanged.
+    torch.testing.assert_close(grown(z, c), torch.nn.functional.interpolate(G(z, c), scale_factor=2, mode="nearest"))
     trainable = freeze_trunk(grown)
-    assert trainable and all(n.startswith(("dec.", "grow.", "out.")) for n in trainable)
+    assert trainable and all(n.startswith(("dec.", "grow.", "grow_out.", "out.")) for n in trainable)
     assert not any(n.startswith(("enc.", "mid.", "cond_embed", "noise_mlp", "conv_in")) for n in trainable)
+    assert grown.net.last_layer_weight() is grown.net.grow_out[-1][-1].weight
 
 
 def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
