@@ -55,7 +55,14 @@ def bench(
         with progress_callback(spec.name, None, quiet) as cb:
             results.append(run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb))
     out.mkdir(parents=True, exist_ok=True)
-    config = {"task": task, "solvers": names, "model": model, "limit": limit, "seeds": seeds, "tasks": [s.to_dict() for s in specs]}
+    config = {
+        "task": task,
+        "solvers": names,
+        "model": model,
+        "limit": limit,
+        "seeds": seeds,
+        "tasks": [s.to_dict() for s in specs],
+    }
     write_report(out, results, config)
     rows = summary_rows(results)
     if not quiet:

@@ -27,8 +27,11 @@ def encode(
     :return: ``[B, C, r, r]`` latents.
 
     >>> from pagoda_inverse import load_model
-    >>> model = load_model("fmnist")  # doctest: +SKIP
-    >>> z = encode(model, torch.zeros(2, 1, 8, 8), model.class_condition(torch.tensor([0, 1])))  # doctest: +SKIP
+    >>> model = load_model("fmnist")
+    >>> x, c = torch.zeros(2, 1, 8, 8), model.class_condition(torch.tensor([0, 1]))
+    >>> z = encode(model, x, c, num_steps=4)
+    >>> z.shape, decode(model, z, c).shape
+    (torch.Size([2, 1, 8, 8]), torch.Size([2, 1, 32, 32]))
     """
     r = model.teacher_resolution
     if images.shape[-2:] != (r, r) or images.shape[1] != model.channels:

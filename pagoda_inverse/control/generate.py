@@ -37,8 +37,8 @@ def generate(
     :return: ``[B, C, R, R]`` in ``[-1, 1]`` (clamped).
 
     >>> from pagoda_inverse.core.model import load_model
-    >>> model = load_model("fmnist")  # doctest: +SKIP
-    >>> generate(model, model.class_condition(torch.tensor([9, 9])), [0, 1]).shape  # doctest: +SKIP
+    >>> model = load_model("fmnist")
+    >>> generate(model, model.class_condition(torch.tensor([9, 9])), [0, 1]).shape
     torch.Size([2, 1, 32, 32])
     """
     if sampler not in SAMPLERS:

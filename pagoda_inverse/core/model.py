@@ -106,9 +106,9 @@ class PagodaModel:
 def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     """Load an embedded model by name or a model/checkpoint folder (safetensors + JSON only, never pickle).
 
-    >>> model = load_model("fmnist")  # doctest: +SKIP
-    >>> model.resolution
-    32
+    >>> model = load_model("fmnist")
+    >>> model.teacher_resolution, model.resolution, model.channels
+    (8, 32, 1)
     """
     path = resolve_model_path(name_or_path)
     parts = {"teacher": path / "teacher", "decoder": path / "decoder", "encoder": path / "encoder"}
