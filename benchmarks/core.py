@@ -155,7 +155,7 @@ def main() -> None:
     if E is not None:
         z_learned = batched(E, x8, ct)
         rel = float((z_learned - zt).norm() / zt.norm())
-        rows.append(("learned encoder: relative latent error ||E(x) - z|| / ||z|| on test", f"{rel:.3f}"))
+        rows.append(("learned encoder: relative latent error norm(E(x) - z) / norm(z) on test", f"{rel:.3f}"))
         rec_e = batched(G, z_learned, ct)
         target = xf if args.grow_runs else x8
         rows.append(("decode PSNR through the learned encoder (1 NFE + 1 NFE)", f"{psnr(rec_e, target):.2f} dB"))
