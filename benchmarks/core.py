@@ -30,7 +30,7 @@ from pagoda_inverse.core.ode import decode_heun, encode_heun, sample_heun
 from pagoda_inverse.core.precond import guided_denoiser
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.decoder import pair_batch
+from pagoda_inverse.train.pairs import pair_batch
 from pagoda_inverse.utils.images import save_grid
 
 
@@ -126,7 +126,7 @@ def main() -> None:
     # Reconstruction from the test split's cached latents (pairs encoded under the class caption).
     test_cache, _ = load_latent_cache(args.test_latents)
     full, test_labels = load_images(data, "test")
-    table = model.class_condition(test_labels)
+    table = model.bank.conditions(test_labels)
     keep = torch.nonzero(~test_cache["null"]).flatten()
     zt, x8, ct = pair_batch(test_cache, F.avg_pool2d(full, data.factor), table, model.bank.null_embedding, keep)
     rec8 = batched(G8, zt, ct)

@@ -256,6 +256,12 @@ class CaptionBank:
         except ValueError as err:
             raise CheckpointError(f"checkpoint caption embeddings are inconsistent: {err}") from None
 
+    def conditions(self, labels: torch.Tensor) -> torch.Tensor:
+        """Canonical class-caption embedding per label ``[B] -> [B, 384]``; label ``-1`` (unlabelled) gets the
+        null embedding."""
+        known = (labels >= 0)[:, None]
+        return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
+
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw, for each label, the embedding of a uniformly random training caption of that class.
 

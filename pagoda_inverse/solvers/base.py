@@ -90,6 +90,13 @@ def condition(model: PagodaModel, cond: torch.Tensor | None, batch: int) -> torc
     return cond
 
 
+def prepare(model: PagodaModel, op: LinearOperator, y: torch.Tensor, cond, encoder: str | None):
+    """The common start of the PaGoDA solvers: a timer, checks, the encoder to use and ``[B, D]`` conditions."""
+    timer = Timer()
+    check_model_and_op(model, op, y)
+    return timer, encoder or default_encoder(model), condition(model, cond, len(y))
+
+
 def to_teacher(model: PagodaModel, x: torch.Tensor) -> torch.Tensor:
     """Area-downsample ``[B, C, R, R]`` to the teacher resolution (the encoder's own input degradation)."""
     factor = x.shape[-1] // model.teacher_resolution

@@ -17,13 +17,10 @@ import torch
 from pagoda_inverse.ops._rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
-    Timer,
-    check_model_and_op,
-    condition,
     data_consistency,
-    default_encoder,
     encode_estimate,
     encoder_nfe,
+    prepare,
     result,
 )
 
@@ -59,10 +56,7 @@ def solve_latent_map(
 
     :param sigma_floor: lower bound on the likelihood's noise level ``s`` (keeps noiseless problems well posed).
     """
-    timer = Timer()
-    check_model_and_op(model, op, y)
-    encoder = encoder or default_encoder(model)
-    c = condition(model, cond, len(y))
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
         u = (encode_estimate(model, op.A_dagger(y), c, encoder, num_steps) / model.generator.sigma_max).clone()
@@ -106,10 +100,7 @@ def solve_latent_langevin(
     :param step_size: ``tau``; stability needs ``tau`` well below ``s^2 / ||A J_G||^2``.
     :param init_eta: chains start at ``sqrt(1 - eta^2) u_enc + eta xi`` (spread-out starts).
     """
-    timer = Timer()
-    check_model_and_op(model, op, y)
-    encoder = encoder or default_encoder(model)
-    c = condition(model, cond, len(y))
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
         u0 = encode_estimate(model, op.A_dagger(y), c, encoder, num_steps) / model.generator.sigma_max

@@ -20,13 +20,10 @@ from pagoda_inverse.control.codec import decode
 from pagoda_inverse.ops._rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
-    Timer,
-    check_model_and_op,
-    condition,
     data_consistency,
-    default_encoder,
     encode_estimate,
     encoder_nfe,
+    prepare,
     result,
 )
 
@@ -50,10 +47,7 @@ def solve_encode_decode(
     :param encoder: ``"ode"`` (PF-ODE, ``2 (num_steps - 1)`` NFE) or ``"learned"`` (1 NFE; default when present).
     :param consistency: apply the data-consistency step (projection or Tikhonov, see ``data_consistency``).
     """
-    timer = Timer()
-    check_model_and_op(model, op, y)
-    encoder = encoder or default_encoder(model)
-    c = condition(model, cond, len(y))
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     z = encode_estimate(model, op.A_dagger(y), c, encoder, num_steps)
     x = decode(model, z, c)
     if consistency:
@@ -89,12 +83,9 @@ def solve_one_step(
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
     :return: samples ``[K, B, ...]``, their mean as the estimate, and the latents of the last round.
     """
-    timer = Timer()
-    check_model_and_op(model, op, y)
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
-    encoder = encoder or default_encoder(model)
-    c = condition(model, cond, len(y))
     sigma_max = model.generator.sigma_max
     estimate = op.A_dagger(y)
     for r in range(rounds):

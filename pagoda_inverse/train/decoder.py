@@ -19,39 +19,16 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, save_checkpoint, split_prefix
+from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.discriminator import Discriminator, diff_augment
 from pagoda_inverse.core.ema import ema_update
-from pagoda_inverse.core.encode import file_digest, load_latent_cache
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
-from pagoda_inverse.core.text import CaptionBank
-from pagoda_inverse.core.unet import UNet, UNetConfig
 from pagoda_inverse.train.batches import random_hflip, sample_condition
-from pagoda_inverse.train.config import DataConfig, DecoderConfig, to_dict
-from pagoda_inverse.train.data import load_images
+from pagoda_inverse.train.config import DecoderConfig, to_dict
+from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
-from pagoda_inverse.utils.errors import CheckpointError, UserError
 from pagoda_inverse.utils.images import save_grid
-
-
-def load_teacher_checkpoint(teacher_dir: Path) -> tuple[UNet, dict, CaptionBank]:
-    """The teacher backbone, its config and caption bank; refuses a checkpoint of another kind."""
-    tensors, config = load_checkpoint(teacher_dir)
-    if config.get("kind") != "teacher":
-        raise CheckpointError(f"{teacher_dir}: is a {config.get('kind')!r} checkpoint; pass a teacher checkpoint")
-    net = UNet(UNetConfig.from_dict(config["unet"]))
-    load_module_state(net, split_prefix(tensors, "net"), Path(teacher_dir) / "model.safetensors")
-    return net, config, CaptionBank.from_tensors(tensors)
-
-
-def pair_batch(cache: dict, targets: torch.Tensor, cond_table: torch.Tensor, null: torch.Tensor, j: torch.Tensor):
-    """Encoded pairs ``(z, x, c)``: latent ``j``, its image in the latent's exact orientation, its condition."""
-    idx = cache["index"][j]
-    x = targets[idx]
-    x = torch.where(cache["flip"][j, None, None, None], x.flip(-1), x)
-    c = torch.where(cache["null"][j, None], null[None], cond_table[idx])
-    return cache["latents"][j], x, c
 
 
 def train_decoder(
@@ -70,16 +47,11 @@ def train_decoder(
         ``requires_grad=False`` stay frozen. Targets are at ``G``'s output resolution.
     """
     log = RunLog(run_dir)
-    teacher_net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
-    cache, manifest = load_latent_cache(latents_dir)
-    if manifest.get("teacher_sha256") != file_digest(Path(teacher_dir) / "model.safetensors"):
-        raise UserError(f"{latents_dir}: latents were encoded with another teacher than {teacher_dir}")
-    G = generator if generator is not None else Generator.from_teacher(teacher_net)
-    data = DataConfig(**tcfg["data"])
-    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"])
+    pairs = load_training_pairs(teacher_dir, latents_dir)
+    cache, manifest, bank, labels = pairs.cache, pairs.manifest, pairs.bank, pairs.labels
+    G = generator if generator is not None else Generator.from_teacher(pairs.teacher_net)
     res = G.net.config.out_resolution
-    targets = torch.nn.functional.avg_pool2d(images, data.resolution // res) if res < data.resolution else images
-    cond_table = torch.where((labels >= 0)[:, None], bank.class_embeddings[labels.clamp(min=0)], bank.null_embedding)
+    targets = pairs.targets(res)
 
     torch.manual_seed(cfg.seed)
     D = Discriminator(G.net.config.in_channels, res, cfg.disc_channels, bank.embed_dim)
@@ -94,13 +66,7 @@ def train_decoder(
     for step in range(start, cfg.steps):
         g = step_generator(cfg.seed, step)
         # Generator step. Reconstruction on encoded pairs.
-        z, x, c = pair_batch(
-            cache,
-            targets,
-            cond_table,
-            bank.null_embedding,
-            torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g),
-        )
+        z, x, c = pairs.batch(targets, torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g))
         rec = structural_distance(G(z, c), x).mean()
         # Adversarial term on fresh prior noise with the conditions of a real batch.
         r = torch.randint(len(targets), (cfg.batch_size,), generator=g)
@@ -144,7 +110,7 @@ def train_decoder(
         "unet": G.net.config.to_dict(),
         "sigma_max": G.sigma_max,
         "teacher_sha256": manifest["teacher_sha256"],
-        "teacher_config": tcfg,
+        "teacher_config": pairs.teacher_config,
         "train": to_dict(cfg),
     }
     save_checkpoint(out, {f"net.{k}": v for k, v in G_ema.net.state_dict().items()} | bank.to_tensors(), config)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.encode import encode_to_cache, file_digest
+from pagoda_inverse.core.encode import encode_to_cache
 from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.train.config import DataConfig, EncodeConfig
 from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.decoder import load_teacher_checkpoint
+from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
 
 
 def encode_dataset(
@@ -23,7 +23,7 @@ def encode_dataset(
     data = DataConfig(**tcfg["data"])
     images, labels = load_images(data, cfg.split, limit=cfg.limit)
     low = torch.nn.functional.avg_pool2d(images, data.factor)  # the teacher's own down-sampling
-    cond = torch.where((labels >= 0)[:, None], bank.class_embeddings[labels.clamp(min=0)], bank.null_embedding)
-    identity = {"split": cfg.split, "teacher_sha256": file_digest(Path(teacher_dir) / "model.safetensors")}
+    cond = bank.conditions(labels)
+    identity = {"split": cfg.split, "teacher_sha256": teacher_digest(teacher_dir)}
     teacher = EDMPrecond(net).eval()
     return encode_to_cache(teacher, low, cond, bank.null_embedding, out_dir, cfg, identity=identity, callback=callback)

@@ -11,13 +11,10 @@ import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.ema import ema_update
-from pagoda_inverse.core.encode import file_digest, load_latent_cache
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
-from pagoda_inverse.train.config import DataConfig, EncoderConfig, to_dict
-from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.decoder import load_teacher_checkpoint, pair_batch
+from pagoda_inverse.train.config import EncoderConfig, to_dict
+from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
-from pagoda_inverse.utils.errors import UserError
 
 
 def train_encoder(
@@ -30,17 +27,12 @@ def train_encoder(
 ) -> Path:
     """Train (or resume) the learned encoder; returns the ``run_dir/encoder`` checkpoint folder (EMA weights)."""
     log = RunLog(run_dir)
-    teacher_net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
-    cache, manifest = load_latent_cache(latents_dir)
-    if manifest.get("teacher_sha256") != file_digest(Path(teacher_dir) / "model.safetensors"):
-        raise UserError(f"{latents_dir}: latents were encoded with another teacher than {teacher_dir}")
-    data = DataConfig(**tcfg["data"])
-    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"])
-    low = torch.nn.functional.avg_pool2d(images, data.factor)
-    table = torch.where((labels >= 0)[:, None], bank.class_embeddings[labels.clamp(min=0)], bank.null_embedding)
+    pairs = load_training_pairs(teacher_dir, latents_dir)
+    cache, manifest, bank = pairs.cache, pairs.manifest, pairs.bank
+    low = pairs.targets(pairs.data.teacher_resolution)
 
     torch.manual_seed(cfg.seed)
-    E = LearnedEncoder(copy.deepcopy(teacher_net))
+    E = LearnedEncoder(copy.deepcopy(pairs.teacher_net))
     E_ema = copy.deepcopy(E).requires_grad_(False)
     opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
     start = load_train_state(run_dir, {"E": E, "E_ema": E_ema}, {"E": opt})
@@ -49,7 +41,7 @@ def train_encoder(
         g = step_generator(cfg.seed, step)
         # Regress the cached latent of each pair (image in the latent's orientation, its condition).
         j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
-        z, x, c = pair_batch(cache, low, table, bank.null_embedding, j)
+        z, x, c = pairs.batch(low, j)
         err = (E(x, c) - z) / E.sigma_max
         loss = err.square().mean() + err.abs().mean()
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,79 @@
+"""The training data of the decoder stages: cached (latent, image, condition) pairs and their teacher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
+from pagoda_inverse.core.encode import file_digest, load_latent_cache
+from pagoda_inverse.core.text import CaptionBank
+from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.utils.errors import CheckpointError, UserError
+
+
+def load_teacher_checkpoint(teacher_dir: Path) -> tuple[UNet, dict, CaptionBank]:
+    """The teacher backbone, its config and caption bank; refuses a checkpoint of another kind."""
+    tensors, config = load_checkpoint(teacher_dir)
+    if config.get("kind") != "teacher":
+        raise CheckpointError(f"{teacher_dir}: is a {config.get('kind')!r} checkpoint; pass a teacher checkpoint")
+    net = UNet(UNetConfig.from_dict(config["unet"]))
+    load_module_state(net, split_prefix(tensors, "net"), Path(teacher_dir) / "model.safetensors")
+    return net, config, CaptionBank.from_tensors(tensors)
+
+
+def teacher_digest(teacher_dir: Path) -> str:
+    """Identity of a teacher checkpoint (what a latent cache records)."""
+    return file_digest(Path(teacher_dir) / "model.safetensors")
+
+
+@dataclass
+class TrainingPairs:
+    """A teacher, its latent cache and the images (``[N, C, R, R]`` in ``[-1, 1]``) the latents were made from.
+
+    ``conditions[i]`` is the condition image ``i`` was encoded under (canonical class caption, or null).
+    """
+
+    teacher_net: UNet
+    teacher_config: dict
+    bank: CaptionBank
+    cache: dict[str, torch.Tensor]
+    manifest: dict
+    data: DataConfig
+    images: torch.Tensor
+    labels: torch.Tensor
+    conditions: torch.Tensor
+
+    def targets(self, resolution: int) -> torch.Tensor:
+        """The images area-downsampled to ``resolution``."""
+        factor = self.images.shape[-1] // resolution
+        return F.avg_pool2d(self.images, factor) if factor > 1 else self.images
+
+    def batch(self, targets: torch.Tensor, j: torch.Tensor):
+        """Pairs ``j``: ``(z, x, c)``, see :func:`pair_batch`."""
+        return pair_batch(self.cache, targets, self.conditions, self.bank.null_embedding, j)
+
+
+def pair_batch(cache: dict, targets: torch.Tensor, cond_table: torch.Tensor, null: torch.Tensor, j: torch.Tensor):
+    """Encoded pairs ``(z, x, c)``: latent ``j``, its image in the latent's exact orientation, its condition."""
+    idx = cache["index"][j]
+    x = targets[idx]
+    x = torch.where(cache["flip"][j, None, None, None], x.flip(-1), x)
+    c = torch.where(cache["null"][j, None], null[None], cond_table[idx])
+    return cache["latents"][j], x, c
+
+
+def load_training_pairs(teacher_dir: Path, latents_dir: Path) -> TrainingPairs:
+    """Load a teacher and a latent cache made by it (refusing a cache of another teacher) with its images."""
+    teacher_net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
+    cache, manifest = load_latent_cache(latents_dir)
+    if manifest.get("teacher_sha256") != teacher_digest(teacher_dir):
+        raise UserError(f"{latents_dir}: latents were encoded with another teacher than {teacher_dir}")
+    data = DataConfig(**tcfg["data"])
+    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"])
+    return TrainingPairs(teacher_net, tcfg, bank, cache, manifest, data, images, labels, bank.conditions(labels))
