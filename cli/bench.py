@@ -17,7 +17,7 @@ EPILOG = """Examples:
 
 
 def bench(
-    task: str = typer.Option(..., "--task", "-t", help="Task name, family (e.g. inpaint) or a .toml file."),
+    task: str = typer.Option(..., "--task", "-t", help="Task name, family (e.g. inpaint), all, or a .toml file."),
     solvers: str | None = typer.Option(None, "--solvers", help="Comma-separated subset of the task's solvers."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seeds: str | None = typer.Option(None, "--seeds", help="Replace the task's seed range, e.g. 100-355."),

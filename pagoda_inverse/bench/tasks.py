@@ -159,9 +159,11 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
 
 
 def select_tasks(selector: str) -> list[TaskSpec]:
-    """A task name, a path to a ``.toml`` file, or a family name (every shipped task of that family)."""
+    """A task name, a path to a ``.toml`` file, a family name (every shipped task of that family) or ``all``."""
     if selector.endswith(".toml") or selector in list_tasks():
         return [load_task(selector)]
+    if selector == "all":
+        return [load_task(t) for t in list_tasks()]
     family = [spec for spec in map(load_task, list_tasks()) if spec.family == selector]
     if not family:
         families = sorted({load_task(t).family for t in list_tasks()})

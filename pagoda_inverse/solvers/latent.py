@@ -50,7 +50,7 @@ def solve_latent_map(
     encoder: str | None = None,
     num_steps: int = 18,
     consistency: bool = True,
-    prior_std: float = 0.1,
+    prior_std: float = 0.2,
 ) -> SolverResult:
     """MAP latent: ``argmin_u U(u)`` by Adam from the encoding of ``A^+ y`` (2 NFE per step: forward + backward).
 
@@ -93,7 +93,7 @@ def solve_latent_langevin(
     encoder: str | None = None,
     num_steps: int = 18,
     consistency: bool = True,
-    prior_std: float = 0.1,
+    prior_std: float = 0.2,
 ) -> SolverResult:
     """Posterior samples ``u ~ exp(-U)`` by unadjusted Langevin dynamics, ``K = samples`` chains per image.
 

@@ -40,7 +40,7 @@ def solve_encode_decode(
     encoder: str | None = None,
     num_steps: int = 18,
     consistency: bool = True,
-    prior_std: float = 0.1,
+    prior_std: float = 0.2,
 ) -> SolverResult:
     """``x = DC(G(E(down(A^+ y))))``: one encoding, one decode, one data-consistency step.
 
@@ -73,7 +73,7 @@ def solve_one_step(
     rounds: int = 1,
     encoder: str | None = None,
     num_steps: int = 18,
-    prior_std: float = 0.1,
+    prior_std: float = 0.2,
     cfg_scale: float = 1.0,
 ) -> SolverResult:
     """One-step posterior sampling: ``K = samples`` decodes of perturbed encodings, each made data-consistent.

@@ -43,6 +43,7 @@ def test_every_shipped_task_loads():
         spec = load_task(name)
         assert len(spec.seeds) == spec.images and spec.solvers
     assert {t.name for t in select_tasks("inpaint")} == {"inpaint_box", "inpaint_random"}
+    assert [t.name for t in select_tasks("all")] == names
 
 
 @pytest.mark.parametrize(
