@@ -55,7 +55,10 @@ def bench(
         with progress_callback(spec.name, None, quiet) as cb:
             results.append(run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb))
     out.mkdir(parents=True, exist_ok=True)
+    import sys
+
     config = {
+        "command": "pagoda-inv " + " ".join(sys.argv[1:]),
         "task": task,
         "solvers": names,
         "model": model,

@@ -16,6 +16,15 @@ COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("consistency", "‖
 COLUMNS += [("seconds_per_image", "s/img"), ("nfe", "NFE")]
 
 
+def machine_description() -> str:
+    """CPU / GPU, core count and torch version, for the report header."""
+    import os
+    import platform
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+
+
 def summary_rows(results: list[dict]) -> list[dict]:
     """One flat row per (task, solver), skipped solvers included with their reason."""
     rows = []
@@ -89,7 +98,15 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
     writer.writerows(rows)
     write_text_atomic(out_dir / "results.csv", buf.getvalue())
     write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2))
-    md = [f"# Benchmark: {', '.join(r['task']['name'] for r in results)}", "", markdown_table(rows), ""]
+    total = sum(r["timing"]["total_seconds"] for r in results)
+    md = [
+        f"# Benchmark: {', '.join(r['task']['name'] for r in results)}",
+        "",
+        f"Machine: {machine_description()}. Total wall time {total / 60:.1f} min. Command: `{config.get('command', '')}`",
+        "",
+        markdown_table(rows),
+        "",
+    ]
     for r in results:
         ex = r["examples"]
         name = f"grid-{r['task']['name']}.png"
