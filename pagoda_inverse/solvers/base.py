@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from pagoda_inverse.control.codec import encode
 from pagoda_inverse.core.model import PagodaModel
+from pagoda_inverse.datasets import downsample
 from pagoda_inverse.ops.base import LinearOperator
 from pagoda_inverse.utils.errors import UserError
 
@@ -100,7 +100,7 @@ def prepare(model: PagodaModel, op: LinearOperator, y: torch.Tensor, cond, encod
 def to_teacher(model: PagodaModel, x: torch.Tensor) -> torch.Tensor:
     """Area-downsample ``[B, C, R, R]`` to the teacher resolution (the encoder's own input degradation)."""
     factor = x.shape[-1] // model.teacher_resolution
-    return F.avg_pool2d(x, factor) if factor > 1 else x
+    return downsample(x, factor)
 
 
 def encoder_nfe(model: PagodaModel, method: str, num_steps: int) -> int:

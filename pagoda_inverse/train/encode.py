@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from pagoda_inverse.core.encode import encode_to_cache
 from pagoda_inverse.core.precond import EDMPrecond
+from pagoda_inverse.datasets import downsample
 from pagoda_inverse.train.config import DataConfig, EncodeConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
@@ -22,7 +21,7 @@ def encode_dataset(
     net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
     data = DataConfig(**tcfg["data"])
     images, labels = load_images(data, cfg.split, limit=cfg.limit)
-    low = torch.nn.functional.avg_pool2d(images, data.factor)  # the teacher's own down-sampling
+    low = downsample(images, data.factor)  # the teacher's own down-sampling
     cond = bank.conditions(labels)
     identity = {"split": cfg.split, "teacher_sha256": teacher_digest(teacher_dir)}
     teacher = EDMPrecond(net).eval()

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
 from pagoda_inverse.core.encode import file_digest, load_latent_cache
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.datasets import downsample
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils.errors import CheckpointError, UserError
@@ -52,7 +52,7 @@ class TrainingPairs:
     def targets(self, resolution: int) -> torch.Tensor:
         """The images area-downsampled to ``resolution``."""
         factor = self.images.shape[-1] // resolution
-        return F.avg_pool2d(self.images, factor) if factor > 1 else self.images
+        return downsample(self.images, factor)
 
     def batch(self, targets: torch.Tensor, j: torch.Tensor):
         """Pairs ``j``: ``(z, x, c)``, see :func:`pair_batch`."""

@@ -16,6 +16,7 @@ from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
+from pagoda_inverse.datasets import downsample
 from pagoda_inverse.utils.images import save_grid
 
 from .batches import random_hflip, sample_condition
@@ -43,7 +44,7 @@ def train_teacher(
     """
     log = RunLog(run_dir)
     images, labels = load_images(cfg.data)
-    x_low = torch.nn.functional.avg_pool2d(images, cfg.data.factor)  # anti-aliased (area) down-sampling
+    x_low = downsample(images, cfg.data.factor)  # anti-aliased (area) down-sampling
     bank = bank or CaptionBank.build()
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
     torch.manual_seed(cfg.seed)
