@@ -62,6 +62,11 @@ def main() -> None:
 
         console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group before exiting
+            from pagoda_inverse.train.distributed import shutdown_distributed
+
+            shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ EPILOG = """Examples:
 
 def bench(
     task: str = typer.Option(..., "--task", "-t", help="Task name, family (e.g. inpaint), all, or a .toml file."),
-    solvers: str | None = typer.Option(None, "--solvers", help="Comma-separated subset of the task's solvers."),
+    solvers: str | None = typer.Option(
+        None, "--solvers", help="Comma-separated subset of the task's solvers (generation tasks: samplers)."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seeds: str | None = typer.Option(None, "--seeds", help="Replace the task's seed range, e.g. 100-355."),
     out: Path | None = typer.Option(
@@ -33,7 +35,8 @@ def bench(
     model: str | None = typer.Option(None, "--model", "-m", help="Replace the task's model (name or folder)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
-    """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory)."""
+    """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory) and generators on
+    generation tasks (FD/KID-FMNIST, control accuracy, samples/s)."""
     from pagoda_inverse.bench.tasks import parse_seeds, select_tasks
 
     specs = select_tasks(task)
@@ -47,13 +50,19 @@ def bench(
     from rich.table import Table
 
     from pagoda_inverse.bench.engine import run_task
-    from pagoda_inverse.bench.report import COLUMNS, summary_rows, write_report
+    from pagoda_inverse.bench.generation import run_generation
+    from pagoda_inverse.bench.report import columns_for, is_generation, summary_rows, write_report
+    from pagoda_inverse.bench.tasks import GenerationSpec
     from pagoda_inverse.cli.display import console, progress_callback
 
     results = []
     for spec in specs:
         with progress_callback(spec.name, None, quiet) as cb:
-            results.append(run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb))
+            if isinstance(spec, GenerationSpec):
+                result = run_generation(spec, samplers=names, model=model, limit=limit, seeds=seed_list, callback=cb)
+            else:
+                result = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb)
+            results.append(result)
     out.mkdir(parents=True, exist_ok=True)
     import sys
 
@@ -69,13 +78,19 @@ def bench(
     write_report(out, results, config)
     rows = summary_rows(results)
     if not quiet:
-        table = Table("task", "solver", *[label for _, label in COLUMNS])
-        for row in rows:
-            if "skipped" in row:
-                table.add_row(row["task"], row["solver"], f"[yellow]skipped: {row['skipped']}")
-            else:
-                table.add_row(row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in COLUMNS])
-        console.print(table)
+        for group in ([r for r in results if not is_generation(r)], [r for r in results if is_generation(r)]):
+            if not group:
+                continue
+            columns = columns_for(group)
+            table = Table("task", "solver", *[label for _, label in columns])
+            for row in summary_rows(group):
+                if "skipped" in row:
+                    table.add_row(row["task"], row["solver"], f"[yellow]skipped: {row['skipped']}")
+                else:
+                    table.add_row(
+                        row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in columns]
+                    )
+            console.print(table)
         console.print(f"results in {out}")
     if json_out:
         print(json.dumps(rows, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -17,7 +18,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a ``torchrun`` job, which stay silent."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+console = Console(stderr=True, quiet=not is_main_process())
+
+
+def emit(value) -> None:
+    """Print a command's result on stdout (once, from rank 0 under ``torchrun``)."""
+    if is_main_process():
+        print(value)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ def encode(
     """Encode images into PF-ODE latents with the frozen teacher (PaGoDA's encoder), cached on disk."""
     import time
 
-    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.config import resolve
     from pagoda_inverse.train.encode import encode_dataset
 
@@ -39,4 +39,4 @@ def encode(
     with progress_callback("encode", None, quiet) as cb:
         encode_dataset(teacher, out, cfg, callback=cb)
     console.print(f"encoded split {cfg.split!r} in {time.time() - start:.1f} s")
-    print(out)
+    emit(out)

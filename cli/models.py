@@ -19,9 +19,11 @@ def models() -> None:
         folder = MODELS_DIR / name
         card = folder / "card.md"
         summary = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else ""
-        parts = [p for p in ("teacher", "decoder", "encoder") if (folder / p / "config.json").is_file()]
-        res = {p: load_config(folder / p)["unet"] for p in parts}
-        desc = ", ".join(f"{p} {u['resolution'] * 2 ** len(u.get('grow_channels', []))}px" for p, u in res.items())
+        parts = [p for p in ("teacher", "decoder", "encoder", "classifier") if (folder / p / "config.json").is_file()]
+        configs = {p: load_config(folder / p) for p in parts}
+        res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
+               else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
+        desc = ", ".join(f"{p} {r}px" for p, r in res.items())
         print(f"{name:16s} {desc:32s} {summary}")
 
 
@@ -30,9 +32,11 @@ def export(
     teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint folder."),
     decoder: Path | None = typer.Option(None, "--decoder", help="Decoder checkpoint folder."),
     encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
+    classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
     from pagoda_inverse.train.export import export_model
 
-    print(export_model(out, teacher=teacher, decoder=decoder, encoder=encoder, card=card.read_text() if card else ""))
+    text = card.read_text() if card else ""
+    print(export_model(out, teacher=teacher, decoder=decoder, encoder=encoder, classifier=classifier, card=text))

@@ -8,11 +8,20 @@ from typing import Annotated
 import typer
 
 PresetOpt = Annotated[
-    str, typer.Option("--preset", "-p", help="Named preset: fmnist (full recipe) or smoke (< 1 min).")
+    str,
+    typer.Option(
+        "--preset",
+        "-p",
+        help="Named preset: fmnist (full recipe) or smoke (< 1 min); teacher also: fmnist-fullres (32x32 EDM).",
+    ),
 ]
 RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder for numbered run folders.", rich_help_panel="Output")]
 ResumeOpt = Annotated[
     Path | None, typer.Option("--resume", help="Continue the run in this run folder from its last checkpoint.")
+]
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Override the global batch size (split evenly over torchrun ranks)."),
 ]
 DataRootOpt = Annotated[
     str | None,

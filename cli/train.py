@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
+from pagoda_inverse.cli.options import BatchSizeOpt, DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
 
-app = typer.Typer(help="Train the PaGoDA stages (teacher, decoder, grow, encoder).", no_args_is_help=True)
+app = typer.Typer(
+    help="Train the PaGoDA stages (teacher, decoder, grow, encoder) and the evaluation classifier.",
+    no_args_is_help=True,
+)
 
 TEACHER_EPILOG = """Examples:
 
@@ -21,16 +24,26 @@ TEACHER_EPILOG = """Examples:
 
 
 def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg) -> Path:
-    """A new numbered run folder with the resolved config, or the checked ``--resume`` folder."""
+    """A new numbered run folder with the resolved config, or the checked ``--resume`` folder.
+
+    Under ``torchrun`` the batch size must split evenly over the ranks (checked before anything is written);
+    rank 0 creates the folder and the other ranks join it.
+    """
     from pagoda_inverse.train.config import to_dict
+    from pagoda_inverse.train.distributed import Distributed, init_distributed
     from pagoda_inverse.train.state import check_resume_config, new_run_dir, write_config
 
+    Distributed.from_env().check_batch(cfg.batch_size)  # before joining the job: every rank fails fast
+    dist = init_distributed()
     if resume is not None:
         check_resume_config(resume, kind, to_dict(cfg))
         return resume
-    run_dir = new_run_dir(runs, f"{kind}-{preset}")
-    write_config(run_dir, kind, to_dict(cfg))
-    return run_dir
+    number = -1
+    if dist.is_main:
+        run_dir = new_run_dir(runs, f"{kind}-{preset}")
+        write_config(run_dir, kind, to_dict(cfg))
+        number = int(run_dir.name[:5])
+    return Path(runs) / f"{dist.share(number):05d}-{kind}-{preset}"
 
 
 def _resumed_config(kind: str, preset: str, resume: Path | None, **overrides):
@@ -50,18 +63,19 @@ def teacher(
     resume: ResumeOpt = None,
     data_root: DataRootOpt = None,
     steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    batch_size: BatchSizeOpt = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
-    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.teacher import train_teacher
 
-    cfg = _resumed_config("teacher", preset, resume, root=data_root, steps=steps)
+    cfg = _resumed_config("teacher", preset, resume, root=data_root, steps=steps, batch_size=batch_size)
     run_dir = _start_run("teacher", preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback("teacher", cfg.steps, quiet) as cb:
         out = train_teacher(cfg, run_dir, callback=cb)
-    print(out)
+    emit(out)
 
 
 DECODER_EPILOG = """Examples:
@@ -80,18 +94,19 @@ def decoder(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    batch_size: BatchSizeOpt = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
-    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.decoder import train_decoder
 
-    cfg = _resumed_config("decoder", preset, resume, steps=steps)
+    cfg = _resumed_config("decoder", preset, resume, steps=steps, batch_size=batch_size)
     run_dir = _start_run("decoder", preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback("decoder", cfg.steps, quiet) as cb:
         out = train_decoder(cfg, run_dir, teacher, latents, callback=cb)
-    print(out)
+    emit(out)
 
 
 GROW_EPILOG = """Examples:
@@ -116,18 +131,19 @@ def grow(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    batch_size: BatchSizeOpt = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
-    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.grow import grow_decoder
 
-    cfg = _resumed_config("grow", preset, resume, steps=steps)
+    cfg = _resumed_config("grow", preset, resume, steps=steps, batch_size=batch_size)
     run_dir = _start_run("grow", preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback("grow", cfg.steps, quiet) as cb:
         out = grow_decoder(cfg, run_dir, decoder, teacher, latents, width=width, callback=cb)
-    print(out)
+    emit(out)
 
 
 @app.command("encoder")
@@ -138,18 +154,44 @@ def encoder(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    batch_size: BatchSizeOpt = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the learned one-step encoder E(x) ~ PF-ODE latent on cached pairs (the solvers' fast path).
 
     Example: pagoda-inv train encoder --teacher runs/00000-teacher-fmnist/teacher --latents runs/latents-train
     """
-    from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.encoder import train_encoder
 
-    cfg = _resumed_config("encoder", preset, resume, steps=steps)
+    cfg = _resumed_config("encoder", preset, resume, steps=steps, batch_size=batch_size)
     run_dir = _start_run("encoder", preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback("encoder", cfg.steps, quiet) as cb:
         out = train_encoder(cfg, run_dir, teacher, latents, callback=cb)
-    print(out)
+    emit(out)
+
+
+@app.command("classifier")
+def classifier(
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    data_root: DataRootOpt = None,
+    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    batch_size: BatchSizeOpt = None,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the evaluation classifier (fmnist-clf): features for FD/KID-FMNIST, predictions for control accuracy.
+
+    Example: pagoda-inv train classifier --preset fmnist --runs runs
+    """
+    from pagoda_inverse.cli.display import console, emit, progress_callback
+    from pagoda_inverse.train.classifier import train_classifier
+
+    cfg = _resumed_config("classifier", preset, resume, root=data_root, steps=steps, batch_size=batch_size)
+    run_dir = _start_run("classifier", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("classifier", cfg.steps, quiet) as cb:
+        out = train_classifier(cfg, run_dir, callback=cb)
+    emit(out)

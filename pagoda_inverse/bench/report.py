@@ -14,6 +14,19 @@ from pagoda_inverse.utils.images import save_grid
 
 COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("consistency", "‖Ax−y‖/√m"), ("diversity", "diversity")]
 COLUMNS += [("seconds_per_image", "s/img"), ("nfe", "NFE")]
+GENERATION_COLUMNS = [("fd", "FD-FMNIST ↓"), ("kid", "KID-FMNIST ↓"), ("accuracy", "control accuracy ↑")]
+GENERATION_COLUMNS += [("samples_per_second", "samples/s ↑"), ("nfe", "NFE/sample")]
+BEST = {"psnr": max, "ssim": max, "fd": min, "kid": min, "accuracy": max}  # the value shown in bold per task
+
+
+def is_generation(result: dict) -> bool:
+    """True for the result of a generation task (samplers, FD/KID), False for an inverse-problem task."""
+    return "samplers" in result["task"]
+
+
+def columns_for(results: list[dict]) -> list[tuple[str, str]]:
+    """The table columns of a group of results of one kind."""
+    return GENERATION_COLUMNS if results and is_generation(results[0]) else COLUMNS
 
 
 def machine_description() -> str:
@@ -34,26 +47,26 @@ def summary_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """Rows as a markdown table; the best PSNR/SSIM per task in bold."""
+def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -> str:
+    """Rows as a markdown table; the best value of each quality metric per task in bold."""
     best: dict[tuple[str, str], float] = {}
     for row in rows:
-        for key in ("psnr", "ssim"):
-            if key in row:
-                best[row["task"], key] = max(best.get((row["task"], key), float("-inf")), row[key])
-    head = "| task | solver | " + " | ".join(label for _, label in COLUMNS) + " |"
-    lines = [head, "|" + " --- |" * (len(COLUMNS) + 2)]
+        for key, pick in BEST.items():
+            if isinstance(row.get(key), float):
+                best[row["task"], key] = pick(best.get((row["task"], key), row[key]), row[key])
+    head = "| task | solver | " + " | ".join(label for _, label in columns) + " |"
+    lines = [head, "|" + " --- |" * (len(columns) + 2)]
     for row in rows:
         if "skipped" in row:
             lines.append(
-                f"| {row['task']} | {row['solver']} | skipped: {row['skipped']} |" + " |" * (len(COLUMNS) - 1)
+                f"| {row['task']} | {row['solver']} | skipped: {row['skipped']} |" + " |" * (len(columns) - 1)
             )
             continue
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             v = row.get(key)
             text = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-            cells.append(f"**{text}**" if key in ("psnr", "ssim") and v == best.get((row["task"], key)) else text)
+            cells.append(f"**{text}**" if key in BEST and v == best.get((row["task"], key)) else text)
         lines.append(f"| {row['task']} | {row['solver']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -91,7 +104,8 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
     written = []
     payload = {"config": config, "results": [{k: v for k, v in r.items() if k != "examples"} for r in results]}
     write_text_atomic(out_dir / "results.json", json.dumps(payload, indent=2))
-    keys = ["task", "solver"] + [k for k, _ in COLUMNS] + ["images", "skipped"]
+    metric_keys = [k for k, _ in COLUMNS] + [k for k, _ in GENERATION_COLUMNS if k not in dict(COLUMNS)]
+    keys = ["task", "solver"] + metric_keys + ["images", "skipped"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     writer.writeheader()
@@ -104,9 +118,13 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
         "",
         f"Machine: {machine_description()}. Total wall time {total / 60:.1f} min. Command: `{config.get('command', '')}`",
         "",
-        markdown_table(rows),
-        "",
     ]
+    for group in (
+        [r for r in results if not is_generation(r)],
+        [r for r in results if is_generation(r)],
+    ):
+        if group:
+            md += [markdown_table(summary_rows(group), columns_for(group)), ""]
     for r in results:
         ex = r["examples"]
         name = f"grid-{r['task']['name']}.png"

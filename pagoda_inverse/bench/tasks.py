@@ -19,6 +19,25 @@ dataset split, the image count, the per-image seed range, the metrics and the so
 
     [solvers.one_step]             # a key of pagoda_inverse.solvers.SOLVERS; keys below are its hyper-parameters
     samples = 4
+
+A generation task has a ``[generation]`` table instead of ``[operator]`` and ``[samplers.LABEL]`` tables instead
+of solvers (see :mod:`pagoda_inverse.bench.generation`)::
+
+    [task]
+    family = "generate"
+    model = "fmnist"
+    dataset = "fmnist"
+    split = "test"                 # the FD/KID reference split
+    images = 10000                 # samples per sampler
+    metrics = ["fd", "kid", "accuracy"]
+
+    [generation]
+    condition = "class"            # "class" (canonical captions) or "prompt" (held-out caption phrasings)
+    cfg_scale = 2.0
+    classifier = "fmnist-clf"
+
+    [samplers.pagoda_onestep]
+    sampler = "onestep"            # or "heun"; optional model = "...", num_steps = 18
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ from pathlib import Path
 from pagoda_inverse.utils.errors import UserError
 
 METRICS = ("psnr", "ssim", "consistency", "diversity")
+GENERATION_METRICS = ("fd", "kid", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,29 @@ class TaskSpec:
     sigma_y: float
     operator_params: dict = field(default_factory=dict)
     solvers: dict = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """A validated generation task (see the module docstring for the file format)."""
+
+    name: str
+    family: str
+    model: str
+    dataset: str
+    split: str
+    images: int
+    seeds: tuple[int, ...]
+    metrics: tuple[str, ...]
+    condition: str
+    cfg_scale: float
+    classifier: str
+    samplers: dict = field(default_factory=dict)
     description: str = ""
     path: str = ""
 
@@ -88,7 +131,7 @@ def parse_seeds(value) -> tuple[int, ...]:
     return tuple(out)
 
 
-def load_task(name_or_path: str | Path) -> TaskSpec:
+def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
     """Load and validate a task by name (a shipped ``tasks/NAME.toml``) or by path."""
     path = Path(name_or_path)
     if not path.suffix == ".toml":
@@ -106,13 +149,12 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
     def bad(key: str, why: str) -> UserError:
         return UserError(f"{path}:{_line_of(text, key.split('.')[-1])}: field '{key}' {why}")
 
-    from pagoda_inverse.ops.registry import OPERATORS
-    from pagoda_inverse.solvers import SOLVERS
-
-    task, op, solvers = raw.get("task"), raw.get("operator"), raw.get("solvers")
-    for key, table in (("task", task), ("operator", op), ("solvers", solvers)):
-        if not isinstance(table, dict):
+    generation = "generation" in raw
+    tables = ("task", "generation", "samplers") if generation else ("task", "operator", "solvers")
+    for key in tables:
+        if not isinstance(raw.get(key), dict):
             raise UserError(f"{path}: missing table [{key}]; see pagoda_inverse.bench.tasks for the format")
+    task = raw["task"]
     fields = {"family": str, "model": str, "dataset": str, "split": str, "images": int}
     for key, kind in fields.items():
         if not isinstance(task.get(key), kind) or isinstance(task.get(key), bool):
@@ -125,10 +167,30 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
         raise bad("task.seeds", f"must be {err}") from None
     if len(seeds) < task["images"]:
         raise bad("task.seeds", f"gives {len(seeds)} seeds for {task['images']} images")
-    metrics = task.get("metrics", list(METRICS))
-    unknown = [m for m in metrics if m not in METRICS] if isinstance(metrics, list) else [metrics]
+    valid = GENERATION_METRICS if generation else METRICS
+    metrics = task.get("metrics", list(valid))
+    unknown = [m for m in metrics if m not in valid] if isinstance(metrics, list) else [metrics]
     if unknown:
-        raise bad("task.metrics", f"has unknown metric(s) {unknown}; valid: {', '.join(METRICS)}")
+        raise bad("task.metrics", f"has unknown metric(s) {unknown}; valid: {', '.join(valid)}")
+    common = {
+        "name": path.stem,
+        "family": task["family"],
+        "model": task["model"],
+        "dataset": task["dataset"],
+        "split": task["split"],
+        "images": task["images"],
+        "seeds": seeds[: task["images"]],
+        "metrics": tuple(metrics),
+        "description": task.get("description", ""),
+        "path": str(path),
+    }
+    if generation:
+        return _generation_spec(raw, common, bad)
+
+    from pagoda_inverse.ops.registry import OPERATORS
+    from pagoda_inverse.solvers import SOLVERS
+
+    op, solvers = raw["operator"], raw["solvers"]
     if op.get("name") not in OPERATORS:
         raise bad("operator.name", f"{op.get('name')!r} is not an operator; valid: {', '.join(sorted(OPERATORS))}")
     sigma_y = op.get("sigma_y", 0.0)
@@ -141,24 +203,42 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
             raise bad(f"solvers.{name}", "must be a table of hyper-parameters")
     params = {k: v for k, v in op.items() if k not in ("name", "sigma_y", "units")}
     return TaskSpec(
-        name=path.stem,
-        family=task["family"],
-        model=task["model"],
-        dataset=task["dataset"],
-        split=task["split"],
-        images=task["images"],
-        seeds=seeds[: task["images"]],
-        metrics=tuple(metrics),
+        **common,
         operator=op["name"],
         sigma_y=float(sigma_y),
         operator_params=params,
         solvers=dict(solvers),
-        description=task.get("description", ""),
-        path=str(path),
     )
 
 
-def select_tasks(selector: str) -> list[TaskSpec]:
+def _generation_spec(raw: dict, common: dict, bad) -> GenerationSpec:
+    """The ``[generation]`` and ``[samplers.*]`` tables of a generation task, validated."""
+    from pagoda_inverse.bench.generation import SAMPLERS
+
+    gen, samplers = raw["generation"], raw["samplers"]
+    if gen.get("condition", "class") not in ("class", "prompt"):
+        raise bad("generation.condition", f"must be 'class' or 'prompt', got {gen.get('condition')!r}")
+    cfg_scale = gen.get("cfg_scale", 1.0)
+    if not isinstance(cfg_scale, int | float) or isinstance(cfg_scale, bool) or cfg_scale < 0:
+        raise bad("generation.cfg_scale", f"must be a number >= 0, got {cfg_scale!r}")
+    for label, params in samplers.items():
+        if not isinstance(params, dict) or params.get("sampler") not in SAMPLERS:
+            got = params.get("sampler") if isinstance(params, dict) else params
+            raise bad(f"samplers.{label}", f"needs sampler = one of {', '.join(SAMPLERS)}, got {got!r}")
+        if not isinstance(params.get("num_steps", 18), int) or params.get("num_steps", 18) < 2:
+            raise bad(f"samplers.{label}.num_steps", "must be an integer >= 2")
+    if not samplers:
+        raise bad("samplers", "must list at least one sampler")
+    return GenerationSpec(
+        **common,
+        condition=gen.get("condition", "class"),
+        cfg_scale=float(cfg_scale),
+        classifier=str(gen.get("classifier", "fmnist-clf")),
+        samplers=dict(samplers),
+    )
+
+
+def select_tasks(selector: str) -> list[TaskSpec | GenerationSpec]:
     """A task name, a path to a ``.toml`` file, a family name (every shipped task of that family) or ``all``."""
     if selector.endswith(".toml") or selector in list_tasks():
         return [load_task(selector)]

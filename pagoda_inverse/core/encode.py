@@ -74,8 +74,13 @@ def encode_to_cache(
     *,
     identity: dict,
     callback: Callable[[dict], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Path:
     """Encode ``images`` into the cache folder ``out_dir``, skipping shards already written.
+
+    With ``world_size > 1`` (``torchrun``) rank ``r`` encodes shards ``r, r + W, r + 2W, ...``; the shards do not
+    depend on who computed them, so a cache can be finished with another world size.
 
     :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher's resolution (eval mode).
     :param images: ``[N, C, r, r]`` in ``[-1, 1]`` at the teacher's resolution.
@@ -83,7 +88,7 @@ def encode_to_cache(
     :param null_embedding: ``[D]``.
     :param cfg: an :class:`pagoda_inverse.train.config.EncodeConfig`.
     :param identity: what the latents depend on besides ``cfg`` (teacher digest, split); stored in the manifest.
-    :param callback: called per batch with ``{"step": latents done, "total": M}``.
+    :param callback: called per batch with ``{"step": latents done, "total": M}`` (this rank's share).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +102,10 @@ def encode_to_cache(
     else:
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
 
+    mine = range(rank, num_shards, world_size)
+    total = sum(min((k + 1) * cfg.shard_size, len(index)) - k * cfg.shard_size for k in mine)
     done = 0
-    for k in range(num_shards):
+    for k in mine:
         sl = slice(k * cfg.shard_size, min((k + 1) * cfg.shard_size, len(index)))
         path = out_dir / f"shard-{k:05d}.safetensors"
         if path.is_file():  # finished before an interruption (shards are written atomically)
@@ -115,7 +122,7 @@ def encode_to_cache(
                 latents.append(encode_heun(guided_denoiser(teacher, cond, clamp=cfg.clamp), x, cfg.num_steps))
             done += j.stop - j.start
             if callback is not None:
-                callback({"step": done, "total": len(index)})
+                callback({"step": done, "total": total})
         tensors = {"latents": torch.cat(latents).float(), "index": index[sl], "flip": flip[sl], "null": null[sl]}
         save_tensors(path, tensors)
     return out_dir

@@ -10,20 +10,31 @@ from torch.nn import functional as F
 from .sigmas import edm_loss_weight, training_sigmas
 
 
+def training_noise(shape: torch.Size, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """EDM training noise for a batch of ``shape [B, C, H, W]``: ``(sigma [B, 1, 1, 1], unit noise [B, C, H, W])``
+    with ``ln sigma ~ N(-1.2, 1.2^2)`` (sigma drawn first, then the noise)."""
+    sigma = training_sigmas(shape[0], generator).reshape(-1, 1, 1, 1)
+    return sigma, torch.randn(shape, generator=generator)
+
+
 def edm_loss(
     precond: torch.nn.Module,
     x: torch.Tensor,
     cond: torch.Tensor,
     generator: torch.Generator | None = None,
+    *,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """EDM denoising loss ``E[lambda(sigma) ||D(x + sigma n; sigma) - x||^2]`` with ``ln sigma ~ N(-1.2, 1.2^2)``.
 
     :param x: ``[B, C, H, W]`` clean images in ``[-1, 1]``; ``cond``: ``[B, D]``.
+    :param noise: ``(sigma [B, 1, 1, 1], n [B, C, H, W])`` from :func:`training_noise` (default: drawn here from
+        ``generator``); data-parallel training draws it for the global batch and passes each rank its slice.
     :return: scalar loss (mean over pixels and batch).
     """
-    sigma = training_sigmas(len(x), generator).to(x.device).reshape(-1, 1, 1, 1)
-    noise = torch.randn(x.shape, generator=generator).to(x.device)
-    denoised = precond(x + sigma * noise, sigma.flatten(), cond)
+    sigma, n = noise if noise is not None else training_noise(x.shape, generator)
+    sigma, n = sigma.to(x.device), n.to(x.device)
+    denoised = precond(x + sigma * n, sigma.flatten(), cond)
     return (edm_loss_weight(sigma) * (denoised - x) ** 2).mean()
 
 

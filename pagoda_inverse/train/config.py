@@ -1,7 +1,8 @@
 """Training configs as frozen dataclasses with named presets; the resolved config is saved beside every run.
 
-Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU) and ``smoke`` (a tiny run, < 1 minute,
-used by the tests). ``resolve(kind, preset, **overrides)`` gives the config a command runs with.
+Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU), ``smoke`` (a tiny run, < 1 minute,
+used by the tests) and, for the teacher only, ``fmnist-fullres`` (an EDM model trained directly at 32x32 on the same
+data and conditioning: the reference prior of the peer solvers and of the generation benchmark). ``resolve(kind, preset, **overrides)`` gives the config a command runs with.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, replace
 
+from pagoda_inverse.core.classifier import ClassifierConfig
 from pagoda_inverse.core.unet import UNetConfig
 from pagoda_inverse.utils.errors import UserError
 
@@ -100,9 +102,35 @@ class EncoderConfig:
     checkpoint_every: int = 500
 
 
+@dataclass(frozen=True)
+class ClassifierTrainConfig:
+    """The evaluation classifier (``fmnist-clf``) on full-resolution training images: cross-entropy, AdamW with
+    warm-up and cosine decay, random flips and translations; test accuracy is measured at the end."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(factor=1))
+    net: ClassifierConfig = field(default_factory=ClassifierConfig)
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_steps: int = 100
+    shift: float = 0.0625  # random translation, as a fraction of the size (2 px at 32 px)
+    hflip: bool = True
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 250
+
+
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
+        "fmnist-fullres": TeacherConfig(
+            data=DataConfig(factor=1),
+            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2, 2), num_blocks=1, attn_resolutions=(8,)),
+            steps=2800,
+            batch_size=128,
+            checkpoint_every=200,
+        ),
         "smoke": TeacherConfig(
             data=DataConfig(limit=256),
             unet=UNetConfig(channels=16, channel_mult=(1, 2), attn_resolutions=()),
@@ -126,6 +154,18 @@ PRESETS: dict[str, dict[str, object]] = {
         "fmnist": EncoderConfig(),
         "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
     },
+    "classifier": {
+        "fmnist": ClassifierTrainConfig(),
+        "smoke": ClassifierTrainConfig(
+            data=DataConfig(factor=1, limit=256),
+            net=ClassifierConfig(channels=8, feature_dim=16),
+            steps=6,
+            batch_size=16,
+            warmup_steps=2,
+            log_every=3,
+            checkpoint_every=3,
+        ),
+    },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
@@ -134,7 +174,7 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/classifier) with non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
@@ -158,6 +198,8 @@ def from_dict(kind: str, d: dict):
     """Rebuild a config of ``kind`` from :func:`to_dict`'s output (used by ``--resume``)."""
     if kind == "teacher":
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
+    if kind == "classifier":
+        return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
     return {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig}[kind](
         **d
     )

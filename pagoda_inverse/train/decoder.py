@@ -26,6 +26,7 @@ from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
 from pagoda_inverse.train.batches import random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
+from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
 from pagoda_inverse.utils.images import save_grid
@@ -46,7 +47,9 @@ def train_decoder(
     :param generator: start from this G (progressive growing) instead of a copy of the teacher; parameters with
         ``requires_grad=False`` stay frozen. Targets are at ``G``'s output resolution.
     """
-    log = RunLog(run_dir)
+    dist = init_distributed()
+    dist.check_batch(cfg.batch_size)
+    log = RunLog(run_dir, enabled=dist.is_main)
     pairs = load_training_pairs(teacher_dir, latents_dir)
     cache, manifest, bank, labels = pairs.cache, pairs.manifest, pairs.bank, pairs.labels
     G = generator if generator is not None else Generator.from_teacher(pairs.teacher_net)
@@ -55,44 +58,51 @@ def train_decoder(
 
     torch.manual_seed(cfg.seed)
     D = Discriminator(G.net.config.in_channels, res, cfg.disc_channels, bank.embed_dim)
+    dist.broadcast_(G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False)
     opt_g = torch.optim.RAdam([p for p in G.parameters() if p.requires_grad], lr=cfg.lr_g)
     opt_d = torch.optim.RAdam(D.parameters(), lr=cfg.lr_d)
     modules = {"G": G, "G_ema": G_ema, "D": D}
     start = load_train_state(run_dir, modules, {"G": opt_g, "D": opt_d})
-    log(f"{stage}: {len(cache['latents'])} pairs, targets {res}px, start step {start}")
+    log(f"{stage}: {len(cache['latents'])} pairs, targets {res}px, start step {start}, {dist.world_size} rank(s)")
+    callback = callback if dist.is_main else None
     last_w = G.net.last_layer_weight()
 
     for step in range(start, cfg.steps):
         g = step_generator(cfg.seed, step)
-        # Generator step. Reconstruction on encoded pairs.
+        # Global batch: encoded pairs, real images with the conditions given to the fakes, prior noise.
         z, x, c = pairs.batch(targets, torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g))
-        rec = structural_distance(G(z, c), x).mean()
-        # Adversarial term on fresh prior noise with the conditions of a real batch.
         r = torch.randint(len(targets), (cfg.batch_size,), generator=g)
         c_r = sample_condition(bank, labels[r], g, cfg.cond_dropout)
-        fake = G(torch.randn(z.shape, generator=g) * G.sigma_max, c_r)
+        noise = torch.randn(z.shape, generator=g)
+        real = random_hflip(targets[r], g)
+        z, x, c, c_r, noise, real = (dist.local(t) for t in (z, x, c, c_r, noise, real))
+        aug = step_generator(cfg.seed, step, stream=1 + dist.rank)  # this rank's augmentations
+        # Generator step: reconstruction on the encoded pairs + adaptive-weighted adversarial term on fresh noise.
+        rec = structural_distance(G(z, c), x).mean()
+        fake = G(noise * G.sigma_max, c_r)
         loss, lam = rec, 0.0
         if step >= cfg.adv_start:
-            adv = hinge_g_loss(D(diff_augment(fake, g), c_r))
-            lam = adaptive_weight(rec, adv, last_w)
+            adv = hinge_g_loss(D(diff_augment(fake, aug), c_r))
+            lam = dist.mean(float(adaptive_weight(rec, adv, last_w)))
             loss = rec + cfg.adv_weight * lam * adv
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        dist.average_gradients_(G)
         opt_g.step()
         ema_update(G_ema, G, cfg.ema_decay)
         # Discriminator step: hinge loss, real batch vs the same fakes.
-        real = random_hflip(targets[r], g)
-        loss_d = hinge_d_loss(D(diff_augment(real, g), c_r), D(diff_augment(fake.detach(), g), c_r))
+        loss_d = hinge_d_loss(D(diff_augment(real, aug), c_r), D(diff_augment(fake.detach(), aug), c_r))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        dist.average_gradients_(D)
         opt_d.step()
 
         info = {
             "step": step + 1,
             "total": cfg.steps,
-            "loss": rec.item(),
-            "loss_d": loss_d.item(),
+            "loss": dist.mean(rec.item()),
+            "loss_d": dist.mean(loss_d.item()),
             "lambda": float(lam),
         }
         if callback is not None:
@@ -102,9 +112,14 @@ def train_decoder(
                 f"step {step + 1}/{cfg.steps} rec {info['loss']:.4f} d {info['loss_d']:.3f} lambda {info['lambda']:.3f}"
             )
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_train_state(run_dir, step + 1, modules, {"G": opt_g, "D": opt_d})
+            dist.check_in_sync_(G, G_ema, D)
+            if dist.is_main:
+                save_train_state(run_dir, step + 1, modules, {"G": opt_g, "D": opt_d})
 
     out = Path(run_dir) / stage
+    dist.barrier()
+    if not dist.is_main:
+        return out
     config = {
         "kind": "decoder",
         "unet": G.net.config.to_dict(),

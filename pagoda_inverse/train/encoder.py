@@ -13,6 +13,7 @@ from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.train.config import EncoderConfig, to_dict
+from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
 
@@ -26,37 +27,48 @@ def train_encoder(
     callback: Callable[[dict], None] | None = None,
 ) -> Path:
     """Train (or resume) the learned encoder; returns the ``run_dir/encoder`` checkpoint folder (EMA weights)."""
-    log = RunLog(run_dir)
+    dist = init_distributed()
+    dist.check_batch(cfg.batch_size)
+    log = RunLog(run_dir, enabled=dist.is_main)
     pairs = load_training_pairs(teacher_dir, latents_dir)
     cache, manifest, bank = pairs.cache, pairs.manifest, pairs.bank
     low = pairs.targets(pairs.data.teacher_resolution)
 
     torch.manual_seed(cfg.seed)
     E = LearnedEncoder(copy.deepcopy(pairs.teacher_net))
+    dist.broadcast_(E)
     E_ema = copy.deepcopy(E).requires_grad_(False)
     opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
     start = load_train_state(run_dir, {"E": E, "E_ema": E_ema}, {"E": opt})
-    log(f"encoder: {len(cache['latents'])} pairs, start step {start}")
+    log(f"encoder: {len(cache['latents'])} pairs, start step {start}, {dist.world_size} rank(s)")
+    callback = callback if dist.is_main else None
     for step in range(start, cfg.steps):
         g = step_generator(cfg.seed, step)
-        # Regress the cached latent of each pair (image in the latent's orientation, its condition).
-        j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
+        # Regress the cached latent of each pair (image in the latent's orientation, its condition), on this
+        # rank's slice of the global batch; gradient mean over ranks.
+        j = dist.local(torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g))
         z, x, c = pairs.batch(low, j)
         err = (E(x, c) - z) / E.sigma_max
         loss = err.square().mean() + err.abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        dist.average_gradients_(E)
         opt.step()
         ema_update(E_ema, E, cfg.ema_decay)
-        info = {"step": step + 1, "total": cfg.steps, "loss": loss.item()}
+        info = {"step": step + 1, "total": cfg.steps, "loss": dist.mean(loss.item())}
         if callback is not None:
             callback(info)
         if (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_train_state(run_dir, step + 1, {"E": E, "E_ema": E_ema}, {"E": opt})
+            dist.check_in_sync_(E, E_ema)
+            if dist.is_main:
+                save_train_state(run_dir, step + 1, {"E": E, "E_ema": E_ema}, {"E": opt})
 
     out = Path(run_dir) / "encoder"
+    dist.barrier()
+    if not dist.is_main:
+        return out
     config = {
         "kind": "encoder",
         "unet": E.net.config.to_dict(),

@@ -1,4 +1,5 @@
-"""Assemble a model folder (``teacher/`` + ``decoder/`` + ``card.md``) from training outputs, as fp16."""
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``classifier/`` + ``card.md``) from training
+outputs, as fp16."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ from pagoda_inverse.utils.errors import CheckpointError
 
 
 def export_model(
-    out: Path, *, teacher: Path | None = None, decoder: Path | None = None, encoder: Path | None = None, card: str = ""
+    out: Path,
+    *,
+    teacher: Path | None = None,
+    decoder: Path | None = None,
+    encoder: Path | None = None,
+    classifier: Path | None = None,
+    card: str = "",
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder}`` in float16, and write ``out/card.md``."""
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, src in (("teacher", teacher), ("decoder", decoder), ("encoder", encoder)):
+    parts = (("teacher", teacher), ("decoder", decoder), ("encoder", encoder), ("classifier", classifier))
+    for name, src in parts:
         if src is None:
             continue
         tensors, config = load_checkpoint(src)

@@ -30,13 +30,16 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 class RunLog:
-    """Appends time-stamped lines to ``run/log.txt``."""
+    """Appends time-stamped lines to ``run/log.txt`` (only when ``enabled``: rank 0 of a torchrun job)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, enabled: bool = True):
         self.path = Path(run_dir) / "log.txt"
         self.start = time.time()
+        self.enabled = enabled
 
     def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(f"[{time.time() - self.start:8.1f}s] {message}\n")
 
@@ -108,6 +111,7 @@ def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
     return int(meta["step"])
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The RNG for one training step: depends only on ``(seed, step)``, so a resumed run sees the same batches."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """The RNG for one training step: depends only on ``(seed, step, stream)``, so a resumed run sees the same
+    batches. Stream 0 draws the global batch (identical on every rank); other streams are for per-rank draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step + stream * 2**40)

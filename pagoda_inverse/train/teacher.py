@@ -11,7 +11,7 @@ import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.ema import ema_update
-from pagoda_inverse.core.losses import edm_loss
+from pagoda_inverse.core.losses import edm_loss, training_noise
 from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
@@ -22,6 +22,7 @@ from pagoda_inverse.utils.images import save_grid
 from .batches import random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
 from .data import load_images
+from .distributed import init_distributed
 from .state import RunLog, load_train_state, save_train_state, step_generator
 
 
@@ -39,47 +40,61 @@ def train_teacher(
 ) -> Path:
     """Train (or resume, if ``run_dir`` holds a train state) the teacher; returns the ``run_dir/teacher`` folder.
 
+    Under ``torchrun`` each rank trains on its slice of every global batch (see :mod:`.distributed`); rank 0 logs
+    and writes the checkpoints.
+
     :param bank: caption embeddings (``None``: build them with the text encoder, once).
     :param callback: called every step with ``{"step", "total", "loss"}``.
     """
-    log = RunLog(run_dir)
+    dist = init_distributed()
+    dist.check_batch(cfg.batch_size)
+    log = RunLog(run_dir, enabled=dist.is_main)
     images, labels = load_images(cfg.data)
     x_low = downsample(images, cfg.data.factor)  # anti-aliased (area) down-sampling
     bank = bank or CaptionBank.build()
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
     torch.manual_seed(cfg.seed)
     net = EDMPrecond(UNet(unet_cfg))
+    dist.broadcast_(net)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     start = load_train_state(run_dir, {"net": net, "ema": ema}, {"net": opt})
     log(
         f"teacher: {len(x_low)} images at {x_low.shape[-1]}px, {sum(p.numel() for p in net.parameters())} params, "
-        f"start step {start}"
+        f"start step {start}, {dist.world_size} rank(s)"
     )
+    callback = callback if dist.is_main else None
 
     for step in range(start, cfg.steps):
         g = step_generator(cfg.seed, step)
-        # Batch: random images, random flips, random captions with condition dropout.
+        # Global batch: random images, random flips, random captions with condition dropout, training noise.
         idx = torch.randint(len(x_low), (cfg.batch_size,), generator=g)
         x = random_hflip(x_low[idx], g) if cfg.hflip else x_low[idx]
         cond = sample_condition(bank, labels[idx], g, cfg.cond_dropout)
-        # EDM loss, Adam step with linear warm-up, EMA.
+        sigma, noise = training_noise(x.shape, g)
+        # EDM loss on this rank's slice, gradient mean over ranks, Adam step with linear warm-up, EMA.
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-        loss = edm_loss(net, x, cond, g)
+        loss = edm_loss(net, dist.local(x), dist.local(cond), noise=(dist.local(sigma), dist.local(noise)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        dist.average_gradients_(net)
         opt.step()
         ema_update(ema, net, cfg.ema_decay)
-        loss = loss.item()
+        loss = dist.mean(loss.item())
         if callback is not None:
             callback({"step": step + 1, "total": cfg.steps, "loss": loss})
         if (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_train_state(run_dir, step + 1, {"net": net, "ema": ema}, {"net": opt})
+            dist.check_in_sync_(net, ema)
+            if dist.is_main:
+                save_train_state(run_dir, step + 1, {"net": net, "ema": ema}, {"net": opt})
 
     out = Path(run_dir) / "teacher"
+    dist.barrier()
+    if not dist.is_main:
+        return out
     tensors = {f"net.{k}": v for k, v in ema.net.state_dict().items()} | bank.to_tensors()
     save_checkpoint(out, tensors, teacher_checkpoint_config(cfg, unet_cfg))
     # Preview: one sample per class and seed, Heun sampler with CFG 2.

@@ -7,7 +7,7 @@ import pytest
 from cli_helpers import one_line_error, run_cli
 
 from pagoda_inverse.bench.engine import run_task
-from pagoda_inverse.bench.tasks import list_tasks, load_task, select_tasks
+from pagoda_inverse.bench.tasks import GenerationSpec, list_tasks, load_task, select_tasks
 from pagoda_inverse.utils.errors import UserError
 
 FMNIST_TINY = Path(__file__).parents[1] / "fixtures" / "fmnist-tiny"
@@ -39,9 +39,10 @@ def test_every_shipped_task_loads():
     assert {"superres_x4", "inpaint_box", "inpaint_random", "deblur_gaussian", "deblur_motion", "denoise"} <= set(
         names
     )
+    assert {"generate_class", "generate_prompt"} <= set(names)
     for name in names:
         spec = load_task(name)
-        assert len(spec.seeds) == spec.images and spec.solvers
+        assert len(spec.seeds) == spec.images and (spec.samplers if isinstance(spec, GenerationSpec) else spec.solvers)
     assert {t.name for t in select_tasks("inpaint")} == {"inpaint_box", "inpaint_random"}
     assert [t.name for t in select_tasks("all")] == names
 

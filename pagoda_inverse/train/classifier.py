@@ -1,0 +1,87 @@
+"""Train the evaluation classifier (``fmnist-clf``): FD/KID features and control accuracy of the generators.
+
+It sees only real training images (never generated ones), so it judges every generator the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from pagoda_inverse.core.checkpoint import save_checkpoint
+from pagoda_inverse.core.classifier import Classifier, classify
+from pagoda_inverse.core.discriminator import diff_augment
+from pagoda_inverse.train.batches import random_hflip
+from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
+
+
+def train_classifier(
+    cfg: ClassifierTrainConfig, run_dir: Path, *, callback: Callable[[dict], None] | None = None
+) -> Path:
+    """Train (or resume) the classifier on the training split; returns the ``run_dir/classifier`` folder.
+
+    The test-split accuracy is measured at the end and stored in the checkpoint's ``config.json``
+    (``metrics.test_accuracy``).
+    """
+    dist = init_distributed()
+    dist.check_batch(cfg.batch_size)
+    log = RunLog(run_dir, enabled=dist.is_main)
+    images, labels = load_images(cfg.data)
+    torch.manual_seed(cfg.seed)
+    clf = Classifier(cfg.net)
+    dist.broadcast_(clf)
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = load_train_state(run_dir, {"clf": clf}, {"clf": opt})
+    log(f"classifier: {len(images)} images, {sum(p.numel() for p in clf.parameters())} params, start step {start}")
+    callback = callback if dist.is_main else None
+
+    clf.train()
+    for step in range(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        # Global batch with random flips and translations; this rank's slice.
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        x = random_hflip(images[idx], g) if cfg.hflip else images[idx]
+        x = diff_augment(x, g, ratio=cfg.shift)
+        x, y = dist.local(x), dist.local(labels[idx])
+        # Warm-up then cosine learning-rate decay; cross-entropy; gradient mean over ranks.
+        warm = min(1.0, (step + 1) / cfg.warmup_steps)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        loss = F.cross_entropy(clf(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dist.average_gradients_(clf)
+        opt.step()
+        info = {"step": step + 1, "total": cfg.steps, "loss": dist.mean(loss.item())}
+        if callback is not None:
+            callback(info)
+        if (step + 1) % cfg.log_every == 0:
+            log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            dist.check_in_sync_(clf)
+            if dist.is_main:
+                save_train_state(run_dir, step + 1, {"clf": clf}, {"clf": opt})
+
+    out = Path(run_dir) / "classifier"
+    dist.barrier()
+    if not dist.is_main:
+        return out
+    test_images, test_labels = load_images(cfg.data, "test")
+    _, pred = classify(clf, test_images)
+    accuracy = (pred == test_labels).double().mean().item()
+    config = {
+        "kind": "classifier",
+        "classifier": cfg.net.to_dict(),
+        "metrics": {"test_accuracy": accuracy, "test_images": len(test_labels)},
+        "train": to_dict(cfg),
+    }
+    save_checkpoint(out, {f"net.{k}": v for k, v in clf.state_dict().items()}, config)
+    log(f"test accuracy {accuracy:.4f} on {len(test_labels)} images; saved {out}")
+    return out

@@ -1,0 +1,139 @@
+"""Data-parallel training under ``torchrun``: one global batch per step, split in equal rank slices.
+
+Every rank draws the *global* batch of each step from the same per-step generator (image indices, flips,
+captions, noise levels, noise), keeps its own slice ``[rank * b, (rank + 1) * b)`` with ``b = batch / world``,
+and the gradients are averaged over ranks before each optimizer step. This is DistributedDataParallel's
+algorithm (rank-0 broadcast of the initial weights, then a gradient mean per step), with the per-step sampler
+playing the role of a DistributedSampler: the ranks see disjoint slices of one batch, and a run on W ranks
+follows the single-process run up to floating-point summation order. The gradient mean is one flat all-reduce
+after ``backward`` rather than DDP's reducer hooks, because the decoder's GAN step runs G twice per step and
+differentiates the adaptive weight with ``autograd.grad``, which DDP's hooks do not support.
+
+Backend: gloo (the training loops run on CPU tensors). Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything is a
+no-op, so the same loops run single-process. Only rank 0 logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from pagoda_inverse.utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands in a ``torchrun`` job.
+
+    :param rank: this process's rank in ``0 .. world_size - 1``.
+    :param world_size: number of processes (1 without ``torchrun``).
+
+    >>> d = Distributed(rank=1, world_size=2)
+    >>> d.local(torch.arange(8)).tolist(), d.is_main
+    ([4, 5, 6, 7], False)
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        """Rank and world size from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``), without joining the job."""
+        return cls(rank=int(os.environ.get("RANK", "0")), world_size=int(os.environ.get("WORLD_SIZE", "1")))
+
+    @property
+    def is_main(self) -> bool:
+        """True on the rank that logs and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def check_batch(self, batch_size: int, what: str = "--batch-size") -> int:
+        """The per-rank batch size; a world size that does not divide ``batch_size`` is a :class:`UserError`."""
+        if batch_size % self.world_size:
+            raise UserError(
+                f"torchrun world size {self.world_size} does not divide the batch size {batch_size}; "
+                f"use --nproc-per-node that divides it, or set {what} to a multiple of {self.world_size}"
+            )
+        return batch_size // self.world_size
+
+    def local(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a global-batch tensor ``[B, ...]`` -> ``[B / world_size, ...]``."""
+        b = len(x) // self.world_size
+        return x[self.rank * b : (self.rank + 1) * b]
+
+    def broadcast_(self, *modules: torch.nn.Module) -> None:
+        """Copy rank 0's parameters and buffers to every rank (DDP's start-of-training broadcast)."""
+        if self.active:
+            for module in modules:
+                for t in list(module.parameters()) + list(module.buffers()):
+                    torch.distributed.broadcast(t.data, src=0)
+
+    def average_gradients_(self, *modules: torch.nn.Module) -> None:
+        """Replace every ``.grad`` of ``modules`` by its mean over ranks (one flat all-reduce)."""
+        if not self.active:
+            return
+        grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def check_in_sync_(self, *modules: torch.nn.Module) -> None:
+        """Raise if any rank's weights differ from rank 0's (checked at every checkpoint)."""
+        if not self.active:
+            return
+        flat = torch.cat([t.detach().double().flatten() for m in modules for t in m.state_dict().values()])
+        ref = flat.clone()
+        torch.distributed.broadcast(ref, src=0)
+        diff = (flat - ref).abs().max().reshape(1)
+        torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
+        if diff.item() > 0:
+            raise RuntimeError(f"data-parallel ranks diverged: max weight difference {diff.item():.3g}")
+
+    def share(self, value: int) -> int:
+        """Rank 0's ``value`` on every rank (e.g. the number of a run folder rank 0 created)."""
+        if not self.active:
+            return value
+        t = torch.tensor([int(value)], dtype=torch.int64)
+        torch.distributed.broadcast(t, src=0)
+        return int(t.item())
+
+    def mean(self, value: float) -> float:
+        """The mean of a scalar over ranks (for logging a global loss)."""
+        if not self.active:
+            return value
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world_size
+
+    def barrier(self) -> None:
+        if self.active:
+            torch.distributed.barrier()
+
+
+def init_distributed() -> Distributed:
+    """Join the ``torchrun`` job described by the environment (``RANK``, ``WORLD_SIZE``); a no-op without it.
+
+    The process group (gloo) is created once per process.
+    """
+    dist = Distributed.from_env()
+    if dist.active and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return dist
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group, if one was joined (gloo aborts a process that exits while still in it)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank tears down while another is still in a collective
+        torch.distributed.destroy_process_group()
