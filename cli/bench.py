@@ -17,7 +17,9 @@ EPILOG = """Examples:
 
 
 def bench(
-    task: str = typer.Option(..., "--task", "-t", help="Task name, family (e.g. inpaint), all, or a .toml file."),
+    task: str = typer.Option(
+        ..., "--task", "-t", help="Task name, family (e.g. inpaint), all, a .toml file, or a comma-separated list."
+    ),
     solvers: str | None = typer.Option(
         None, "--solvers", help="Comma-separated subset of the task's solvers (generation tasks: samplers)."
     ),
@@ -40,7 +42,7 @@ def bench(
     from pagoda_inverse.bench.tasks import parse_seeds, select_tasks
 
     specs = select_tasks(task)
-    out = out or Path("runs") / f"bench-{Path(task).stem}"
+    out = out or Path("runs") / f"bench-{Path(task).stem.replace(',', '+')}"
     if out.exists() and not overwrite:
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
     seed_list = parse_seeds(seeds) if seeds else None

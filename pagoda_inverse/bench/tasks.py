@@ -239,7 +239,13 @@ def _generation_spec(raw: dict, common: dict, bad) -> GenerationSpec:
 
 
 def select_tasks(selector: str) -> list[TaskSpec | GenerationSpec]:
-    """A task name, a path to a ``.toml`` file, a family name (every shipped task of that family) or ``all``."""
+    """A task name, a path to a ``.toml`` file, a family name (every shipped task of that family), ``all``, or a
+    comma-separated list of those (e.g. ``superres,inpaint``; duplicates are dropped, order is kept)."""
+    if "," in selector:
+        specs: dict[str, TaskSpec | GenerationSpec] = {}
+        for part in filter(None, (p.strip() for p in selector.split(","))):
+            specs.update({spec.path: spec for spec in select_tasks(part) if spec.path not in specs})
+        return list(specs.values())
     if selector.endswith(".toml") or selector in list_tasks():
         return [load_task(selector)]
     if selector == "all":

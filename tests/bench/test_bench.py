@@ -45,6 +45,8 @@ def test_every_shipped_task_loads():
         assert len(spec.seeds) == spec.images and (spec.samplers if isinstance(spec, GenerationSpec) else spec.solvers)
     assert {t.name for t in select_tasks("inpaint")} == {"inpaint_box", "inpaint_random"}
     assert [t.name for t in select_tasks("all")] == names
+    picked = [t.name for t in select_tasks("superres_x4,inpaint,superres")]
+    assert picked == ["superres_x4", "inpaint_box", "inpaint_random"]
 
 
 @pytest.mark.parametrize(
