@@ -1,0 +1,90 @@
+"""Classical baselines from scikit-image: biharmonic inpainting, Richardson-Lucy and Wiener deconvolution.
+
+They run image by image on ``[0, 1]`` pixels (scikit-image's convention) and use no learned prior (0 network
+evaluations). scikit-image comes with ``pip install 'pagoda-inv[peers]'``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pagoda_inverse.ops.blur import Blur
+from pagoda_inverse.ops.inpaint import Inpaint
+from pagoda_inverse.solvers.base import SolverResult, Timer, result
+from pagoda_inverse.utils.errors import UserError
+
+
+def _restoration():
+    try:
+        from skimage import restoration
+    except ImportError:
+        raise UserError("the classical baselines need scikit-image: pip install 'pagoda-inv[peers]'") from None
+    return restoration
+
+
+def _per_image(y: torch.Tensor, fn) -> torch.Tensor:
+    """Apply ``fn(i, image [H, W, C] float64 in [0, 1]) -> same`` to each image of ``[B, C, H, W]`` in ``[-1, 1]``."""
+    out = []
+    for i, img in enumerate(((y.double() + 1) / 2).clamp(0, 1)):
+        res = fn(i, img.permute(1, 2, 0).numpy())
+        out.append(torch.from_numpy(np.ascontiguousarray(res)).permute(2, 0, 1))
+    return (torch.stack(out).float() * 2 - 1)[None]
+
+
+def solve_biharmonic(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
+    """``skimage.restoration.inpaint_biharmonic``: fill the missing pixels with the smooth biharmonic interpolant."""
+    restoration = _restoration()
+    timer = Timer()
+    if not isinstance(op, Inpaint) or not op.binary:
+        raise UserError("the biharmonic solver only applies to inpainting with a binary mask")
+    holes = (op.mask == 0).expand(len(y), -1, -1, -1) if len(op.mask) == 1 else op.mask == 0
+
+    def fill(i, img):
+        return restoration.inpaint_biharmonic(img, holes[i, 0].numpy(), channel_axis=-1)
+
+    return result(_per_image(y, fill), None, timer, "biharmonic", 0)
+
+
+def _kernel(op: Blur, i: int) -> np.ndarray:
+    k = op.kernel[i if len(op.kernel) > 1 else 0, 0]
+    return k.double().numpy()
+
+
+def solve_richardson_lucy(
+    model, op, y, *, cond=None, generator=None, callback=None, num_iter: int = 30
+) -> SolverResult:
+    """``skimage.restoration.richardson_lucy`` with the operator's kernel (``num_iter`` multiplicative updates)."""
+    restoration = _restoration()
+    timer = Timer()
+    if not isinstance(op, Blur):
+        raise UserError("the richardson_lucy solver only applies to blur (deblur tasks)")
+
+    def deconvolve(i, img):
+        k = _kernel(op, i)
+        return np.stack([restoration.richardson_lucy(img[..., c], k, num_iter=num_iter) for c in range(img.shape[-1])],
+                        axis=-1)  # fmt: skip
+
+    return result(_per_image(y, deconvolve), None, timer, "richardson_lucy", 0, num_iter=num_iter)
+
+
+def solve_wiener(
+    model, op, y, *, cond=None, generator=None, callback=None, balance: float | None = None
+) -> SolverResult:
+    """``skimage.restoration.wiener`` with the operator's kernel; ``balance`` (the regularisation weight) defaults
+    to ``(sigma_y / 2)^2 / 0.05`` from the noise level in ``[0, 1]`` units, at least 1e-3."""
+    restoration = _restoration()
+    timer = Timer()
+    if not isinstance(op, Blur):
+        raise UserError("the wiener solver only applies to blur (deblur tasks)")
+    if balance is None:
+        balance = max((float(torch.as_tensor(op.sigma_y).max()) / 2) ** 2 / 0.05, 1e-3)
+
+    def deconvolve(i, img):
+        k = _kernel(op, i)
+        return np.stack([restoration.wiener(img[..., c], k, balance) for c in range(img.shape[-1])], axis=-1)
+
+    return result(_per_image(y, deconvolve), None, timer, "wiener", 0, balance=balance)
+
+
+CLASSICAL = {"biharmonic": solve_biharmonic, "richardson_lucy": solve_richardson_lucy, "wiener": solve_wiener}

@@ -1,0 +1,201 @@
+"""Peer diffusion solvers run through deepinv's own implementations: DPS, DDRM, DiffPIR and PiGDM.
+
+The prior is a full-resolution EDM model (default ``fmnist-fullres``, the same data and caption conditioning as
+``fmnist``) wrapped as a deepinv ``Denoiser``: deepinv works on ``[0, 1]`` images with noise levels in ``[0, 1]``
+units, so the wrapper calls ``D(2x - 1, 2 sigma, cond)`` and maps the result back. Measurements and noise levels
+go through :mod:`pagoda_inverse.ops.deepinv_adapter` (``sigma_01 = sigma_y / 2``), so a task's ``sigma_y`` means
+the same thing for every solver. Install with ``pip install 'pagoda-inv[peers]'``.
+
+Seeding: DPS, DiffPIR and PiGDM run a whole batch at once from the first image's seed (deepinv draws the noise
+of the batch together); DDRM runs image by image (deepinv's DDRM takes one mask), each from its own seed.
+NFE counts denoiser calls per image (DPS also back-propagates through each call).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from pagoda_inverse.ops.base import Identity, LinearOperator
+from pagoda_inverse.ops.inpaint import Inpaint
+from pagoda_inverse.solvers.base import SolverResult, Timer, condition, result
+from pagoda_inverse.utils.errors import UserError
+
+PRIOR = "fmnist-fullres"
+SIGMA_MIN = 0.002  # EDM's smallest noise level ([-1, 1] units); deepinv's schedules end at sigma = 0
+
+
+@functools.lru_cache(maxsize=4)
+def load_prior(name: str):
+    """The EDM prior model (cached): a model whose teacher works at the operator's full resolution."""
+    from pagoda_inverse.core.model import load_model
+
+    return load_model(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _denoiser_class():
+    try:
+        import deepinv as dinv
+    except ImportError:
+        raise UserError("the peer solvers need deepinv: pip install 'pagoda-inv[peers]'") from None
+
+    class EDMDenoiser(dinv.models.Denoiser):
+        """An EDM denoiser ``D(x, sigma, cond)`` on ``[-1, 1]`` images as a deepinv denoiser on ``[0, 1]`` images.
+
+        ``forward(x [B, C, H, W] in [0, 1] + noise, sigma)`` returns ``E[x0 | x]`` in ``[0, 1]`` (noise levels below
+        EDM's ``sigma_min`` are raised to it); ``calls`` counts evaluations. ``cond`` is ``[B, D]`` (or ``[1, D]``, broadcast); CFG with the null caption when
+        ``cfg_scale != 1``.
+        """
+
+        def __init__(self, precond, cond: torch.Tensor, null: torch.Tensor, cfg_scale: float = 1.0):
+            super().__init__(device="cpu")
+            self.precond, self.cond, self.null, self.cfg_scale = precond, cond, null, cfg_scale
+            self.calls = 0
+
+        def forward(self, x, sigma, **kwargs):
+            from pagoda_inverse.core.precond import guided_denoiser
+
+            self.calls += 1
+            s = self._handle_sigma(sigma, batch_size=x.shape[0], ndim=x.ndim, device=x.device, dtype=torch.float32)
+            cond = self.cond if len(self.cond) == len(x) else self.cond[:1].expand(len(x), -1)
+            den = guided_denoiser(self.precond, cond, self.null, self.cfg_scale)
+            sigma_pm1 = (2 * s.flatten()).clamp(min=SIGMA_MIN)  # EDM's c_noise = ln(sigma) / 4 needs sigma > 0
+            return ((den(2 * x.float() - 1, sigma_pm1) + 1) / 2).to(x.dtype)
+
+    return EDMDenoiser
+
+
+def _seed(generator, i: int = 0) -> int:
+    """The integer seed of image ``i``'s generator (0 without one)."""
+    if generator is None:
+        return 0
+    g = generator[i] if isinstance(generator, list | tuple) else generator
+    return int(g.initial_seed())
+
+
+def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_scale: float):
+    """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
+    from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
+
+    if not torch.isfinite(y).all():
+        raise UserError("the measurement y contains NaN or inf values")
+    prior_model = load_prior(prior)
+    if prior_model.teacher is None:
+        raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
+    res = prior_model.teacher_resolution
+    if op.in_shape is not None and tuple(op.in_shape[-2:]) != (res, res):
+        raise UserError(
+            f"the operator acts on {tuple(op.in_shape)} images but the prior {prior!r} works at {res}x{res}"
+        )
+    den = _denoiser_class()(prior_model.teacher, condition(model, cond, len(y)), prior_model.bank.null_embedding,
+                            cfg_scale)  # fmt: skip
+    return den, to_deepinv(op), measurement_to_01(op, y)
+
+
+def _finish(x01: torch.Tensor, timer: Timer, solver: str, nfe: int, prior: str) -> SolverResult:
+    from pagoda_inverse.ops.deepinv_adapter import image_from_01
+
+    return result(image_from_01(x01.float())[None], None, timer, solver, nfe, prior=prior)
+
+
+def solve_dps(
+    model, op, y, *, cond=None, generator=None, callback=None, prior: str = PRIOR, num_steps: int = 1000,
+    guidance: str = "annealed", weight: float = 1.0, cfg_scale: float = 1.0,
+) -> SolverResult:  # fmt: skip
+    """DPS (Chung et al. 2023) via ``deepinv.sampling.DPS`` (VP schedule, DDPM steps, gradient of the measurement
+    misfit through the denoiser). ``guidance="annealed"`` with ``weight`` 1: deepinv's default ``"norm"`` needs a
+    weight in the hundreds (``../shared/docs/peers.md``)."""
+    import deepinv as dinv
+
+    timer = Timer()
+    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    sampler = dinv.sampling.DPS(den, num_steps=num_steps, guidance=guidance, weight=weight, dtype=torch.float32,
+                                rng=torch.Generator())  # fmt: skip
+    x01 = sampler(y01, physics, seed=_seed(generator))
+    return _finish(x01.detach(), timer, "dps", den.calls, prior)
+
+
+def solve_diffpir(
+    model, op, y, *, cond=None, generator=None, callback=None, prior: str = PRIOR, num_steps: int = 100,
+    zeta: float = 0.1, lambda_: float = 7.0, cfg_scale: float = 1.0,
+) -> SolverResult:  # fmt: skip
+    """DiffPIR (Zhu et al. 2023) via ``deepinv.sampling.DiffPIR``: denoiser steps alternating with the proximal
+    step of the L2 data term (our operator's ``prox_l2``: closed form or CG)."""
+    import deepinv as dinv
+
+    timer = Timer()
+    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    sigma01 = max(float(torch.as_tensor(op.sigma_y).max()) / 2, 1e-3)
+    sampler = dinv.sampling.DiffPIR(den, dinv.optim.data_fidelity.L2(), sigma=sigma01, max_iter=num_steps, zeta=zeta,
+                                    lambda_=lambda_)  # fmt: skip
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(_seed(generator))
+        x01 = sampler(y01, physics)
+    return _finish(x01, timer, "diffpir", den.calls, prior)
+
+
+def solve_pigdm(
+    model, op, y, *, cond=None, generator=None, callback=None, prior: str = PRIOR, num_steps: int = 100,
+    cfg_scale: float = 1.0,
+) -> SolverResult:  # fmt: skip
+    """PiGDM (Song et al. 2023) via deepinv's ``PosteriorDiffusion`` with ``PiGDMDataFidelity`` and DDIM steps on
+    the VP SDE (the pseudo-inverse guidance solves with CG for operators without an SVD). Noiseless measurements
+    are treated as ``sigma_01 = 1e-3`` (deepinv's PiGDM requires Gaussian noise)."""
+    import deepinv as dinv
+
+    timer = Timer()
+    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    if not isinstance(physics.noise_model, dinv.physics.GaussianNoise):  # PiGDM's guidance needs sigma_y > 0
+        physics.noise_model = dinv.physics.GaussianNoise(sigma=1e-3)
+    timesteps = torch.linspace(1, 0, num_steps, dtype=torch.float64)
+    solver = dinv.sampling.DDIMSolver(timesteps=timesteps, rng=torch.Generator())
+    sampler = dinv.sampling.PosteriorDiffusion(data_fidelity=dinv.sampling.PiGDMDataFidelity(), denoiser=den,
+                                               sde=dinv.sampling.VariancePreservingDiffusion(), solver=solver,
+                                               dtype=torch.float32)  # fmt: skip
+    x01 = sampler(y01, physics, seed=_seed(generator))
+    return _finish(x01.detach(), timer, "pigdm", den.calls, prior)
+
+
+def _svd_physics(op: LinearOperator, i: int):
+    """deepinv ``DecomposablePhysics`` of image ``i`` of ``op`` (DDRM needs its SVD), in ``[0, 1]`` units."""
+    import deepinv as dinv
+
+    from pagoda_inverse.ops.deepinv_adapter import _noise_to_deepinv
+
+    noise = _noise_to_deepinv(op.noise_model)
+    if isinstance(op, Identity):
+        return dinv.physics.Denoising(noise_model=noise)
+    if isinstance(op, Inpaint) and op.binary and op.in_shape is not None:
+        mask = op.mask[i if len(op.mask) > 1 else 0].expand(op.in_shape).float()
+        return dinv.physics.Inpainting(img_size=op.in_shape, mask=mask, noise_model=noise)
+    raise UserError(
+        f"DDRM needs an operator with a pixel-basis SVD (inpainting, denoising); {type(op).__name__} has none here. "
+        "Use dps, diffpir or pigdm"
+    )
+
+
+def solve_ddrm(
+    model, op, y, *, cond=None, generator=None, callback=None, prior: str = PRIOR, num_steps: int = 100,
+    eta: float = 0.85, etab: float = 1.0, cfg_scale: float = 1.0,
+) -> SolverResult:  # fmt: skip
+    """DDRM (Kawar et al. 2022) via ``deepinv.sampling.DDRM`` on operators with an SVD (inpainting, denoising),
+    image by image, each from its own seed."""
+    import deepinv as dinv
+    import numpy as np
+
+    timer = Timer()
+    physics = [_svd_physics(op, i) for i in range(len(y))]  # refuse before any work
+    den, _, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    all_cond, out = den.cond, []
+    for i in range(len(y)):
+        den.cond = all_cond[i : i + 1]
+        sampler = dinv.sampling.DDRM(den, sigmas=np.linspace(1, 0, num_steps), eta=eta, etab=etab)
+        with torch.random.fork_rng():
+            torch.manual_seed(_seed(generator, i))
+            out.append(sampler(y01[i : i + 1], physics[i]))
+    return _finish(torch.cat(out), timer, "ddrm", den.calls // len(y), prior)
+
+
+PEERS = {"dps": solve_dps, "ddrm": solve_ddrm, "diffpir": solve_diffpir, "pigdm": solve_pigdm}
