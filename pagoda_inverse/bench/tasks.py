@@ -14,7 +14,8 @@ dataset split, the image count, the per-image seed range, the metrics and the so
 
     [operator]
     name = "downsample_area"       # a key of pagoda_inverse.ops.OPERATORS
-    sigma_y = 0.05                 # [-1, 1] units (DPS convention)
+    sigma_y = 0.05                 # with units = "pm1" (default): [-1, 1] units, the DPS convention;
+                                   # units = "01": [0, 1] units (deepinv/DDRM/DiffPIR), stored doubled
     factor = 4                     # any other key is passed to the operator
 
     [solvers.one_step]             # a key of pagoda_inverse.solvers.SOLVERS; keys below are its hyper-parameters
@@ -52,6 +53,10 @@ from pagoda_inverse.utils.errors import UserError
 
 METRICS = ("psnr", "ssim", "consistency", "diversity")
 GENERATION_METRICS = ("fd", "kid", "accuracy")
+#: ``[operator] units``: what ``sigma_y`` is relative to, and the factor to ``[-1, 1]`` units. ``"pm1"`` (default)
+#: is the DPS/DAPS convention (noise added to ``[-1, 1]`` images: 0.05 there is 0.025 on ``[0, 1]`` images);
+#: ``"01"`` is deepinv's, DDRM's and DiffPIR's (noise on ``[0, 1]`` images).
+SIGMA_UNITS = {"pm1": 1.0, "01": 2.0}
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,10 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
     sigma_y = op.get("sigma_y", 0.0)
     if not isinstance(sigma_y, int | float) or sigma_y < 0:
         raise bad("operator.sigma_y", f"must be a number >= 0 ([-1, 1] units), got {sigma_y!r}")
+    units = op.get("units", "pm1")
+    if units not in SIGMA_UNITS:
+        raise bad("operator.units", f"must be one of {', '.join(SIGMA_UNITS)}, got {units!r}")
+    sigma_y *= SIGMA_UNITS[units]
     for name, hparams in solvers.items():
         if name not in SOLVERS:
             raise bad(f"solvers.{name}", f"is not a solver; valid: {', '.join(SOLVERS)}")

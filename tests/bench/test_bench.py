@@ -67,6 +67,18 @@ def test_malformed_tasks_name_the_field_and_line(tmp_path, text, match):
         load_task(path)
 
 
+def test_sigma_units_convert_the_deepinv_convention(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(TASK)
+    assert load_task(path).sigma_y == 0.05  # DPS convention: [-1, 1] units
+    path.write_text(TASK.replace("sigma_y = 0.05", 'sigma_y = 0.025\nunits = "01"'))
+    spec = load_task(path)
+    assert spec.sigma_y == 0.05 and "units" not in spec.operator_params
+    path.write_text(TASK.replace("sigma_y = 0.05", 'sigma_y = 0.05\nunits = "255"'))
+    with pytest.raises(UserError, match="field 'operator.units' must be one of pm1, 01"):
+        load_task(path)
+
+
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(UserError, match="superres_x4"):
         select_tasks("nope")
