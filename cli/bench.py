@@ -40,10 +40,11 @@ def bench(
     """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory) and generators on
     generation tasks (FD/KID-FMNIST, control accuracy, samples/s)."""
     from pagoda_inverse.bench.tasks import parse_seeds, select_tasks
+    from pagoda_inverse.train.distributed import Distributed, init_distributed
 
     specs = select_tasks(task)
     out = out or Path("runs") / f"bench-{Path(task).stem.replace(',', '+')}"
-    if out.exists() and not overwrite:
+    if out.exists() and not overwrite:  # checked on every rank before rank 0 writes anything
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
     seed_list = parse_seeds(seeds) if seeds else None
     names = [s.strip() for s in solvers.split(",")] if solvers else None
@@ -51,20 +52,31 @@ def bench(
 
     from rich.table import Table
 
-    from pagoda_inverse.bench.engine import run_task
+    from pagoda_inverse.bench.engine import merge_shards, run_task
     from pagoda_inverse.bench.generation import run_generation
     from pagoda_inverse.bench.report import columns_for, is_generation, summary_rows, write_report
     from pagoda_inverse.bench.tasks import GenerationSpec
     from pagoda_inverse.cli.display import console, progress_callback
 
+    # Under torchrun each rank scores its share of the images; rank 0 merges and writes (generation tasks, whose
+    # FD/KID need every sample's features at once, run on rank 0 alone).
+    dist = Distributed.from_env()
+    if dist.active:
+        init_distributed()
     results = []
     for spec in specs:
         with progress_callback(spec.name, None, quiet) as cb:
             if isinstance(spec, GenerationSpec):
-                result = run_generation(spec, samplers=names, model=model, limit=limit, seeds=seed_list, callback=cb)
-            else:
-                result = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb)
-            results.append(result)
+                if dist.is_main:
+                    results.append(run_generation(spec, samplers=names, model=model, limit=limit, seeds=seed_list,
+                                                  callback=cb))  # fmt: skip
+                continue
+            part = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb,
+                            shard=(dist.rank, dist.world_size))  # fmt: skip
+            parts = dist.gather_json({k: v for k, v in part.items() if k != "examples"})
+            results.append(merge_shards([part, *parts[1:]]))
+    if not dist.is_main:
+        return
     out.mkdir(parents=True, exist_ok=True)
     import sys
 

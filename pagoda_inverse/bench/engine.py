@@ -35,6 +35,10 @@ class SolverScores:
     def add(self, name: str, v: torch.Tensor) -> None:
         self.values.setdefault(name, []).extend(float(t) for t in v)
 
+    def to_dict(self) -> dict:
+        return {"values": self.values, "seconds": self.seconds, "nfe": self.nfe, "images": self.images,
+                "skipped": self.skipped}  # fmt: skip
+
     def summary(self) -> dict:
         if self.skipped:
             return {"skipped": self.skipped}
@@ -63,14 +67,17 @@ def run_task(
     seeds: tuple[int, ...] | None = None,
     batch_size: int = 32,
     keep: int = 8,
+    shard: tuple[int, int] = (0, 1),
     callback: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Run ``spec`` and return ``{"task", "scores": {solver: summary}, "examples", "timing"}``.
+    """Run ``spec`` and return ``{"task", "images", "scores": {solver: summary}, "per_image", "examples", "timing"}``.
 
     :param solvers: solvers to run (default: the task's, in the file's order); hyper-parameters from the task file.
     :param model: replaces the task's model (an embedded name or a model folder).
     :param limit: use only the first ``limit`` images; ``seeds`` replaces the task's seed range.
     :param keep: how many leading images to keep (observation, estimates, truth) for the report grids.
+    :param shard: ``(rank, world_size)``: run only this rank's contiguous share of the images (``torchrun``);
+        :func:`merge_shards` joins the shards' results into the single-process result.
     """
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.ops import make_operator
@@ -84,9 +91,11 @@ def run_task(
     if unknown:
         raise UserError(f"unknown solver(s) {unknown}; valid: {', '.join(SOLVERS)}")
     seed_list = tuple(seeds or spec.seeds)[: limit or spec.images]
+    lo, hi = shard_bounds(len(seed_list), *shard)
+    seed_list = seed_list[lo:hi]
     model = load_model(model or spec.model)
     res = model.resolution
-    images, _ = load_images(DataConfig(dataset=spec.dataset), spec.split, limit=len(seed_list))
+    images = load_images(DataConfig(dataset=spec.dataset), spec.split, limit=hi)[0][lo:]
     if images.shape[-1] != res:
         images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
     scores = {n: SolverScores() for n in names}
@@ -146,11 +155,52 @@ def run_task(
         "task": spec.to_dict(),
         "images": len(seed_list),
         "scores": {n: s.summary() for n, s in scores.items()},
+        "per_image": {n: s.to_dict() for n, s in scores.items()},
         "examples": examples,
         "timing": {
             "total_seconds": total,
             "solver_seconds": solver_seconds,
             "engine_overhead": (total - solver_seconds) / total,
             "peak_memory_mb": peak_memory_mb(device),
+        },
+    }
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The contiguous image range ``[lo, hi)`` of ``rank`` among ``world_size`` for ``n`` images (sizes differ by
+    at most one; rank 0 gets the leading images, so the report grids match a single-process run)."""
+    return rank * n // world_size, (rank + 1) * n // world_size
+
+
+def merge_shards(parts: list[dict]) -> dict:
+    """Join the results of one task's shards (in rank order) into the result of a single-process run.
+
+    Per-image values are concatenated in image order and summarised again, so the scores equal the
+    single-process ones up to floating-point rounding; the examples are rank 0's; the wall time is the slowest
+    rank's, the engine overhead the ranks' mean, the peak memory the largest.
+    """
+    merged: dict[str, SolverScores] = {}
+    for part in parts:
+        for name, d in part["per_image"].items():
+            s = merged.setdefault(name, SolverScores())
+            for metric, values in d["values"].items():
+                s.values.setdefault(metric, []).extend(values)
+            s.seconds += d["seconds"]
+            s.images += d["images"]
+            s.nfe = max(s.nfe, d["nfe"])
+            s.skipped = s.skipped or d["skipped"]
+    timings = [p["timing"] for p in parts]
+    return {
+        "task": parts[0]["task"],
+        "images": sum(p["images"] for p in parts),
+        "scores": {n: s.summary() for n, s in merged.items()},
+        "per_image": {n: s.to_dict() for n, s in merged.items()},
+        "examples": parts[0].get("examples", {}),
+        "timing": {
+            "total_seconds": max(t["total_seconds"] for t in timings),
+            "solver_seconds": max(t["solver_seconds"] for t in timings),
+            "engine_overhead": sum(t["engine_overhead"] for t in timings) / len(timings),
+            "peak_memory_mb": max(t["peak_memory_mb"] for t in timings),
+            "ranks": len(parts),
         },
     }

@@ -15,6 +15,7 @@ no-op, so the same loops run single-process. Only rank 0 logs and writes checkpo
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -107,6 +108,18 @@ class Distributed:
         t = torch.tensor([int(value)], dtype=torch.int64)
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
+
+    def gather_json(self, obj) -> list:
+        """Every rank's JSON-serialisable ``obj``, in rank order, on every rank (sent as UTF-8 bytes: no pickle)."""
+        if not self.active:
+            return [obj]
+        data = torch.tensor(list(json.dumps(obj).encode()), dtype=torch.uint8)
+        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world_size)]
+        torch.distributed.all_gather(sizes, torch.tensor([len(data)]))
+        longest = int(max(s.item() for s in sizes))
+        buffers = [torch.zeros(longest, dtype=torch.uint8) for _ in range(self.world_size)]
+        torch.distributed.all_gather(buffers, torch.cat([data, torch.zeros(longest - len(data), dtype=torch.uint8)]))
+        return [json.loads(bytes(b[: int(n.item())].tolist()).decode()) for b, n in zip(buffers, sizes, strict=True)]
 
     def mean(self, value: float) -> float:
         """The mean of a scalar over ranks (for logging a global loss)."""

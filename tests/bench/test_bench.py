@@ -128,3 +128,45 @@ def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_mo
         env=env,
     )
     one_line_error(bad, "unknown solver(s) ['zzz']")
+
+
+def test_shards_merge_into_the_single_process_result(tmp_path, tiny_model_dir, monkeypatch):
+    from pagoda_inverse.bench.engine import merge_shards, shard_bounds
+
+    assert [shard_bounds(7, r, 3) for r in range(3)] == [(0, 2), (2, 4), (4, 7)]
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    path = tmp_path / "t.toml"
+    path.write_text(TASK)
+    spec = load_task(path)
+    whole = run_task(spec, model=str(tiny_model_dir))
+    merged = merge_shards([run_task(spec, model=str(tiny_model_dir), shard=(r, 3)) for r in range(3)])
+    assert merged["images"] == whole["images"] == 6
+    for solver, scores in whole["scores"].items():
+        for key in ("psnr", "ssim", "consistency", "diversity"):
+            assert merged["scores"][solver][key] == pytest.approx(scores[key], rel=1e-4), (solver, key)
+        assert merged["per_image"][solver]["values"]["psnr"] == pytest.approx(
+            whole["per_image"][solver]["values"]["psnr"], rel=1e-4
+        )
+
+
+def test_torchrun_bench_matches_the_single_process_run(tmp_path, tiny_model_dir):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.toml"
+    path.write_text(TASK.replace("[solvers.one_step]\nsamples = 2\nnum_steps = 4\n", ""))
+    env = {**os.environ, "PAGODA_FMNIST_DIR": str(FMNIST_TINY), "OMP_NUM_THREADS": "1"}
+    args = ["bench", "--task", str(path), "--model", str(tiny_model_dir), "-q"]
+    single = run_cli(*args, "--out", str(tmp_path / "one"), env=env)
+    assert single.returncode == 0, single.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    ranks = subprocess.run([*launcher, "-m", "pagoda_inverse.cli", *args, "--out", str(tmp_path / "two")],
+                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["results"][0]
+    two = json.loads((tmp_path / "two" / "results.json").read_text())["results"][0]
+    assert two["timing"]["ranks"] == 2 and two["images"] == one["images"] == 6
+    for solver, scores in one["scores"].items():
+        assert two["scores"][solver]["psnr"] == pytest.approx(scores["psnr"], rel=1e-6)
+        assert two["per_image"][solver]["values"] == one["per_image"][solver]["values"]

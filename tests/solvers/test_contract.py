@@ -121,7 +121,9 @@ def test_deconvolution_baselines_undo_a_blur(model, prior_dir, solver):
     y = op(x)
     res = solve(solver, model, op, y, generator=_gens(0, 1), **_hparams(solver, prior_dir))
     assert res.estimate.shape == x.shape and torch.isfinite(res.estimate).all()
-    if solver != "diffpir":  # classical deconvolution explains y better than y itself does (the peer's prior is random)
+    if (
+        solver != "diffpir"
+    ):  # classical deconvolution explains y better than y itself does (the peer's prior is random)
         assert (op.A(res.estimate) - y).norm() < 0.7 * (op.A(y) - y).norm()
 
 
