@@ -29,7 +29,7 @@ DATA = (
 )
 
 
-SHARED = " (wall time; another training run shared the 2 cores throughout, so alone it would be shorter)"
+SHARED = " (wall time; other jobs ran on the same 2 cores during this run, so alone it takes less)"
 
 
 def training_minutes(run: Path) -> float:
