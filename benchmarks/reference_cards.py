@@ -6,7 +6,7 @@ metrics from a `pagoda-inv bench --task generate_class` results.json when one is
 
 Usage (after scripts/train_reference.sh has trained both):
     python benchmarks/reference_cards.py --clf-run runs/00006-classifier-fmnist \
-        --fullres-run runs/00005-teacher-fmnist-fullres --generation docs/generation/results.json
+        --fullres-run runs/00005-teacher-fmnist-fullres --generation docs/generation/*/results.json
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def classifier_card(run: Path, shared: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fullres_card(run: Path, generation: Path | None, shared: bool) -> str:
+def fullres_card(run: Path, generation: list[Path], shared: bool) -> str:
     tensors, config = load_checkpoint(run / "teacher")
     train = config["train"]
     unet = config["unet"]
@@ -87,16 +87,19 @@ def fullres_card(run: Path, generation: Path | None, shared: bool) -> str:
         f"- Card: `python benchmarks/reference_cards.py --fullres-run {run} ...`",
         "",
     ]
-    if generation is not None and generation.is_file():
-        results = json.loads(generation.read_text())["results"]
-        lines += ["Generation (from `" + str(generation) + "`):", "", "| task | sampler | FD-FMNIST | KID-FMNIST | "
-                  "control accuracy | samples/s |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-        for r in results:
-            for label, s in r["scores"].items():
-                lines.append(
-                    f"| {r['task']['name']} | {label} | {s.get('fd', float('nan')):.3f} | "
-                    f"{s.get('kid', float('nan')):.4f} | {100 * s['accuracy']:.1f}% | {s['samples_per_second']:.1f} |"
-                )
+    if generation:
+        lines += ["Generation (CFG 2; FD/KID against the 10,000 test images; from "
+                  + ", ".join(f"`{g}`" for g in generation) + "):", "",
+                  "| task | samples | sampler | FD-FMNIST | KID-FMNIST | control accuracy | samples/s |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for path in generation:
+            for r in json.loads(path.read_text())["results"]:
+                for label, s in r["scores"].items():
+                    lines.append(
+                        f"| {r['task']['name']} | {s['images']} | {label} | {s.get('fd', float('nan')):.3f} | "
+                        f"{s.get('kid', float('nan')):.4f} | {100 * s['accuracy']:.1f}% | "
+                        f"{s['samples_per_second']:.1f} |"
+                    )
     return "\n".join(lines) + "\n"
 
 
@@ -104,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clf-run", type=Path)
     parser.add_argument("--fullres-run", type=Path)
-    parser.add_argument("--generation", type=Path, help="results.json of the generate_class bench")
+    parser.add_argument("--generation", type=Path, nargs="*", default=[], help="results.json of generation benches")
     parser.add_argument("--out", type=Path, default=Path("docs/models"))
     parser.add_argument("--shared-cores", action="store_true", help="say that the runs shared the CPU")
     args = parser.parse_args()
