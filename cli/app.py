@@ -63,10 +63,27 @@ def main() -> None:
         console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
     finally:
-        if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group before exiting
-            from pagoda_inverse.train.distributed import shutdown_distributed
+        if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group, then exit at once
+            import torch.distributed
 
-            shutdown_distributed()
+            if torch.distributed.is_initialized():
+                _exit_torchrun_rank(sys.exc_info()[1])
+
+
+def _exit_torchrun_rank(error: BaseException | None) -> None:
+    """End a torchrun rank with the exit code ``main`` chose (a traceback is printed first, as Python would)."""
+    import traceback
+
+    from pagoda_inverse.train.distributed import exit_distributed
+
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    elif error is not None:
+        traceback.print_exception(error)
+        code = 1
+    else:
+        code = 0
+    exit_distributed(code)
 
 
 if __name__ == "__main__":

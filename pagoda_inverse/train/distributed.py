@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -150,3 +151,13 @@ def shutdown_distributed() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank tears down while another is still in a collective
         torch.distributed.destroy_process_group()
+
+
+def exit_distributed(code: int) -> None:
+    """Leave the process group and end the process with ``code`` at once (outputs flushed): gloo's background
+    threads can otherwise abort the interpreter's normal shutdown ("terminate called without an active
+    exception"), which torchrun reports as a failed rank."""
+    shutdown_distributed()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -16,7 +16,7 @@ def main(run_dir: Path, bank_file: Path, out_dir: Path) -> None:
     from pagoda_inverse.core.checkpoint import load_tensors
     from pagoda_inverse.core.text import CaptionBank
     from pagoda_inverse.train.config import resolve
-    from pagoda_inverse.train.distributed import init_distributed, shutdown_distributed
+    from pagoda_inverse.train.distributed import exit_distributed, init_distributed
     from pagoda_inverse.train.teacher import train_teacher
 
     bank = CaptionBank.from_tensors(load_tensors(bank_file))
@@ -34,7 +34,7 @@ def main(run_dir: Path, bank_file: Path, out_dir: Path) -> None:
         caught = True
     report = {"rank": dist.rank, "world": dist.world_size, "slice": dist.local(torch.arange(32)).tolist()}
     (out_dir / f"rank{dist.rank}.json").write_text(json.dumps(report | {"divergence_caught": caught}))
-    shutdown_distributed()
+    exit_distributed(0)
 
 
 if __name__ == "__main__":
