@@ -59,9 +59,9 @@ GENERATION_METRICS = ("fd", "kid", "accuracy")
 SIGMA_UNITS = {"pm1": 1.0, "01": 2.0}
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """A validated task suite (see the module docstring for the file format)."""
+@dataclass(frozen=True, kw_only=True)
+class _Spec:
+    """The ``[task]`` table every task has: what to evaluate on, how many images (samples), which seeds."""
 
     name: str
     family: str
@@ -71,38 +71,31 @@ class TaskSpec:
     images: int
     seeds: tuple[int, ...]
     metrics: tuple[str, ...]
+    description: str = ""
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(_Spec):
+    """A validated inverse-problem task suite (see the module docstring for the file format)."""
+
     operator: str
     sigma_y: float
     operator_params: dict = field(default_factory=dict)
     solvers: dict = field(default_factory=dict)
-    description: str = ""
-    path: str = ""
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
-@dataclass(frozen=True)
-class GenerationSpec:
+@dataclass(frozen=True, kw_only=True)
+class GenerationSpec(_Spec):
     """A validated generation task (see the module docstring for the file format)."""
 
-    name: str
-    family: str
-    model: str
-    dataset: str
-    split: str
-    images: int
-    seeds: tuple[int, ...]
-    metrics: tuple[str, ...]
     condition: str
     cfg_scale: float
     classifier: str
     samplers: dict = field(default_factory=dict)
-    description: str = ""
-    path: str = ""
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
 def tasks_dir() -> Path:
