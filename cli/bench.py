@@ -54,7 +54,7 @@ def bench(
 
     from pagoda_inverse.bench.engine import merge_shards, run_task
     from pagoda_inverse.bench.generation import run_generation
-    from pagoda_inverse.bench.report import columns_for, is_generation, summary_rows, write_report
+    from pagoda_inverse.bench.report import summary_rows, tables, write_report
     from pagoda_inverse.bench.tasks import GenerationSpec
     from pagoda_inverse.cli.display import console, progress_callback
 
@@ -92,12 +92,9 @@ def bench(
     write_report(out, results, config)
     rows = summary_rows(results)
     if not quiet:
-        for group in ([r for r in results if not is_generation(r)], [r for r in results if is_generation(r)]):
-            if not group:
-                continue
-            columns = columns_for(group)
+        for columns, group_rows in tables(results):
             table = Table("task", "solver", *[label for _, label in columns])
-            for row in summary_rows(group):
+            for row in group_rows:
                 if "skipped" in row:
                     table.add_row(row["task"], row["solver"], f"[yellow]skipped: {row['skipped']}")
                 else:

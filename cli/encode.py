@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import PresetOpt
+from pagoda_inverse.cli.options import PresetOpt, QuietOpt
 
 EPILOG = """Examples:
 
@@ -25,7 +25,7 @@ def encode(
     split: str | None = typer.Option(None, help="Dataset split: train or test."),
     num_steps: int | None = typer.Option(None, min=2, help="Heun grid points (2*(N-1) teacher evaluations)."),
     limit: int | None = typer.Option(None, min=1, help="Encode only the first N images."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Encode images into PF-ODE latents with the frozen teacher (PaGoDA's encoder), cached on disk."""
     import time

@@ -19,6 +19,8 @@ RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder for numbered run f
 ResumeOpt = Annotated[
     Path | None, typer.Option("--resume", help="Continue the run in this run folder from its last checkpoint.")
 ]
+StepsOpt = Annotated[int | None, typer.Option(min=1, help="Override the number of training steps.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 BatchSizeOpt = Annotated[
     int | None,
     typer.Option("--batch-size", min=1, help="Override the global batch size (split evenly over torchrun ranks)."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import BatchSizeOpt, DataRootOpt, PresetOpt, ResumeOpt, RunsOpt
+from pagoda_inverse.cli.options import BatchSizeOpt, DataRootOpt, PresetOpt, QuietOpt, ResumeOpt, RunsOpt, StepsOpt
 
 app = typer.Typer(
     help="Train the PaGoDA stages (teacher, decoder, grow, encoder) and the evaluation classifier.",
@@ -62,9 +62,9 @@ def teacher(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     data_root: DataRootOpt = None,
-    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
     from pagoda_inverse.cli.display import console, emit, progress_callback
@@ -93,9 +93,9 @@ def decoder(
     preset: PresetOpt = "fmnist",
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
-    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
     from pagoda_inverse.cli.display import console, emit, progress_callback
@@ -130,9 +130,9 @@ def grow(
     preset: PresetOpt = "fmnist",
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
-    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
     from pagoda_inverse.cli.display import console, emit, progress_callback
@@ -153,9 +153,9 @@ def encoder(
     preset: PresetOpt = "fmnist",
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
-    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the learned one-step encoder E(x) ~ PF-ODE latent on cached pairs (the solvers' fast path).
 
@@ -178,9 +178,9 @@ def classifier(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     data_root: DataRootOpt = None,
-    steps: int | None = typer.Option(None, min=1, help="Override the number of training steps."),
+    steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the evaluation classifier (fmnist-clf): features for FD/KID-FMNIST, predictions for control accuracy.
 

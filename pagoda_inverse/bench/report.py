@@ -24,9 +24,14 @@ def is_generation(result: dict) -> bool:
     return "samplers" in result["task"]
 
 
-def columns_for(results: list[dict]) -> list[tuple[str, str]]:
-    """The table columns of a group of results of one kind."""
-    return GENERATION_COLUMNS if results and is_generation(results[0]) else COLUMNS
+def tables(results: list[dict]) -> list[tuple[list[tuple[str, str]], list[dict]]]:
+    """``(columns, rows)`` of one table per kind present: inverse-problem tasks first, then generation tasks."""
+    out = []
+    for columns, kind in ((COLUMNS, False), (GENERATION_COLUMNS, True)):
+        group = [r for r in results if is_generation(r) == kind]
+        if group:
+            out.append((columns, summary_rows(group)))
+    return out
 
 
 def machine_description() -> str:
@@ -119,12 +124,8 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
         f"Machine: {machine_description()}. Total wall time {total / 60:.1f} min. Command: `{config.get('command', '')}`",
         "",
     ]
-    for group in (
-        [r for r in results if not is_generation(r)],
-        [r for r in results if is_generation(r)],
-    ):
-        if group:
-            md += [markdown_table(summary_rows(group), columns_for(group)), ""]
+    for columns, group_rows in tables(results):
+        md += [markdown_table(group_rows, columns), ""]
     for r in results:
         ex = r["examples"]
         name = f"grid-{r['task']['name']}.png"

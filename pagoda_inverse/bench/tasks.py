@@ -215,7 +215,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
 
 def _generation_spec(raw: dict, common: dict, bad) -> GenerationSpec:
     """The ``[generation]`` and ``[samplers.*]`` tables of a generation task, validated."""
-    from pagoda_inverse.bench.generation import SAMPLERS
+    from pagoda_inverse.control.generate import SAMPLERS
 
     gen, samplers = raw["generation"], raw["samplers"]
     if gen.get("condition", "class") not in ("class", "prompt"):

@@ -19,7 +19,7 @@ import torch
 
 from pagoda_inverse.ops.base import Identity, LinearOperator
 from pagoda_inverse.ops.inpaint import Inpaint
-from pagoda_inverse.solvers.base import SolverResult, Timer, condition, result
+from pagoda_inverse.solvers.base import SolverResult, Timer, check_model_and_op, condition, result
 from pagoda_inverse.utils.errors import UserError
 
 PRIOR = "fmnist-fullres"
@@ -79,16 +79,10 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
     """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
     from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
 
-    if not torch.isfinite(y).all():
-        raise UserError("the measurement y contains NaN or inf values")
     prior_model = load_prior(prior)
     if prior_model.teacher is None:
         raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
-    res = prior_model.teacher_resolution
-    if op.in_shape is not None and tuple(op.in_shape[-2:]) != (res, res):
-        raise UserError(
-            f"the operator acts on {tuple(op.in_shape)} images but the prior {prior!r} works at {res}x{res}"
-        )
+    check_model_and_op(prior_model, op, y, need="teacher")  # the operator acts at the prior's resolution
     den = _denoiser_class()(prior_model.teacher, condition(model, cond, len(y)), prior_model.bank.null_embedding,
                             cfg_scale)  # fmt: skip
     return den, to_deepinv(op), measurement_to_01(op, y)

@@ -19,7 +19,7 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
 
 
 def train_classifier(
@@ -38,7 +38,8 @@ def train_classifier(
     clf = Classifier(cfg.net)
     dist.broadcast_(clf)
     opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = load_train_state(run_dir, {"clf": clf}, {"clf": opt})
+    modules, optimizers = {"clf": clf}, {"clf": opt}
+    start = load_train_state(run_dir, modules, optimizers)
     log(f"classifier: {len(images)} images, {sum(p.numel() for p in clf.parameters())} params, start step {start}")
     callback = callback if dist.is_main else None
 
@@ -65,9 +66,7 @@ def train_classifier(
         if (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            dist.check_in_sync_(clf)
-            if dist.is_main:
-                save_train_state(run_dir, step + 1, {"clf": clf}, {"clf": opt})
+            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
 
     out = Path(run_dir) / "classifier"
     dist.barrier()

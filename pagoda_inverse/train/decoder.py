@@ -28,7 +28,7 @@ from pagoda_inverse.train.batches import random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
 from pagoda_inverse.utils.images import save_grid
 
 
@@ -63,7 +63,8 @@ def train_decoder(
     opt_g = torch.optim.RAdam([p for p in G.parameters() if p.requires_grad], lr=cfg.lr_g)
     opt_d = torch.optim.RAdam(D.parameters(), lr=cfg.lr_d)
     modules = {"G": G, "G_ema": G_ema, "D": D}
-    start = load_train_state(run_dir, modules, {"G": opt_g, "D": opt_d})
+    optimizers = {"G": opt_g, "D": opt_d}
+    start = load_train_state(run_dir, modules, optimizers)
     log(f"{stage}: {len(cache['latents'])} pairs, targets {res}px, start step {start}, {dist.world_size} rank(s)")
     callback = callback if dist.is_main else None
     last_w = G.net.last_layer_weight()
@@ -112,9 +113,7 @@ def train_decoder(
                 f"step {step + 1}/{cfg.steps} rec {info['loss']:.4f} d {info['loss_d']:.3f} lambda {info['lambda']:.3f}"
             )
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            dist.check_in_sync_(G, G_ema, D)
-            if dist.is_main:
-                save_train_state(run_dir, step + 1, modules, {"G": opt_g, "D": opt_d})
+            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
 
     out = Path(run_dir) / stage
     dist.barrier()

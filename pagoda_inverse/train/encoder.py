@@ -15,7 +15,7 @@ from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.train.config import EncoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import RunLog, load_train_state, save_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
 
 
 def train_encoder(
@@ -39,7 +39,8 @@ def train_encoder(
     dist.broadcast_(E)
     E_ema = copy.deepcopy(E).requires_grad_(False)
     opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
-    start = load_train_state(run_dir, {"E": E, "E_ema": E_ema}, {"E": opt})
+    modules, optimizers = {"E": E, "E_ema": E_ema}, {"E": opt}
+    start = load_train_state(run_dir, modules, optimizers)
     log(f"encoder: {len(cache['latents'])} pairs, start step {start}, {dist.world_size} rank(s)")
     callback = callback if dist.is_main else None
     for step in range(start, cfg.steps):
@@ -61,9 +62,7 @@ def train_encoder(
         if (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            dist.check_in_sync_(E, E_ema)
-            if dist.is_main:
-                save_train_state(run_dir, step + 1, {"E": E, "E_ema": E_ema}, {"E": opt})
+            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
 
     out = Path(run_dir) / "encoder"
     dist.barrier()

@@ -90,6 +90,14 @@ def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) 
     write_text_atomic(Path(run_dir) / "train_state.json", json.dumps({"step": step, "param_groups": groups}))
 
 
+def save_synced_train_state(dist, run_dir: Path, step: int, modules: dict, optimizers: dict) -> None:
+    """A checkpoint of a (possibly data-parallel) run: check that every rank holds the same weights (see
+    :class:`~pagoda_inverse.train.distributed.Distributed`), then rank 0 saves with :func:`save_train_state`."""
+    dist.check_in_sync_(*modules.values())
+    if dist.is_main:
+        save_train_state(run_dir, step, modules, optimizers)
+
+
 def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
     """Restore what :func:`save_train_state` wrote; returns the step to continue from (0 if none saved)."""
     meta_path = Path(run_dir) / "train_state.json"

@@ -23,7 +23,7 @@ from .batches import random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
 from .data import load_images
 from .distributed import init_distributed
-from .state import RunLog, load_train_state, save_train_state, step_generator
+from .state import RunLog, load_train_state, save_synced_train_state, step_generator
 
 
 def teacher_checkpoint_config(cfg: TeacherConfig, unet_config) -> dict:
@@ -58,7 +58,8 @@ def train_teacher(
     dist.broadcast_(net)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-    start = load_train_state(run_dir, {"net": net, "ema": ema}, {"net": opt})
+    modules, optimizers = {"net": net, "ema": ema}, {"net": opt}
+    start = load_train_state(run_dir, modules, optimizers)
     log(
         f"teacher: {len(x_low)} images at {x_low.shape[-1]}px, {sum(p.numel() for p in net.parameters())} params, "
         f"start step {start}, {dist.world_size} rank(s)"
@@ -87,9 +88,7 @@ def train_teacher(
         if (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            dist.check_in_sync_(net, ema)
-            if dist.is_main:
-                save_train_state(run_dir, step + 1, {"net": net, "ema": ema}, {"net": opt})
+            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
 
     out = Path(run_dir) / "teacher"
     dist.barrier()
