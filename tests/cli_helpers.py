@@ -20,3 +20,23 @@ def one_line_error(result, *needles):
     assert len(errors) == 1, result.stderr
     for needle in needles:
         assert needle in errors[0], result.stderr
+
+
+def cli_in_process(capsys, *args):
+    """Run ``pagoda-inv ARGS`` through the console script's ``main`` in this process (no interpreter start-up).
+
+    Returns a ``CompletedProcess`` like :func:`run_cli`; an exception that ``main`` lets through propagates.
+    """
+    from unittest import mock
+
+    from pagoda_inverse.cli.app import main
+
+    capsys.readouterr()
+    with mock.patch.object(sys, "argv", ["pagoda-inv", *map(str, args)]):
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)

@@ -25,10 +25,13 @@ def as_kernel(kernel, name: str = "kernel", normalise: bool = True) -> torch.Ten
         per-image kernels, Ck is 1 or the channel count), or a path to a ``.npy``/grayscale image file.
     :param name: parameter name for error messages.
     :param normalise: divide each kernel by its sum (it must then be non-zero).
-    :raises ValueError: empty, NaN/inf, wrong number of dimensions, or a zero sum.
+    :raises ValueError: empty, NaN/inf, wrong number of dimensions, a zero sum, or (files) negative entries.
     """
     if isinstance(kernel, (str, os.PathLike)):
-        kernel = read_2d(kernel, name)
+        path, kernel = kernel, read_2d(kernel, name)
+        name = f"{name} file {str(path)!r}"
+        if bool((kernel < 0).any()):  # a file is a blur kernel; tensors may be any filter (e.g. a difference)
+            raise fail(f"{name} has negative entries; a blur kernel must be >= 0 everywhere")
     k = torch.as_tensor(np.asarray(kernel) if not isinstance(kernel, torch.Tensor) else kernel)
     if k.ndim not in (2, 3, 4):
         raise fail(f"{name} must have shape (kh, kw), (C, kh, kw) or (B, C, kh, kw), got {tuple(k.shape)}")
@@ -52,9 +55,9 @@ def load_kernel(path: str | os.PathLike) -> torch.Tensor:
 
     :param path: the file; a PNG is read as grayscale intensities.
     :return: (kh, kw) float64 tensor.
-    :raises ValueError: missing/unreadable file, not 2-D, NaN/inf, or all zeros.
+    :raises ValueError: missing/unreadable file, not 2-D, NaN/inf, negative entries, or all zeros.
     """
-    return as_kernel(read_2d(path, "kernel"), "kernel")[0, 0]
+    return as_kernel(path)[0, 0]
 
 
 def gaussian_kernel(sigma: float | Sequence[float], size: int | Sequence[int] | None = None) -> torch.Tensor:

@@ -132,11 +132,16 @@ def load_mask(path: str | os.PathLike, invert: bool = False) -> torch.Tensor:
     :param path: the file; white (1) = keep, black (0) = inpaint.
     :param invert: set True for masks where white marks the hole (LaMa's convention).
     :return: (h, w) float64 binary mask.
-    :raises ValueError: missing/unreadable file, not 2-D, or NaN values.
+    :raises ValueError: missing/unreadable file, not 2-D, NaN values, or values outside [0, 1].
     """
     m = read_2d(path, "mask")
     if not bool(torch.isfinite(m).all()):
         raise fail(f"mask file {str(path)!r} contains NaN or inf values")
+    if m.numel() and (m.min() < 0 or m.max() > 1):
+        raise fail(
+            f"mask file {str(path)!r} has values in [{float(m.min()):g}, {float(m.max()):g}]; "
+            "a .npy mask must hold values in [0, 1] (1 = observed)"
+        )
     m = (m > 0.5).to(torch.float64)
     return 1 - m if invert else m
 

@@ -109,7 +109,7 @@ class ClassifierTrainConfig:
 
     data: DataConfig = field(default_factory=lambda: DataConfig(factor=1))
     net: ClassifierConfig = field(default_factory=ClassifierConfig)
-    steps: int = 1500
+    steps: int = 6000
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 5e-4

@@ -2,24 +2,66 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
 from pagoda_inverse.utils.errors import UserError
 
-MAX_PIXELS = 64_000_000  # refuse larger images before decoding (decompression bombs)
+MAX_PIXELS = 64_000_000  # default cap: larger images are refused before decoding (decompression bombs)
+MAX_PIXELS_ENV = "PAGODA_MAX_PIXELS"
 
 
-def load_image(path: str | Path, channels: int, *, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def pixel_cap() -> int:
+    """The pixel cap for input images: ``$PAGODA_MAX_PIXELS`` when set (a positive integer), else :data:`MAX_PIXELS`.
+
+    >>> pixel_cap() > 0
+    True
+    """
+    value = os.environ.get(MAX_PIXELS_ENV)
+    if value is None:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"{MAX_PIXELS_ENV}={value!r} is not a positive integer; unset it or pass e.g. 100000000")
+    return int(value)
+
+
+def open_image(path: Path, max_pixels: int | None = None):
+    """Open ``path`` with PIL (lazily: no pixel decoded yet) and refuse it if its header's size is over the cap.
+
+    ``max_pixels`` defaults to :func:`pixel_cap`; PIL's own decompression-bomb limit is lifted while the header is
+    read, so this cap is the one that applies. Raises :class:`UserError`; PIL's errors on unreadable files pass.
+    """
+    from PIL import Image
+
+    cap = pixel_cap() if max_pixels is None else max_pixels
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        img = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+    w, h = img.size
+    if w * h > cap:
+        img.close()
+        raise UserError(
+            f"{path}: {w}x{h} exceeds the {cap}-pixel cap; downscale or crop it first "
+            f"(or raise the cap with {MAX_PIXELS_ENV})"
+        )
+    return img
+
+
+def load_image(path: str | Path, channels: int, *, max_pixels: int | None = None) -> torch.Tensor:
     """Read an image file as ``[channels, H, W]`` float32 in ``[-1, 1]``.
 
     Grayscale models accept grayscale images (8/16-bit, palette, with alpha: alpha is dropped) and RGB images whose
     three channels are equal; RGB models accept RGB, grayscale (replicated), palette and CMYK (converted); alpha is
     dropped (pixels keep their colour). Every problem raises :class:`UserError` naming the file and the fix.
+    The size is read from the header and checked against ``max_pixels`` (default :func:`pixel_cap`) before any
+    pixel is decoded.
     """
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -27,10 +69,8 @@ def load_image(path: str | Path, channels: int, *, max_pixels: int = MAX_PIXELS)
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty; pass a PNG or JPEG image")
     try:
-        with Image.open(path) as img:
+        with open_image(path, max_pixels) as img:
             w, h = img.size
-            if w * h > max_pixels:
-                raise UserError(f"{path}: {w}x{h} exceeds the {max_pixels}-pixel cap; downscale or crop it first")
             if w < 1 or h < 1:
                 raise UserError(f"{path}: the image has no pixels")
             img.load()

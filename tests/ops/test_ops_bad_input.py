@@ -77,17 +77,21 @@ def test_kernel_empty_or_not_normalisable():
 def test_kernel_files(tmp_path):
     nan = tmp_path / "nan.npy"
     np.save(nan, np.array([[1.0, np.nan], [0.0, 1.0]]))
-    with raises("kernel contains NaN"):
+    with raises("kernel file .*nan.npy.* contains NaN"):
         load_kernel(nan)
-    with raises("kernel contains NaN"):
+    with raises("kernel file .*nan.npy.* contains NaN"):
         Blur.from_file(nan)
+    negative = tmp_path / "negative.npy"
+    np.save(negative, np.array([[1.0, -0.5], [0.0, 1.0]]))
+    with raises("negative.npy.* has negative entries"):
+        load_kernel(negative)
     empty = tmp_path / "empty.npy"
     np.save(empty, np.zeros((0, 0)))
     with raises("kernel"):
         load_kernel(empty)
     zeros = tmp_path / "zeros.png"
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(zeros)
-    with raises("kernel sums to zero"):
+    with raises("kernel file .*zeros.png.* sums to zero"):
         load_kernel(zeros)
     with raises("kernel file .* does not exist"):
         load_kernel(tmp_path / "missing.npy")
