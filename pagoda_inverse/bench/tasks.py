@@ -43,6 +43,7 @@ of solvers (see :mod:`pagoda_inverse.bench.generation`)::
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -116,16 +117,31 @@ def _line_of(text: str, key: str) -> int:
     return 0
 
 
+MAX_SEEDS = 10_000_000  # more seeds than any suite needs; guards against "0-99999999999" exhausting memory
+
+
 def parse_seeds(value) -> tuple[int, ...]:
-    """``"0-255"``, ``"0-9,20"`` or a list of integers -> a tuple of seeds."""
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return tuple(value)
-    if not isinstance(value, str):
-        raise ValueError("a string like '0-255' or a list of integers")
-    out: list[int] = []
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
+    """``"0-255"``, ``"0-9,20"`` or a list of integers (each >= 0) -> a tuple of at most :data:`MAX_SEEDS` seeds.
+
+    >>> parse_seeds("0-3,10")
+    (0, 1, 2, 3, 10)
+    """
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        out = list(value)
+    elif isinstance(value, str):
+        out = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            lo, _, hi = part.partition("-")
+            if not lo.strip().isdigit() or not (hi or lo).strip().isdigit():
+                raise ValueError(f"a range like '0-255' (non-negative integers), not {part!r}")
+            lo, hi = int(lo), int(hi or lo)
+            if hi < lo or len(out) + hi - lo + 1 > MAX_SEEDS:
+                raise ValueError(f"ranges LO-HI with LO <= HI and at most {MAX_SEEDS} seeds in all, not {part!r}")
+            out.extend(range(lo, hi + 1))
+    else:
+        raise ValueError("a string like '0-255' or a list of non-negative integers")
+    if len(out) > MAX_SEEDS:
+        raise ValueError(f"at most {MAX_SEEDS} seeds")
     return tuple(out)
 
 
@@ -138,9 +154,11 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
             raise UserError(f"unknown task {str(name_or_path)!r}; choose one of: {', '.join(list_tasks())}")
     if not path.is_file():
         raise UserError(f"{path}: no such task file")
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode("utf-8")
         raw = tomllib.loads(text)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: malformed TOML ({err}); fix the file") from None
 
@@ -157,8 +175,8 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
     for key, kind in fields.items():
         if not isinstance(task.get(key), kind) or isinstance(task.get(key), bool):
             raise bad(f"task.{key}", f"must be a {kind.__name__}, got {task.get(key)!r}")
-    if task["images"] < 1:
-        raise bad("task.images", "must be >= 1")
+    if not 1 <= task["images"] <= MAX_SEEDS:
+        raise bad("task.images", f"must be between 1 and {MAX_SEEDS}")
     try:
         seeds = parse_seeds(task.get("seeds", f"0-{task['images'] - 1}"))
     except ValueError as err:
@@ -167,7 +185,9 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
         raise bad("task.seeds", f"gives {len(seeds)} seeds for {task['images']} images")
     valid = GENERATION_METRICS if generation else METRICS
     metrics = task.get("metrics", list(valid))
-    unknown = [m for m in metrics if m not in valid] if isinstance(metrics, list) else [metrics]
+    unknown = (
+        [m for m in metrics if not isinstance(m, str) or m not in valid] if isinstance(metrics, list) else [metrics]
+    )
     if unknown:
         raise bad("task.metrics", f"has unknown metric(s) {unknown}; valid: {', '.join(valid)}")
     common = {
@@ -186,16 +206,16 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
         return _generation_spec(raw, common, bad)
 
     from pagoda_inverse.ops.registry import OPERATORS
-    from pagoda_inverse.solvers import SOLVERS
+    from pagoda_inverse.solvers import SOLVERS, check_hparams
 
     op, solvers = raw["operator"], raw["solvers"]
-    if op.get("name") not in OPERATORS:
+    if not isinstance(op.get("name"), str) or op["name"] not in OPERATORS:
         raise bad("operator.name", f"{op.get('name')!r} is not an operator; valid: {', '.join(sorted(OPERATORS))}")
     sigma_y = op.get("sigma_y", 0.0)
-    if not isinstance(sigma_y, int | float) or sigma_y < 0:
+    if not isinstance(sigma_y, int | float) or isinstance(sigma_y, bool) or not 0 <= sigma_y < math.inf:
         raise bad("operator.sigma_y", f"must be a number >= 0 ([-1, 1] units), got {sigma_y!r}")
     units = op.get("units", "pm1")
-    if units not in SIGMA_UNITS:
+    if not isinstance(units, str) or units not in SIGMA_UNITS:
         raise bad("operator.units", f"must be one of {', '.join(SIGMA_UNITS)}, got {units!r}")
     sigma_y *= SIGMA_UNITS[units]
     for name, hparams in solvers.items():
@@ -203,6 +223,10 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
             raise bad(f"solvers.{name}", f"is not a solver; valid: {', '.join(SOLVERS)}")
         if not isinstance(hparams, dict):
             raise bad(f"solvers.{name}", "must be a table of hyper-parameters")
+        try:
+            check_hparams(name, hparams)
+        except UserError as err:
+            raise bad(f"solvers.{name}", f"is invalid: {err}") from None
     params = {k: v for k, v in op.items() if k not in ("name", "sigma_y", "units")}
     return TaskSpec(
         **common,
@@ -218,17 +242,25 @@ def _generation_spec(raw: dict, common: dict, bad) -> GenerationSpec:
     from pagoda_inverse.control.generate import SAMPLERS
 
     gen, samplers = raw["generation"], raw["samplers"]
-    if gen.get("condition", "class") not in ("class", "prompt"):
+    if not isinstance(gen.get("condition", "class"), str) or gen.get("condition", "class") not in ("class", "prompt"):
         raise bad("generation.condition", f"must be 'class' or 'prompt', got {gen.get('condition')!r}")
     cfg_scale = gen.get("cfg_scale", 1.0)
-    if not isinstance(cfg_scale, int | float) or isinstance(cfg_scale, bool) or cfg_scale < 0:
+    if not isinstance(cfg_scale, int | float) or isinstance(cfg_scale, bool) or not 0 <= cfg_scale < math.inf:
         raise bad("generation.cfg_scale", f"must be a number >= 0, got {cfg_scale!r}")
     for label, params in samplers.items():
-        if not isinstance(params, dict) or params.get("sampler") not in SAMPLERS:
+        if (
+            not isinstance(params, dict)
+            or not isinstance(params.get("sampler"), str)
+            or params["sampler"] not in SAMPLERS
+        ):
             got = params.get("sampler") if isinstance(params, dict) else params
             raise bad(f"samplers.{label}", f"needs sampler = one of {', '.join(SAMPLERS)}, got {got!r}")
-        if not isinstance(params.get("num_steps", 18), int) or params.get("num_steps", 18) < 2:
-            raise bad(f"samplers.{label}.num_steps", "must be an integer >= 2")
+        steps = params.get("num_steps", 18)
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= 10_000:
+            raise bad(f"samplers.{label}.num_steps", "must be an integer between 2 and 10000")
+        unknown = sorted(set(params) - {"sampler", "model", "num_steps"})
+        if unknown or not isinstance(params.get("model", ""), str):
+            raise bad(f"samplers.{label}", f"takes sampler, model (a name or folder) and num_steps; got {params!r}")
     if not samplers:
         raise bad("samplers", "must list at least one sampler")
     return GenerationSpec(

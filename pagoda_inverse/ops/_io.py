@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import torch
@@ -12,6 +13,18 @@ from pagoda_inverse.utils.errors import UserError
 
 from ._checks import OperatorParameterError, fail
 
+#: What numpy's .npy reader raises on a corrupt file (its header is parsed with ``ast.literal_eval``).
+NPY_ERRORS = (
+    ValueError,
+    TypeError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    TokenError,
+    MemoryError,
+    RecursionError,
+    OverflowError,
+)
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm")
 
 
@@ -37,7 +50,7 @@ def read_2d(path: str | os.PathLike, name: str) -> torch.Tensor:
             arr = np.array(arr)
         except OperatorParameterError:
             raise
-        except (ValueError, OSError, EOFError) as err:
+        except NPY_ERRORS as err:
             raise fail(f"{name} file {str(p)!r} is not a readable .npy array ({err})") from None
         arr = np.squeeze(arr)
         if arr.dtype.kind not in "biuf":
@@ -81,4 +94,6 @@ def _check_size(path: Path, size: int) -> None:
     from pagoda_inverse.utils.io import MAX_PIXELS_ENV, pixel_cap
 
     if size > pixel_cap():
-        raise fail(f"{path}: {size} values exceed the {pixel_cap()}-pixel cap; pass a smaller file (or raise {MAX_PIXELS_ENV})")
+        raise fail(
+            f"{path}: {size} values exceed the {pixel_cap()}-pixel cap; pass a smaller file (or raise {MAX_PIXELS_ENV})"
+        )

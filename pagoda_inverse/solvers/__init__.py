@@ -31,6 +31,47 @@ SOLVERS = {
 }
 
 
+#: Keyword arguments every solver takes from the caller, not from a task file.
+CALL_ARGUMENTS = ("cond", "generator", "callback")
+
+
+def check_hparams(method: str, hparams: dict) -> None:
+    """Raise :class:`UserError` unless ``hparams`` are keyword parameters of solver ``method`` with the types of
+    their defaults (int, float, bool, str; a ``None`` default takes any scalar). Names the bad key and the valid ones.
+
+    >>> check_hparams("latent_map", {"steps": 50, "lr": 0.1})
+    >>> check_hparams("latent_map", {"stepz": 50})
+    Traceback (most recent call last):
+    ...
+    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, encoder, num_steps, consistency, prior_std
+    """
+    import inspect
+    import math
+
+    params = {
+        p.name: p.default
+        for p in inspect.signature(SOLVERS[method]).parameters.values()
+        if p.kind == p.KEYWORD_ONLY and p.name not in CALL_ARGUMENTS
+    }
+    for key, value in hparams.items():
+        if key not in params:
+            raise UserError(f"solver {method!r} has no hyper-parameter {key!r}; valid: {', '.join(params) or 'none'}")
+        default = params[key]
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and (default is None or isinstance(default, bool))
+        elif isinstance(default, int):
+            ok = isinstance(value, int)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and math.isfinite(value)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, str) or (isinstance(value, int | float) and math.isfinite(value))
+        if not ok:
+            kind = type(default).__name__ if default is not None else "a number or string"
+            raise UserError(f"solver {method!r}: hyper-parameter {key!r} must be {kind}, got {value!r}")
+
+
 def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature.
 
