@@ -29,9 +29,10 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | 
         save_file(flat, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; any failure is a :class:`CheckpointError` naming the file."""
-    from safetensors import SafetensorError
+def load_tensors(path: Path, *, with_metadata: bool = False):
+    """Load a safetensors file (with ``with_metadata``: ``(tensors, metadata)``); any failure is a
+    :class:`CheckpointError` naming the file."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     if not path.is_file():
@@ -39,6 +40,9 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
             f"{path}: missing; the checkpoint folder is incomplete (re-run the command that made it)"
         )
     try:
+        if with_metadata:
+            with safe_open(str(path), "pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err}); re-create or re-download it") from None

@@ -16,7 +16,7 @@ import torch
 
 from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
 from pagoda_inverse.utils.atomic import write_text_atomic
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -79,15 +79,20 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):
 
 
 def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) -> None:
-    """Save every module's weights, every optimizer's state and the step atomically (tensors then JSON)."""
+    """Save every module's weights, every optimizer's state and the step in one atomic write.
+
+    The step and the optimizers' hyper-parameters travel in the safetensors file's metadata, so a kill at any
+    moment leaves either the previous or the new state, never a mix; ``train_state.json`` is a readable copy.
+    """
     tensors, groups = {}, {}
     for name, module in modules.items():
         tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
     for name, opt in optimizers.items():
         flat, groups[name] = _flatten_optimizer(f"opt_{name}", opt)
         tensors.update(flat)
-    save_tensors(Path(run_dir) / "train_state.safetensors", tensors)
-    write_text_atomic(Path(run_dir) / "train_state.json", json.dumps({"step": step, "param_groups": groups}))
+    meta = json.dumps({"step": step, "param_groups": groups})
+    save_tensors(Path(run_dir) / "train_state.safetensors", tensors, metadata={"train_state": meta})
+    write_text_atomic(Path(run_dir) / "train_state.json", meta)
 
 
 def save_synced_train_state(dist, run_dir: Path, step: int, modules: dict, optimizers: dict) -> None:
@@ -100,11 +105,13 @@ def save_synced_train_state(dist, run_dir: Path, step: int, modules: dict, optim
 
 def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
     """Restore what :func:`save_train_state` wrote; returns the step to continue from (0 if none saved)."""
-    meta_path = Path(run_dir) / "train_state.json"
-    if not meta_path.is_file():
+    path = Path(run_dir) / "train_state.safetensors"
+    if not path.is_file():
         return 0
-    meta = json.loads(meta_path.read_text())
-    tensors = load_tensors(Path(run_dir) / "train_state.safetensors")
+    tensors, metadata = load_tensors(path, with_metadata=True)
+    if "train_state" not in metadata:
+        raise CheckpointError(f"{path}: has no train_state metadata; it was not written by pagoda-inv training")
+    meta = json.loads(metadata["train_state"])
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
