@@ -34,9 +34,15 @@ def export(
     encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace parts of an existing model folder."),
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
     from pagoda_inverse.train.export import export_model
 
+    from pagoda_inverse.utils.errors import UserError
+
+    if card is not None and not card.is_file():
+        raise UserError(f"{card}: no such model card; pass a markdown file")
     text = card.read_text() if card else ""
-    print(export_model(out, teacher=teacher, decoder=decoder, encoder=encoder, classifier=classifier, card=text))
+    parts = {"teacher": teacher, "decoder": decoder, "encoder": encoder, "classifier": classifier}
+    print(export_model(out, **parts, card=text, overwrite=overwrite))

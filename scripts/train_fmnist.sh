@@ -16,5 +16,5 @@ D32=$(pagoda-inv train grow --decoder "$D16" --teacher "$T" --latents "$RUNS/lat
 E=$(pagoda-inv train encoder --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
 python benchmarks/core.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D8")" \
   --train-latents "$RUNS/latents-train" --test-latents "$RUNS/latents-test" --encode-log "$RUNS/encode-train.log"
-pagoda-inv export --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" \
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" \
   --card docs/models/fmnist.md

@@ -9,9 +9,9 @@ set -euo pipefail
 RUNS=${1:-runs}
 mkdir -p "$RUNS"
 C=$(pagoda-inv train classifier --preset fmnist --runs "$RUNS" -q)
-pagoda-inv export --out pagoda_inverse/models/fmnist-clf --classifier "$C"
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist-clf --classifier "$C"
 T=$(pagoda-inv train teacher --preset fmnist-fullres --runs "$RUNS" -q)
-pagoda-inv export --out pagoda_inverse/models/fmnist-fullres --teacher "$T"
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist-fullres --teacher "$T"
 # Generation benchmark. fmnist-fullres's Heun sampler runs at ~110 samples/min with CFG on the 2-core CPU, so the
 # full-size suites (`pagoda-inv bench --task generate`: 10k + 1k samples per sampler) take about 2 hours there;
 # these are the sizes docs/generation was made with (10k samples for the cheap samplers, fewer with fullres Heun).
@@ -21,5 +21,5 @@ pagoda-inv bench --task generate_class --limit 1000 --out docs/generation/class-
 pagoda-inv bench --task generate_prompt --limit 400 --out docs/generation/prompt-400 --overwrite -q
 python benchmarks/reference_cards.py --clf-run "$(dirname "$C")" --fullres-run "$(dirname "$T")" \
   --generation docs/generation/*/results.json
-pagoda-inv export --out pagoda_inverse/models/fmnist-clf --classifier "$C" --card docs/models/fmnist-clf.md
-pagoda-inv export --out pagoda_inverse/models/fmnist-fullres --teacher "$T" --card docs/models/fmnist-fullres.md
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist-clf --classifier "$C" --card docs/models/fmnist-clf.md
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist-fullres --teacher "$T" --card docs/models/fmnist-fullres.md

@@ -90,7 +90,7 @@ def run_task(
     unknown = [n for n in names if n not in SOLVERS]
     if unknown:
         raise UserError(f"unknown solver(s) {unknown}; valid: {', '.join(SOLVERS)}")
-    seed_list = tuple(seeds or spec.seeds)[: limit or spec.images]
+    seed_list = spec.run_seeds(limit, seeds)
     lo, hi = shard_bounds(len(seed_list), *shard)
     seed_list = seed_list[lo:hi]
     model = load_model(model or spec.model)

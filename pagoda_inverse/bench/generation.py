@@ -100,7 +100,7 @@ def run_generation(
     unknown = [s for s in labels_run if s not in spec.samplers]
     if unknown:
         raise UserError(f"unknown sampler(s) {unknown} for task {spec.name}; valid: {', '.join(spec.samplers)}")
-    seed_list = tuple(seeds or spec.seeds)[: limit or spec.images]
+    seed_list = spec.run_seeds(limit, seeds)
     clf = load_classifier(spec.classifier)
     ref = reference_features(clf, spec.dataset, spec.split)
     scores, examples, sampler_seconds = {}, {}, 0.0

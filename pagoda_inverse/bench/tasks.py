@@ -78,6 +78,20 @@ class _Spec:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
+    def run_seeds(self, limit: int | None = None, seeds: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """The per-image seeds of a run: ``seeds`` (else the task's) cut to ``limit`` (else the task's image count).
+
+        A ``limit`` larger than the seeds available is an error, not a silently smaller run.
+        """
+        available = tuple(seeds) if seeds else self.seeds
+        count = limit or (len(available) if seeds else self.images)
+        if count > len(available):
+            raise UserError(
+                f"task {self.name!r}: {count} images asked for but only {len(available)} seeds given; "
+                f"pass --seeds 0-{count - 1} (or a smaller --limit)"
+            )
+        return available[:count]
+
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec(_Spec):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
 from pagoda_inverse.utils.atomic import write_text_atomic
-from pagoda_inverse.utils.errors import CheckpointError
+from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
 def export_model(
@@ -18,18 +18,28 @@ def export_model(
     encoder: Path | None = None,
     classifier: Path | None = None,
     card: str = "",
+    overwrite: bool = False,
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``."""
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``.
+
+    Every source is read and checked before anything is written; a non-empty ``out`` is refused unless
+    ``overwrite`` (then the parts given replace those of the same name, one atomic file at a time).
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = (("teacher", teacher), ("decoder", decoder), ("encoder", encoder), ("classifier", classifier))
-    for name, src in parts:
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out}: exists and is not empty; pass --overwrite to replace its parts")
+    parts = {"teacher": teacher, "decoder": decoder, "encoder": encoder, "classifier": classifier}
+    loaded = {}
+    for name, src in parts.items():
         if src is None:
             continue
         tensors, config = load_checkpoint(src)
         if config.get("kind") != name:
             raise CheckpointError(f"{src}: is a {config.get('kind')!r} checkpoint, expected a {name}")
         config.pop("format", None)
+        loaded[name] = tensors, config
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (tensors, config) in loaded.items():
         save_checkpoint(out / name, tensors, config, half=True)
     if card:
         write_text_atomic(out / "card.md", card)

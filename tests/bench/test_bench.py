@@ -79,6 +79,15 @@ def test_sigma_units_convert_the_deepinv_convention(tmp_path):
         load_task(path)
 
 
+def test_run_seeds_never_shrink_a_run_silently():
+    spec = load_task("denoise")  # 256 images, seeds 0-255
+    assert spec.run_seeds() == tuple(range(256)) and spec.run_seeds(limit=4) == (0, 1, 2, 3)
+    assert spec.run_seeds(seeds=(7, 8, 9)) == (7, 8, 9)
+    with pytest.raises(UserError, match="1000 images asked for but only 256 seeds given; pass --seeds 0-999"):
+        spec.run_seeds(limit=1000)
+    assert len(spec.run_seeds(limit=1000, seeds=tuple(range(1000)))) == 1000
+
+
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(UserError, match="superres_x4"):
         select_tasks("nope")

@@ -163,3 +163,12 @@ def test_learned_encoder_and_codec(smoke, tmp_path):
     ref = load_model(smoke["teacher"])
     sigma = torch.tensor(1.0)
     torch.testing.assert_close(model.teacher(x, sigma, c), ref.teacher(x, sigma, c), rtol=0, atol=2e-2)
+    # An existing model folder is only replaced with overwrite; a wrong part is refused before anything is written.
+    card = (bundle / "card.md").read_text()
+    with pytest.raises(UserError, match="exists and is not empty; pass --overwrite"):
+        export_model(bundle, encoder=enc, card="# other\n")
+    with pytest.raises(UserError, match="is a 'teacher' checkpoint, expected a decoder"):
+        export_model(bundle, encoder=enc, decoder=smoke["teacher"], card="# other\n", overwrite=True)
+    assert (bundle / "card.md").read_text() == card
+    export_model(bundle, card="# other\n", overwrite=True)
+    assert (bundle / "card.md").read_text() == "# other\n"
