@@ -38,7 +38,6 @@ def export(
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
     from pagoda_inverse.train.export import export_model
-
     from pagoda_inverse.utils.errors import UserError
 
     if card is not None and not card.is_file():
