@@ -29,6 +29,12 @@ DataRootOpt = Annotated[
     str | None,
     typer.Option("--data-root", help="Fashion-MNIST folder (default: Debian's; PAGODA_FMNIST_DIR also works)."),
 ]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", help="fmnist (default) or a folder of images (read as grayscale, resized to the preset's size)."
+    ),
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Embedded model name or a checkpoint folder.", rich_help_panel="Model")
 ]

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import BatchSizeOpt, DataRootOpt, PresetOpt, QuietOpt, ResumeOpt, RunsOpt, StepsOpt
+from pagoda_inverse.cli.options import (
+    BatchSizeOpt,
+    DataRootOpt,
+    DatasetOpt,
+    PresetOpt,
+    QuietOpt,
+    ResumeOpt,
+    RunsOpt,
+    StepsOpt,
+)
 
 app = typer.Typer(
     help="Train the PaGoDA stages (teacher, decoder, grow, encoder) and the evaluation classifier.",
@@ -62,6 +71,7 @@ def teacher(
     runs: RunsOpt = Path("runs"),
     resume: ResumeOpt = None,
     data_root: DataRootOpt = None,
+    dataset: DatasetOpt = None,
     steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
@@ -70,7 +80,9 @@ def teacher(
     from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.teacher import train_teacher
 
-    cfg = _resumed_config("teacher", preset, resume, root=data_root, steps=steps, batch_size=batch_size)
+    cfg = _resumed_config(
+        "teacher", preset, resume, root=data_root, dataset=dataset, steps=steps, batch_size=batch_size
+    )
     run_dir = _start_run("teacher", preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback("teacher", cfg.steps, quiet) as cb:

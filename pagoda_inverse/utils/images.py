@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import torch
@@ -46,3 +47,35 @@ def save_image(x: torch.Tensor, path: str | Path, *, scale: int = 1) -> None:
 def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None, *, scale: int = 1) -> None:
     """Save a batch ``[B, C, H, W]`` in ``[-1, 1]`` as one PNG grid."""
     save_image(make_grid(x.detach().cpu().float(), nrow), path, scale=scale)
+
+
+def save_panels(columns: dict[str, torch.Tensor], path: str | Path, *, cell: float = 1.1) -> None:
+    """Save a figure of titled columns (matplotlib, PNG, atomic): ``{title: [B, C, h, w] in [-1, 1]}``, one row per
+    image. Columns may differ in resolution (an 8x8 observation beside 32x32 estimates): every panel is drawn at the
+    same size with nearest-neighbour pixels, so a low-resolution input shows its true blockiness.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "panels.png")
+    >>> save_panels({"low": torch.zeros(2, 1, 8, 8), "high": torch.ones(2, 1, 32, 32)}, path)
+    >>> os.path.getsize(path) > 0
+    True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(len(v) for v in columns.values())
+    fig, axes = plt.subplots(rows, len(columns), figsize=(cell * len(columns), cell * rows + 0.25), squeeze=False)
+    for j, (title, images) in enumerate(columns.items()):
+        axes[0, j].set_title(textwrap.fill(title, 16), fontsize=8)
+        for i in range(rows):
+            axes[i, j].axis("off")
+            if i < len(images):
+                u8 = to_uint8(images[i].cpu()).permute(1, 2, 0).numpy()
+                axes[i, j].imshow(u8[..., 0] if u8.shape[2] == 1 else u8, cmap="gray", vmin=0, vmax=255,
+                                  interpolation="nearest")  # fmt: skip
+    fig.tight_layout(pad=0.2)
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
