@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,14 +13,12 @@ from PIL import Image, ImageOps
 
 from pagoda_inverse.datasets.transforms import to_model_range
 from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.io import MAX_PIXELS, open_image, pixel_cap
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageFolderDataset"]
 
 #: File suffixes picked up (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
-
-#: Default pixel cap per image (width x height), like ``PIL.Image.MAX_IMAGE_PIXELS``: 64 megapixels.
-MAX_PIXELS = 64_000_000
 
 _LABELS_FILE = "labels.csv"
 
@@ -39,7 +36,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         ``size x size`` crop is kept; ``None`` keeps each image's own size.
     :param int channels: 1 (grayscale, ``L``) or 3 (``RGB``); alpha is dropped.
     :param labels_csv: labels file; ``None`` uses ``root/labels.csv`` when it exists.
-    :param int max_pixels: refuse images with more than this many pixels (decompression-bomb guard).
+    :param int max_pixels: refuse images with more than this many pixels, from their header (decompression-bomb
+        guard); default :func:`~pagoda_inverse.utils.io.pixel_cap` (``$PAGODA_MAX_PIXELS`` or 64 M).
     :param transform: optional callable applied to the ``[C, H, W]`` image tensor.
     :raises UserError: ``root`` is missing or holds no image; ``labels.csv`` is malformed or names a missing file;
         ``channels`` or ``size`` is invalid.
@@ -62,7 +60,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         size: int | None = 32,
         channels: int = 1,
         labels_csv: str | os.PathLike | None = None,
-        max_pixels: int = MAX_PIXELS,
+        max_pixels: int | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
@@ -74,7 +72,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise UserError(f"{self.root}: image folder not found; pass an existing folder of png/jpg/webp images")
         self.size = size
         self.channels = channels
-        self.max_pixels = int(max_pixels)
+        self.max_pixels = pixel_cap() if max_pixels is None else int(max_pixels)
         self.transform = transform
         self.files: list[Path] = sorted(
             (p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -132,20 +130,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         path = self.files[index]
         mode = "L" if self.channels == 1 else "RGB"
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as im:
-                    w, h = im.size
-                    if w * h > self.max_pixels:
-                        raise UserError(
-                            f"{path}: image is {w}x{h} = {w * h / 1e6:.1f} MP, over the {self.max_pixels / 1e6:g} MP "
-                            "cap; downscale it first or raise max_pixels"
-                        )
-                    im = ImageOps.exif_transpose(im).convert(mode)
+            with open_image(path, self.max_pixels) as im:  # the size is checked from the header, before decoding
+                im = ImageOps.exif_transpose(im).convert(mode)
         except UserError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise UserError(f"{path}: image too large ({err}); downscale it first") from None
         except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
             raise UserError(f"{path}: cannot read image ({type(err).__name__}: {err}); re-save it as PNG") from None
         if self.size is not None:
