@@ -72,7 +72,8 @@ def run_task(
 ) -> dict:
     """Run ``spec`` and return ``{"task", "images", "scores": {solver: summary}, "per_image", "examples", "timing"}``.
 
-    :param solvers: solvers to run (default: the task's, in the file's order); hyper-parameters from the task file.
+    :param solvers: solvers to run (default: the task's non-optional ones, in the file's order); hyper-parameters
+        from the task file.
     :param model: replaces the task's model (an embedded name or a model folder).
     :param limit: use only the first ``limit`` images; ``seeds`` replaces the task's seed range.
     :param keep: how many leading images to keep (observation, estimates, truth) for the report grids.
@@ -86,7 +87,7 @@ def run_task(
     from pagoda_inverse.train.data import load_images
 
     start = time.perf_counter()
-    names = solvers or list(spec.solvers)
+    names = solvers or spec.default_solvers
     unknown = [n for n in names if n not in SOLVERS]
     if unknown:
         raise UserError(f"unknown solver(s) {unknown}; valid: {', '.join(SOLVERS)}")

@@ -21,6 +21,10 @@ dataset split, the image count, the per-image seed range, the metrics and the so
     [solvers.one_step]             # a key of pagoda_inverse.solvers.SOLVERS; keys below are its hyper-parameters
     samples = 4
 
+    [solvers.dps]
+    optional = true                # run only when named: pagoda-inv bench --task T --solvers dps,...
+    weight = 100.0
+
 A generation task has a ``[generation]`` table instead of ``[operator]`` and ``[samplers.LABEL]`` tables instead
 of solvers (see :mod:`pagoda_inverse.bench.generation`)::
 
@@ -101,6 +105,12 @@ class TaskSpec(_Spec):
     sigma_y: float
     operator_params: dict = field(default_factory=dict)
     solvers: dict = field(default_factory=dict)
+    optional: tuple[str, ...] = ()  # solvers run only when named with --solvers (``optional = true``: the slow peers)
+
+    @property
+    def default_solvers(self) -> list[str]:
+        """The solvers a run without ``--solvers`` compares: every listed one but the optional ones."""
+        return [name for name in self.solvers if name not in self.optional]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,8 +247,10 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
             raise bad(f"solvers.{name}", f"is not a solver; valid: {', '.join(SOLVERS)}")
         if not isinstance(hparams, dict):
             raise bad(f"solvers.{name}", "must be a table of hyper-parameters")
+        if not isinstance(hparams.get("optional", False), bool):
+            raise bad(f"solvers.{name}.optional", f"must be true or false, got {hparams['optional']!r}")
         try:
-            check_hparams(name, hparams)
+            check_hparams(name, {k: v for k, v in hparams.items() if k != "optional"})
         except UserError as err:
             raise bad(f"solvers.{name}", f"is invalid: {err}") from None
     params = {k: v for k, v in op.items() if k not in ("name", "sigma_y", "units")}
@@ -247,7 +259,8 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
         operator=op["name"],
         sigma_y=float(sigma_y),
         operator_params=params,
-        solvers=dict(solvers),
+        solvers={name: {k: v for k, v in h.items() if k != "optional"} for name, h in solvers.items()},
+        optional=tuple(name for name, h in solvers.items() if h.get("optional", False)),
     )
 
 

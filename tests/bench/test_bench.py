@@ -88,6 +88,16 @@ def test_run_seeds_never_shrink_a_run_silently():
     assert len(spec.run_seeds(limit=1000, seeds=tuple(range(1000)))) == 1000
 
 
+def test_optional_solvers_run_only_when_named(tmp_path):
+    text = (Path(load_task("denoise").path).read_text() + "\n[solvers.dps]\noptional = true\nweight = 100.0\n")
+    (tmp_path / "t.toml").write_text(text)
+    spec = load_task(tmp_path / "t.toml")
+    assert "dps" in spec.solvers and "dps" not in spec.default_solvers and spec.solvers["dps"] == {"weight": 100.0}
+    (tmp_path / "bad.toml").write_text(text.replace("optional = true", 'optional = "yes"'))
+    with pytest.raises(UserError, match="solvers.dps.optional' must be true or false"):
+        load_task(tmp_path / "bad.toml")
+
+
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(UserError, match="superres_x4"):
         select_tasks("nope")
