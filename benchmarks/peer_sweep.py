@@ -71,7 +71,8 @@ def main() -> None:
         lines = [
             f"\n## {args.task} (sigma_y {spec.sigma_y:g} in [-1, 1] units; first {args.images} training images)\n",
             f"`python benchmarks/peer_sweep.py --task {args.task} --images {args.images} --configs "
-            + " ".join(f'"{c}"' for c in args.configs) + "`\n",
+            + " ".join(f'"{c}"' for c in args.configs)
+            + "`\n",
             "| configuration | PSNR (dB) | consistency | s/image |",
             "| --- | ---: | ---: | ---: |",
             *[f"| `{c}` | {p:.2f} | {r:.4f} | {s:.2f} |" for c, p, r, s in rows],

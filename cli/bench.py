@@ -35,6 +35,12 @@ def bench(
         False, "--json", help="Print the summary as JSON on stdout.", rich_help_panel="Output"
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Replace the task's model (name or folder)."),
+    lpips_weights: Path | None = typer.Option(
+        None, "--lpips-weights", help="torchvision AlexNet weights (.pth/.safetensors): adds LPIPS to inverse tasks."
+    ),
+    inception_weights: Path | None = typer.Option(
+        None, "--inception-weights", help="torchvision Inception-v3 weights: adds FID to generation tasks."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory) and generators on
@@ -47,6 +53,16 @@ def bench(
     if out.exists() and not overwrite:  # checked on every rank before rank 0 writes anything
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
     seed_list = parse_seeds(seeds) if seeds else None
+    # LPIPS / FID only from the user's weight files (never downloaded); loaded before any task runs.
+    lpips = inception = None
+    if lpips_weights is not None:
+        from pagoda_inverse.bench.backbones import LPIPSMetric
+
+        lpips = LPIPSMetric(lpips_weights)
+    if inception_weights is not None:
+        from pagoda_inverse.bench.backbones import InceptionFeatures
+
+        inception = InceptionFeatures(inception_weights)
     names = [s.strip() for s in solvers.split(",")] if solvers else None
     import json
 
@@ -69,10 +85,10 @@ def bench(
             if isinstance(spec, GenerationSpec):
                 if dist.is_main:
                     results.append(run_generation(spec, samplers=names, model=model, limit=limit, seeds=seed_list,
-                                                  callback=cb))  # fmt: skip
+                                                  inception=inception, callback=cb))  # fmt: skip
                 continue
             part = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb,
-                            shard=(dist.rank, dist.world_size))  # fmt: skip
+                            shard=(dist.rank, dist.world_size), lpips=lpips)  # fmt: skip
             parts = dist.gather_json({k: v for k, v in part.items() if k != "examples"})
             results.append(merge_shards([part, *parts[1:]]))
     if not dist.is_main:
@@ -87,6 +103,8 @@ def bench(
         "model": model,
         "limit": limit,
         "seeds": seeds,
+        "lpips_weights": str(lpips_weights) if lpips_weights else None,
+        "inception_weights": str(inception_weights) if inception_weights else None,
         "tasks": [s.to_dict() for s in specs],
     }
     write_report(out, results, config)

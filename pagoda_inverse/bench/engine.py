@@ -68,6 +68,7 @@ def run_task(
     batch_size: int = 32,
     keep: int = 8,
     shard: tuple[int, int] = (0, 1),
+    lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run ``spec`` and return ``{"task", "images", "scores": {solver: summary}, "per_image", "examples", "timing"}``.
@@ -77,6 +78,8 @@ def run_task(
     :param model: replaces the task's model (an embedded name or a model folder).
     :param limit: use only the first ``limit`` images; ``seeds`` replaces the task's seed range.
     :param keep: how many leading images to keep (observation, estimates, truth) for the report grids.
+    :param lpips: an LPIPS metric (:class:`~pagoda_inverse.bench.backbones.LPIPSMetric`, from a weights file the
+        user passed) to score every estimate with; ``None``: no LPIPS.
     :param shard: ``(rank, world_size)``: run only this rank's contiguous share of the images (``torchrun``);
         :func:`merge_shards` joins the shards' results into the single-process result.
     """
@@ -141,6 +144,8 @@ def run_task(
                     s.add("consistency", M.consistency(op, est, y))
                 elif metric == "diversity":
                     s.add("diversity", M.diversity(out.samples))
+            if lpips is not None:
+                s.add("lpips", lpips(est, x))
             if b0 == 0:
                 examples[name] = est[:keep].clamp(-1, 1)
         if b0 == 0:

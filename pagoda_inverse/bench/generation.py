@@ -64,14 +64,15 @@ def run_sampler(
     return samples, labels, seconds, nfe
 
 
-def reference_features(classifier, dataset: str, split: str) -> torch.Tensor:
-    """Classifier features ``[N, D]`` of a whole dataset split (the FD/KID reference)."""
-    from pagoda_inverse.core.classifier import classify
+def reference_features(features, dataset: str, split: str) -> torch.Tensor:
+    """Features ``[N, D]`` of a whole dataset split (the FD/KID/FID reference): ``features`` is a
+    :class:`~pagoda_inverse.core.classifier.Classifier` (its penultimate features) or a callable on images."""
+    from pagoda_inverse.core.classifier import Classifier, classify
     from pagoda_inverse.train.config import DataConfig
     from pagoda_inverse.train.data import load_images
 
     images, _ = load_images(DataConfig(dataset=dataset), split)
-    return classify(classifier, images)[0]
+    return classify(features, images)[0] if isinstance(features, Classifier) else features(images)
 
 
 def run_generation(
@@ -82,6 +83,7 @@ def run_generation(
     limit: int | None = None,
     seeds: tuple[int, ...] | None = None,
     keep: int = 10,
+    inception: Callable[[torch.Tensor], torch.Tensor] | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run a generation task (:class:`pagoda_inverse.bench.tasks.GenerationSpec`); same result layout as
@@ -91,6 +93,8 @@ def run_generation(
     :param model: replaces the task's model for the samplers that do not name their own.
     :param limit: only the first ``limit`` samples; ``seeds`` replaces the task's seed range.
     :param keep: leading samples per sampler kept for the report grid.
+    :param inception: Inception features (:class:`~pagoda_inverse.bench.backbones.InceptionFeatures`, from a
+        weights file the user passed) for FID against the same reference split; ``None``: no FID.
     """
     from pagoda_inverse.bench.engine import peak_memory_mb
     from pagoda_inverse.core.classifier import classify, load_classifier
@@ -103,6 +107,7 @@ def run_generation(
     seed_list = spec.run_seeds(limit, seeds)
     clf = load_classifier(spec.classifier)
     ref = reference_features(clf, spec.dataset, spec.split)
+    fid_ref = reference_features(inception, spec.dataset, spec.split) if inception is not None else None
     scores, examples, sampler_seconds = {}, {}, 0.0
     for label in labels_run:
         samples, requested, seconds, nfe = run_sampler(
@@ -121,6 +126,8 @@ def run_generation(
             s["fd"] = M.frechet_distance(feats, ref)
         if "kid" in spec.metrics:
             s["kid"], s["kid_std"] = M.kernel_distance(feats, ref)
+        if fid_ref is not None:
+            s["fid"] = M.frechet_distance(inception(samples), fid_ref)
         s |= {"samples_per_second": len(samples) / seconds, "seconds_per_image": seconds / len(samples)}
         scores[label] = s | {"nfe": nfe, "images": len(samples)}
         examples[label] = samples[:keep]

@@ -12,11 +12,17 @@ import torch
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
 from pagoda_inverse.utils.images import save_grid
 
-COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("consistency", "‖Ax−y‖/√m"), ("diversity", "diversity")]
-COLUMNS += [("seconds_per_image", "s/img"), ("nfe", "NFE")]
-GENERATION_COLUMNS = [("fd", "FD-FMNIST ↓"), ("kid", "KID-FMNIST ↓"), ("accuracy", "control accuracy ↑")]
+COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("consistency", "‖Ax−y‖/√m")]
+COLUMNS += [("diversity", "diversity"), ("seconds_per_image", "s/img"), ("nfe", "NFE")]
+GENERATION_COLUMNS = [
+    ("fd", "FD-FMNIST ↓"),
+    ("kid", "KID-FMNIST ↓"),
+    ("fid", "FID ↓"),
+    ("accuracy", "control accuracy ↑"),
+]
 GENERATION_COLUMNS += [("samples_per_second", "samples/s ↑"), ("nfe", "NFE/sample")]
-BEST = {"psnr": max, "ssim": max, "fd": min, "kid": min, "accuracy": max}  # the value shown in bold per task
+BEST = {"psnr": max, "ssim": max, "lpips": min, "fd": min, "kid": min, "fid": min, "accuracy": max}  # bold per task
+OPTIONAL_COLUMNS = ("lpips", "fid")  # shown only when a run computed them (from the user's weight files)
 
 
 def is_generation(result: dict) -> bool:
@@ -30,7 +36,9 @@ def tables(results: list[dict]) -> list[tuple[list[tuple[str, str]], list[dict]]
     for columns, kind in ((COLUMNS, False), (GENERATION_COLUMNS, True)):
         group = [r for r in results if is_generation(r) == kind]
         if group:
-            out.append((columns, summary_rows(group)))
+            rows = summary_rows(group)
+            shown = [c for c in columns if c[0] not in OPTIONAL_COLUMNS or any(c[0] in row for row in rows)]
+            out.append((shown, rows))
     return out
 
 

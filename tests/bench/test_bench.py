@@ -89,7 +89,7 @@ def test_run_seeds_never_shrink_a_run_silently():
 
 
 def test_optional_solvers_run_only_when_named(tmp_path):
-    text = (Path(load_task("denoise").path).read_text() + "\n[solvers.dps]\noptional = true\nweight = 100.0\n")
+    text = Path(load_task("denoise").path).read_text() + "\n[solvers.dps]\noptional = true\nweight = 100.0\n"
     (tmp_path / "t.toml").write_text(text)
     spec = load_task(tmp_path / "t.toml")
     assert "dps" in spec.solvers and "dps" not in spec.default_solvers and spec.solvers["dps"] == {"weight": 100.0}
