@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import one_line_error, run_cli
 
 from pagoda_inverse.bench.engine import run_task
@@ -96,6 +97,17 @@ def test_optional_solvers_run_only_when_named(tmp_path):
     (tmp_path / "bad.toml").write_text(text.replace("optional = true", 'optional = "yes"'))
     with pytest.raises(UserError, match="solvers.dps.optional' must be true or false"):
         load_task(tmp_path / "bad.toml")
+
+
+def test_psnr_matches_piq():
+    import piq
+
+    from pagoda_inverse.bench.metrics import psnr
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(5, 3, 16, 16, generator=g) * 2 - 1, torch.rand(5, 3, 16, 16, generator=g) * 2 - 1
+    expected = piq.psnr((x + 1) / 2, (y + 1) / 2, data_range=1.0, reduction="none")
+    torch.testing.assert_close(psnr(x, y), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_unknown_task_lists_the_valid_ones():
