@@ -104,7 +104,7 @@ def run_task(
         images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
     scores = {n: SolverScores() for n in names}
     examples: dict[str, torch.Tensor] = {}
-    solver_seconds = 0.0
+    setup_seconds, solver_seconds, metric_seconds = time.perf_counter() - start, 0.0, 0.0
     for b0 in range(0, len(seed_list), batch_size):
         batch_seeds = seed_list[b0 : b0 + batch_size]
         x = images[b0 : b0 + len(batch_seeds)]
@@ -135,6 +135,7 @@ def run_task(
             s.images += len(x)
             s.nfe = out.info["nfe"]
             est = out.estimate
+            t0 = time.perf_counter()
             for metric in spec.metrics:
                 if metric == "psnr":
                     s.add("psnr", M.psnr(est, x))
@@ -146,6 +147,7 @@ def run_task(
                     s.add("diversity", M.diversity(out.samples))
             if lpips is not None:
                 s.add("lpips", lpips(est, x))
+            metric_seconds += time.perf_counter() - t0
             if b0 == 0:
                 examples[name] = est[:keep].clamp(-1, 1)
         if b0 == 0:
@@ -167,6 +169,8 @@ def run_task(
             "total_seconds": total,
             "solver_seconds": solver_seconds,
             "engine_overhead": (total - solver_seconds) / total,
+            "setup_seconds": setup_seconds,  # model and images loaded
+            "metric_seconds": metric_seconds,  # scoring the estimates
             "peak_memory_mb": peak_memory_mb(device),
         },
     }
@@ -206,6 +210,8 @@ def merge_shards(parts: list[dict]) -> dict:
             "total_seconds": max(t["total_seconds"] for t in timings),
             "solver_seconds": max(t["solver_seconds"] for t in timings),
             "engine_overhead": sum(t["engine_overhead"] for t in timings) / len(timings),
+            "setup_seconds": max(t["setup_seconds"] for t in timings),
+            "metric_seconds": max(t["metric_seconds"] for t in timings),
             "peak_memory_mb": max(t["peak_memory_mb"] for t in timings),
             "ranks": len(parts),
         },
