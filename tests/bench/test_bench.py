@@ -90,11 +90,11 @@ def test_run_seeds_never_shrink_a_run_silently():
 
 
 def test_optional_solvers_run_only_when_named(tmp_path):
-    text = Path(load_task("denoise").path).read_text() + "\n[solvers.dps]\noptional = true\nweight = 100.0\n"
-    (tmp_path / "t.toml").write_text(text)
-    spec = load_task(tmp_path / "t.toml")
-    assert "dps" in spec.solvers and "dps" not in spec.default_solvers and spec.solvers["dps"] == {"weight": 100.0}
-    (tmp_path / "bad.toml").write_text(text.replace("optional = true", 'optional = "yes"'))
+    spec = load_task("denoise")  # the peers are listed with ``optional = true``
+    assert "dps" in spec.solvers and "dps" not in spec.default_solvers and "pinv" in spec.default_solvers
+    assert "optional" not in spec.solvers["dps"] and spec.solvers["dps"]["num_steps"] == 1000
+    text = Path(spec.path).read_text()
+    (tmp_path / "bad.toml").write_text(text.replace("optional = true", 'optional = "yes"', 1))
     with pytest.raises(UserError, match="solvers.dps.optional' must be true or false"):
         load_task(tmp_path / "bad.toml")
 
