@@ -52,7 +52,10 @@ def bench(
     out = out or Path("runs") / f"bench-{Path(task).stem.replace(',', '+')}"
     if out.exists() and not overwrite:  # checked on every rank before rank 0 writes anything
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
-    seed_list = parse_seeds(seeds) if seeds else None
+    try:
+        seed_list = parse_seeds(seeds) if seeds else None
+    except ValueError as err:
+        raise typer.BadParameter(f"must be {err}", param_hint="--seeds") from None
     # LPIPS / FID only from the user's weight files (never downloaded); loaded before any task runs.
     lpips = inception = None
     if lpips_weights is not None:
