@@ -245,6 +245,21 @@ def test_unknown_names(files, tiny_model_dir, capsys, tmp_path, args, needles):
     assert not out.exists()
 
 
+def test_solver_that_does_not_fit_the_operator(files, capsys, tmp_path):
+    """DDRM needs an SVD: on a blur it refuses with the alternatives (the embedded model and its 32 px prior)."""
+    from pagoda_inverse.core.model import embedded_models
+
+    pytest.importorskip("deepinv")
+    if "fmnist-fullres" not in embedded_models():
+        pytest.skip("embedded models not installed")
+    clean = tmp_path / "clean32.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(clean)
+    args = ["solve", "deblur", "--input", clean, "--simulate", "--blur-sigma", "1.5", "--solver", "ddrm"]
+    args += ["--output", tmp_path / "o.png"]
+    one_line_error(cli_in_process(capsys, *args), "DDRM needs an operator with a pixel-basis SVD", "dps")
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_unknown_solve_task(capsys):
     result = cli_in_process(capsys, "solve", "nope")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "nope" in result.stderr
