@@ -21,29 +21,7 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.unet import UNet, UNetConfig
-
-
-def smoke_model(root: Path) -> Path:
-    """A random-weight model folder of the smoke preset's size (what the tests load)."""
-    root.mkdir()
-    torch.manual_seed(0)
-    cfg = UNetConfig(channels=16, channel_mult=(1, 2), attn_resolutions=(), cond_dim=6)
-    e = torch.nn.functional.normalize(torch.randn(10, 6), dim=1)
-    bank = {
-        "captions.train_embeddings": e,
-        "captions.train_labels": torch.arange(10),
-        "captions.heldout_embeddings": e.clone(),
-        "captions.heldout_labels": torch.arange(10),
-        "captions.class_embeddings": e.clone(),
-        "captions.null_embedding": torch.zeros(6),
-    }
-    for part, net_cfg in (("teacher", cfg), ("decoder", cfg.grown()), ("encoder", cfg)):
-        net = UNet(net_cfg)
-        tensors = {f"net.{k}": v for k, v in net.state_dict().items()} | bank
-        save_checkpoint(root / part, tensors, {"kind": part, "unet": net_cfg.to_dict(), "sigma_max": 80.0})
-    return root
+from pagoda_inverse.core.random_model import write_random_model
 
 
 def main() -> None:
@@ -54,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = smoke_model(Path(tmp) / "smoke")
+        model = write_random_model(Path(tmp) / "smoke", channels=16, init_std=None)  # the smoke size
         for n in args.sizes:
             out = Path(tmp) / f"bench-{n}"
             cmd = ["pagoda-inv", "bench", "--task", "denoise", "--model", str(model), "--seeds", f"0-{n - 1}",

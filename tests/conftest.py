@@ -42,27 +42,6 @@ def caption_bank(text_encoder):
 def tiny_model_dir(tmp_path_factory):
     """A random-weight model folder (teacher 8x8, G grown to 16x16, learned encoder) with a random caption bank:
     fast to build, exercises every loading and solving path without training."""
-    import torch
+    from pagoda_inverse.core.random_model import write_random_model
 
-    from pagoda_inverse.core.checkpoint import save_checkpoint
-    from pagoda_inverse.core.unet import UNet, UNetConfig
-
-    torch.manual_seed(0)
-    cfg = UNetConfig(channels=8, channel_mult=(1, 2), attn_resolutions=(), cond_dim=6)
-    e = torch.nn.functional.normalize(torch.randn(10, 6), dim=1)
-    bank = {
-        "captions.train_embeddings": e,
-        "captions.train_labels": torch.arange(10),
-        "captions.heldout_embeddings": e.clone(),
-        "captions.heldout_labels": torch.arange(10),
-        "captions.class_embeddings": e.clone(),
-        "captions.null_embedding": torch.zeros(6),
-    }
-    root = tmp_path_factory.mktemp("tiny-model")
-    for part, net_cfg in (("teacher", cfg), ("decoder", cfg.grown()), ("encoder", cfg)):
-        net = UNet(net_cfg)
-        for p in net.parameters():
-            torch.nn.init.normal_(p, std=0.05)
-        tensors = {f"net.{k}": v for k, v in net.state_dict().items()} | bank
-        save_checkpoint(root / part, tensors, {"kind": part, "unet": net_cfg.to_dict(), "sigma_max": 80.0})
-    return root
+    return write_random_model(tmp_path_factory.mktemp("tiny-model"), channels=8)

@@ -1,0 +1,43 @@
+"""A random-weight model folder: loads and solves like a trained one, without training (tests, load benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def write_random_model(root: str | Path, channels: int = 8, init_std: float | None = 0.05, seed: int = 0) -> Path:
+    """Write ``root/{teacher,decoder,encoder}`` (teacher 8x8, G grown to 16x16, learned encoder; U-Net width
+    ``channels``) with a random 6-d caption bank; weights drawn from ``N(0, init_std)`` (``None``: PyTorch's default
+    initialisation), all from ``seed``. Returns ``root``.
+
+    >>> import tempfile
+    >>> from pagoda_inverse.core.model import load_model
+    >>> load_model(write_random_model(Path(tempfile.mkdtemp()) / "m")).resolution
+    16
+    """
+    from pagoda_inverse.core.checkpoint import save_checkpoint
+    from pagoda_inverse.core.unet import UNet, UNetConfig
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    cfg = UNetConfig(channels=channels, channel_mult=(1, 2), attn_resolutions=(), cond_dim=6)
+    e = torch.nn.functional.normalize(torch.randn(10, 6), dim=1)
+    bank = {
+        "captions.train_embeddings": e,
+        "captions.train_labels": torch.arange(10),
+        "captions.heldout_embeddings": e.clone(),
+        "captions.heldout_labels": torch.arange(10),
+        "captions.class_embeddings": e.clone(),
+        "captions.null_embedding": torch.zeros(6),
+    }
+    for part, net_cfg in (("teacher", cfg), ("decoder", cfg.grown()), ("encoder", cfg)):
+        net = UNet(net_cfg)
+        if init_std is not None:
+            for p in net.parameters():
+                torch.nn.init.normal_(p, std=init_std)
+        tensors = {f"net.{k}": v for k, v in net.state_dict().items()} | bank
+        save_checkpoint(root / part, tensors, {"kind": part, "unet": net_cfg.to_dict(), "sigma_max": 80.0})
+    return root
