@@ -64,17 +64,6 @@ def run_sampler(
     return samples, labels, seconds, nfe
 
 
-def reference_features(features, dataset: str, split: str) -> torch.Tensor:
-    """Features ``[N, D]`` of a whole dataset split (the FD/KID/FID reference): ``features`` is a
-    :class:`~pagoda_inverse.core.classifier.Classifier` (its penultimate features) or a callable on images."""
-    from pagoda_inverse.core.classifier import Classifier, classify
-    from pagoda_inverse.train.config import DataConfig
-    from pagoda_inverse.train.data import load_images
-
-    images, _ = load_images(DataConfig(dataset=dataset), split)
-    return classify(features, images)[0] if isinstance(features, Classifier) else features(images)
-
-
 def run_generation(
     spec,
     *,
@@ -98,6 +87,8 @@ def run_generation(
     """
     from pagoda_inverse.bench.engine import peak_memory_mb
     from pagoda_inverse.core.classifier import classify, load_classifier
+    from pagoda_inverse.train.config import DataConfig
+    from pagoda_inverse.train.data import load_images
 
     start = time.perf_counter()
     labels_run = samplers or list(spec.samplers)
@@ -106,8 +97,10 @@ def run_generation(
         raise UserError(f"unknown sampler(s) {unknown} for task {spec.name}; valid: {', '.join(spec.samplers)}")
     seed_list = spec.run_seeds(limit, seeds)
     clf = load_classifier(spec.classifier)
-    ref = reference_features(clf, spec.dataset, spec.split)
-    fid_ref = reference_features(inception, spec.dataset, spec.split) if inception is not None else None
+    # The reference split, loaded once: fmnist-clf features for FD/KID, Inception features for FID.
+    ref_images, _ = load_images(DataConfig(dataset=spec.dataset), spec.split)
+    ref = classify(clf, ref_images)[0]
+    fid_ref = inception(ref_images) if inception is not None else None
     scores, examples, sampler_seconds = {}, {}, 0.0
     for label in labels_run:
         samples, requested, seconds, nfe = run_sampler(
