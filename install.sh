@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install pagoda-inv on a fresh Debian/Ubuntu machine: Fashion-MNIST from Debian, then the package with all extras.
+# Install pagoda-inv on a fresh Debian/Ubuntu machine: Fashion-MNIST and the photo wallpapers from Debian, then the
+# package with all extras.
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" = 0 ]; then
-  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
+  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist plasma-workspace-wallpapers
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist
+  sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist plasma-workspace-wallpapers
 else
   echo "install.sh: not root, skipping apt; for training and benchmarks run:" \
-       "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist (or set PAGODA_FMNIST_DIR)" >&2
+       "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist plasma-workspace-wallpapers (or set PAGODA_FMNIST_DIR)" >&2
 fi
 python3 -m pip install -q -e ".[all]"

@@ -33,6 +33,7 @@ app.command("encode", epilog=encode_cmd.EPILOG)(encode_cmd.encode)
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("bench", epilog=bench_cmd.EPILOG)(bench_cmd.bench)
 app.command("models")(models_cmd.models)
+app.command("photos")(models_cmd.photos)
 app.command("export")(models_cmd.export)
 
 

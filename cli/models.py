@@ -1,4 +1,5 @@
-"""``pagoda-inv models``: list the embedded models and their cards."""
+"""``pagoda-inv models`` / ``photos`` / ``export``: the embedded models and their cards, the photo manifest, and
+assembling a model folder."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def models() -> None:
                else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
         desc = ", ".join(f"{p} {r}px" for p, r in res.items())
         print(f"{name:16s} {desc:32s} {summary}")
+
+
+def photos(as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")) -> None:
+    """List the photos the ``photo`` model is trained and tested on: package, author, licence, split, file."""
+    import json
+
+    from pagoda_inverse.datasets.photos import photo_manifest
+
+    rows = photo_manifest()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        print(f"{r['split']:5s} {r['name']:22s} {r['package']:28s} {r['licence']:40s} {r['size']:9s} {r['author']}")
+    missing = [r["name"] for r in rows if r["file"] is None]
+    if missing:
+        print(f"missing: {', '.join(missing)}; install them with: apt-get install -y plasma-workspace-wallpapers")
 
 
 def export(

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pagoda_inverse.cli.options import ModelOpt
-
 app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model.", no_args_is_help=True)
 
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Observation image (or clean image with --simulate).")]
@@ -48,6 +46,36 @@ SimulateOpt = Annotated[
     bool, typer.Option("--simulate", help="Treat --input as the clean image: degrade it first and report PSNR.")
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel="Output")]
+AutoModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Embedded model name or a checkpoint folder [default: photo for colour images and colorize, else fmnist].",
+        rich_help_panel="Model",
+    ),
+]
+
+
+def _default_model(path: Path, task: str) -> str:
+    """``photo`` for colorization and colour images (when it is installed), else the default model."""
+    import numpy as np
+
+    from pagoda_inverse.core.model import DEFAULT_MODEL, PHOTO_MODEL, embedded_models
+    from pagoda_inverse.utils.errors import UserError
+    from pagoda_inverse.utils.io import open_image
+
+    if PHOTO_MODEL not in embedded_models():
+        return DEFAULT_MODEL
+    if task == "colorize":
+        return PHOTO_MODEL
+    try:
+        with open_image(path) as img:
+            rgb = np.asarray(img.convert("RGB")) if img.mode not in ("1", "L", "LA", "I", "I;16", "F") else None
+    except (OSError, ValueError, SyntaxError, UserError):  # unreadable: load_image reports it with the fix
+        return DEFAULT_MODEL
+    colour = rgb is not None and not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return PHOTO_MODEL if colour else DEFAULT_MODEL
 
 
 def _run(
@@ -83,27 +111,39 @@ def _run(
             raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--output")
     import torch
 
-    from pagoda_inverse.cli.display import console
+    from pagoda_inverse.cli.display import console, progress_callback
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.ops import make_operator
     from pagoda_inverse.solvers import solve
+    from pagoda_inverse.solvers.tiled import solve_tiled
     from pagoda_inverse.utils.errors import UserError
     from pagoda_inverse.utils.images import save_grid, save_image
-    from pagoda_inverse.utils.io import load_image
+    from pagoda_inverse.utils.io import load_image, open_image
 
-    m = load_model(model)
+    m = load_model(model or _default_model(input, task))
     res = m.resolution
     if task == "colorize" and m.channels != 3:
-        raise UserError(f"model {model!r} is grayscale; colorization needs an RGB model (--model PATH)")
-    console.print(f"model {m.path.name}: works on {m.channels}-channel {res}x{res} images")
-    op = make_operator(operator, shape=(m.channels, res, res), seeds=[seed], sigma_y=sigma_y, **params)
-    image = load_image(input, m.channels if simulate else op.out_shape()[0])[None]
-    expected = (res, res) if simulate else tuple(op.out_shape()[-2:])
-    if tuple(image.shape[-2:]) != expected:
+        raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
+    factor = int(params.get("factor", 1))  # only super-resolution changes the size
+    y_channels = 1 if operator == "colorize" else m.channels
+    image = load_image(input, m.channels if simulate else y_channels)[None]
+    with open_image(input) as header:
+        if header.mode in ("RGBA", "LA", "PA") or "transparency" in header.info:
+            console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
+    c, h, w = m.channels, image.shape[-2] * (1 if simulate else factor), image.shape[-1] * (1 if simulate else factor)
+    tiled = (h, w) != (res, res)
+    if tiled and not m.patch_prior:
+        expected = res if simulate else res // factor
         what = "the clean image" if simulate else f"the {task} observation"
         raise UserError(
-            f"{input}: is {image.shape[-1]}x{image.shape[-2]} but {what} must be {expected[1]}x{expected[0]} for this model"
+            f"{input}: is {image.shape[-1]}x{image.shape[-2]} but {what} must be {expected}x{expected} for model "
+            f"{m.path.name!r} (use --model photo for photos of any size)"
         )
+    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, **params)
+    if tiled:
+        console.print(f"model {m.path.name}: {c}-channel {res}x{res} tiles; solving a {w}x{h} image in tiles")
+    else:
+        console.print(f"model {m.path.name}: works on {c}-channel {res}x{res} images")
     y = op(image, generator=torch.Generator().manual_seed(seed)) if simulate else image
     cond = None
     if class_ is not None:
@@ -113,18 +153,26 @@ def _run(
     kwargs = {"samples": samples} if solver in ("one_step", "latent_langevin") else {}
     if samples > 1 and not kwargs:
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
-    result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
-    save_image(result.estimate[0], output, scale=max(1, 128 // res))
+    if tiled:
+        with progress_callback("tiles") as callback:
+            result = solve_tiled(solver, m, op, y, seed=seed, cond=cond, callback=callback, **kwargs)
+        console.print(f"{result.info['tiles']} tiles of {res}x{res}, overlap {result.info['overlap']}")
+    else:
+        result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
+    zoom = 1 if tiled else max(1, 128 // res)
+    save_image(result.estimate[0], output, scale=zoom)
     if samples > 1:
-        save_grid(result.samples[:, 0], extra[0], scale=max(1, 128 // res))
+        save_grid(result.samples[:, 0], extra[0], scale=zoom)
         std = result.std[0] / result.std.max().clamp(min=1e-8) * 2 - 1  # normalised to [-1, 1] for display
-        save_image(std, extra[1], scale=max(1, 128 // res))
+        save_image(std, extra[1], scale=zoom)
     if simulate:
-        shown = y if y.shape[-1] == res else torch.nn.functional.interpolate(y, size=res, mode="nearest")
-        save_image(shown[0], extra[-1], scale=max(1, 128 // res))
+        shown = y if y.shape[-1] == w else torch.nn.functional.interpolate(y, size=(h, w), mode="nearest")
+        save_image(shown[0], extra[-1], scale=zoom)
         mse = (result.estimate.clamp(-1, 1) - image).pow(2).mean()
         console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
-    console.print(f"{solver}: {result.info['nfe']} network evaluations, {result.info['seconds']:.2f} s")
+    console.print(
+        f"{solver}: {result.info['nfe']} network evaluations per image or tile, {result.info['seconds']:.2f} s"
+    )
     for path in (output, *extra):
         print(path)
 
@@ -142,7 +190,7 @@ def superres(
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
-    model: ModelOpt = "fmnist",
+    model: AutoModelOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -167,7 +215,7 @@ def inpaint(
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
-    model: ModelOpt = "fmnist",
+    model: AutoModelOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -204,7 +252,7 @@ def deblur(
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
-    model: ModelOpt = "fmnist",
+    model: AutoModelOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -232,7 +280,7 @@ def denoise(
     sigma_y: SigmaOpt = 0.1,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
-    model: ModelOpt = "fmnist",
+    model: AutoModelOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -250,7 +298,7 @@ def colorize(
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
-    model: ModelOpt = "fmnist",
+    model: AutoModelOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:

@@ -21,6 +21,7 @@ _LAZY = {
     "encode": "pagoda_inverse.control.codec",
     "decode": "pagoda_inverse.control.codec",
     "solve": "pagoda_inverse.solvers",
+    "solve_tiled": "pagoda_inverse.solvers.tiled",
     "SOLVERS": "pagoda_inverse.solvers",
 }
 

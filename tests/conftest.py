@@ -45,3 +45,11 @@ def tiny_model_dir(tmp_path_factory):
     from pagoda_inverse.core.random_model import write_random_model
 
     return write_random_model(tmp_path_factory.mktemp("tiny-model"), channels=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_photo_model_dir(tmp_path_factory):
+    """A random-weight unconditional RGB patch model (like ``photo``: teacher 8x8, G 16x16 tiles)."""
+    from pagoda_inverse.core.random_model import write_random_model
+
+    return write_random_model(tmp_path_factory.mktemp("tiny-photo-model"), channels=8, photo=True)

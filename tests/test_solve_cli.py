@@ -158,3 +158,30 @@ def test_bad_input_files(images, tiny_model_dir):
         ),
         "deterministic",
     )
+
+
+def test_photo_of_any_size_is_solved_in_tiles(tmp_path, tiny_photo_model_dir):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    Image.fromarray(rng.integers(0, 255, (30, 44, 4), dtype=np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    model = str(tiny_photo_model_dir)
+    result = run_cli("solve", "superres", "--input", str(tmp_path / "photo.png"), "--scale", "4", "--model", model)
+    assert result.returncode == 0, result.stderr
+    assert "solving a 160x96 image in tiles" in result.stderr
+    with Image.open(tmp_path / "photo-superres.png") as out:
+        assert out.size == (160, 96) and out.mode == "RGB"
+    # Colorization of a grayscale input; an RGBA input says what happens to alpha.
+    Image.fromarray(rng.integers(0, 255, (20, 36), dtype=np.uint8)).save(tmp_path / "gray.png")
+    result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"), "--model", model)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "gray-colorize.png") as out:
+        assert out.size == (36, 20) and out.mode == "RGB"
+    result = run_cli("solve", "denoise", "--input", str(tmp_path / "rgba.png"), "--model", model)
+    assert result.returncode == 0 and "alpha channel; it is dropped" in result.stderr, result.stderr
+
+
+def test_wrong_size_for_a_whole_image_model_points_to_photo(images, tiny_model_dir):
+    one_line_error(
+        run_cli("solve", "denoise", "--input", str(images / "small.png"), "--model", str(tiny_model_dir)),
+        "use --model photo",
+    )

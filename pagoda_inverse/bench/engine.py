@@ -99,7 +99,7 @@ def run_task(
     seed_list = seed_list[lo:hi]
     model = load_model(model or spec.model)
     res = model.resolution
-    images = load_images(DataConfig(dataset=spec.dataset), spec.split, limit=hi)[0][lo:]
+    images = load_images(DataConfig(dataset=spec.dataset, resolution=res), spec.split, limit=hi)[0][lo:]
     if images.shape[-1] != res:
         images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
     scores = {n: SolverScores() for n in names}

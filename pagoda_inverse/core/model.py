@@ -22,6 +22,8 @@ from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "fmnist"
+#: The RGB patch model: the CLI's default for colour photos and colorization.
+PHOTO_MODEL = "photo"
 
 
 def embedded_models() -> list[str]:
@@ -88,6 +90,7 @@ class PagodaModel:
     def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B]`` class indices -> ``[B, D]`` canonical-caption embeddings (no text encoder needed)."""
         labels = torch.as_tensor(labels).long()
+        self._require_conditional("--class")
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.bank.num_classes):
             raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
         return self.bank.class_embeddings[labels]
@@ -96,7 +99,23 @@ class PagodaModel:
         """Free-text prompts -> ``[B, D]`` embeddings (runs the text encoder)."""
         from pagoda_inverse.core.text import TextEncoder
 
+        self._require_conditional("--prompt")
         return TextEncoder().encode(list(prompts))
+
+    @property
+    def patch_prior(self) -> bool:
+        """Whether the model was trained on random crops of larger photos, so that an image of any size is solved in
+        overlapping tiles (:func:`~pagoda_inverse.solvers.tiled.solve_tiled`)."""
+        return self.config.get("data", {}).get("dataset") == "photo"
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes a class or prompt (``False`` for unconditional models such as ``photo``)."""
+        return self.bank.num_classes > 0
+
+    def _require_conditional(self, what: str) -> None:
+        if not self.conditional:
+            raise UserError(f"model {self.path.name!r} is unconditional; drop {what} (it takes no class or prompt)")
 
     def null_condition(self, n: int) -> torch.Tensor:
         """``[n, D]`` copies of the null-caption embedding (unconditional)."""

@@ -227,6 +227,20 @@ class CaptionBank:
         a, b, c = len(train), len(train) + len(heldout), len(train) + len(heldout) + len(canon)
         return cls(emb[:a], train_labels, emb[a:b], heldout_labels, emb[b:c], emb[c])
 
+    @classmethod
+    def unconditional(cls, embed_dim: int = 8) -> CaptionBank:
+        """A bank with no class and no caption: every condition is the all-zero null embedding (``embed_dim`` wide).
+
+        Used by unconditional models (``photo``); ``--class`` and ``--prompt`` are refused for them.
+
+        >>> bank = CaptionBank.unconditional()
+        >>> bank.num_classes, bank.conditions(torch.tensor([-1, -1])).abs().sum().item()
+        (0, 0.0)
+        """
+        empty = torch.zeros(0, embed_dim)
+        none = torch.zeros(0, dtype=torch.int64)
+        return cls(empty, none, empty.clone(), none.clone(), empty.clone(), torch.zeros(embed_dim))
+
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """Flat dict of contiguous CPU tensors for a safetensors checkpoint, keys ``"captions.<field>"``.
 
@@ -260,6 +274,8 @@ class CaptionBank:
         """Canonical class-caption embedding per label ``[B] -> [B, 384]``; label ``-1`` (unlabelled) gets the
         null embedding."""
         known = (labels >= 0)[:, None]
+        if self.num_classes == 0:
+            return self.null_embedding.expand(len(labels), -1).clone()
         return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
 
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

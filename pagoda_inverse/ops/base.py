@@ -16,9 +16,12 @@ identity :math:`(A^\top A + \gamma I)^{-1} A^\top = A^\top (A A^\top + \gamma I)
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+
 import torch
 
-from ._checks import as_batch_scalar, check_nonneg
+from ._checks import as_batch_scalar, check_nonneg, fail
 from ._linalg import conjugate_gradient
 from ._rng import GeneratorLike
 from .noise import NoiseModel, make_noise
@@ -48,6 +51,8 @@ class LinearOperator(torch.nn.Module):
     exact_dagger: bool = False
     #: H and W must be multiples of this (downsampling factors).
     size_multiple: int = 1
+    #: Translation-invariant, so :meth:`on_tiles` may apply it to image tiles unchanged.
+    tileable: bool = False
 
     def __init__(
         self,
@@ -224,6 +229,24 @@ class LinearOperator(torch.nn.Module):
         lhs, rhs = (ax * y).sum(), (x * aty).sum()
         return float((lhs - rhs).abs() / (ax.norm() * y.norm()).clamp_min(torch.finfo(x.dtype).tiny))
 
+    def on_tiles(self, corners: Sequence[tuple[int, int]], size: int) -> LinearOperator:
+        """This operator acting on a batch of ``size x size`` tiles of the image, tile ``i`` with its top-left
+        corner at ``corners[i] = (top, left)`` (used by :func:`~pagoda_inverse.solvers.tiled.solve_tiled`).
+
+        Translation-invariant operators (``tileable = True``: identity, colour, blur, down-sampling) return a copy
+        for tile-sized images; a tile's border then sees the operator's own boundary rule (blur: reflect) instead
+        of the neighbouring pixels, which the tile overlap and the final whole-image data-consistency step correct.
+        Operators with per-pixel parameters (masks) override this and crop them.
+
+        :raises ValueError: the operator cannot be split into tiles (e.g. compositions, deepinv physics).
+        """
+        if not self.tileable:
+            raise fail(f"{type(self).__name__} cannot be solved in tiles; give an image of the model's size")
+        op = copy.copy(self)  # shares parameters and buffers; only the shape changes
+        if self.in_shape is not None:
+            op.in_shape = (self.in_shape[0], size, size)
+        return op
+
     def __mul__(self, other: LinearOperator) -> LinearOperator:
         """``self * other`` applies ``other`` first then ``self`` (deepinv's order); noise comes from ``self``."""
         from .compose import Composed
@@ -241,6 +264,7 @@ class Identity(LinearOperator):
     """
 
     exact_dagger = True
+    tileable = True
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         return x

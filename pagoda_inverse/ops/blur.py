@@ -132,6 +132,8 @@ class Blur(LinearOperator):
     (torch.Size([2, 3, 9, 7]), True)
     """
 
+    tileable = True
+
     def __init__(
         self,
         kernel,

@@ -30,6 +30,7 @@ class ColourMix(LinearOperator):
     """
 
     exact_dagger = True
+    tileable = True
 
     def __init__(self, matrix, rcond: float = 1e-6, **kwargs):
         super().__init__(**kwargs)

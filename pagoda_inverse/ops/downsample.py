@@ -64,6 +64,7 @@ class AreaDownsample(LinearOperator):
     """
 
     exact_dagger = True
+    tileable = True
 
     def __init__(self, factor: int = 4, **kwargs):
         super().__init__(**kwargs)
@@ -118,6 +119,7 @@ class BicubicDownsample(LinearOperator):
     """
 
     exact_dagger = True
+    tileable = True
 
     def __init__(self, factor: int = 4, **kwargs):
         super().__init__(**kwargs)

@@ -172,5 +172,13 @@ class Inpaint(LinearOperator):
             return y * m
         return torch.where(m > 0, y / m.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(y))
 
+    def on_tiles(self, corners, size: int) -> Inpaint:
+        """The mask cropped to each tile: ``[len(corners), 1 or C, size, size]`` (one image's mask, or a shared one)."""
+        if self.mask.shape[0] != 1:
+            raise fail(f"tiles need one mask for the image, got {self.mask.shape[0]}")
+        mask = torch.cat([self.mask[..., top : top + size, left : left + size] for top, left in corners])
+        kwargs = {"noise": self.noise_model, "cg_max_iter": self.cg_max_iter, "cg_tol": self.cg_tol}
+        return Inpaint(mask, in_shape=None if self.in_shape is None else (self.in_shape[0], size, size), **kwargs)
+
     def extra_repr(self) -> str:
         return f"mask={tuple(self.mask.shape)}"

@@ -1,18 +1,18 @@
 """Inverse-problem solvers, one signature for all (see :mod:`pagoda_inverse.solvers.base`), and their registry.
 
-Baselines without a learned prior (``pinv``, ``bicubic``, scikit-image's ``biharmonic``, ``richardson_lucy``,
+Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``, ``richardson_lucy``,
 ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_langevin``) and the
 peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'latent_langevin', 'latent_map', 'one_step',
- 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
+['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_langevin', 'latent_map',
+ 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
 """
 
 from __future__ import annotations
 
 from pagoda_inverse.solvers.base import SolverResult
-from pagoda_inverse.solvers.baselines import solve_bicubic, solve_pinv
+from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
 from pagoda_inverse.solvers.classical import CLASSICAL
 from pagoda_inverse.solvers.latent import solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
@@ -22,6 +22,7 @@ from pagoda_inverse.utils.errors import UserError
 SOLVERS = {
     "pinv": solve_pinv,
     "bicubic": solve_bicubic,
+    "gray": solve_gray,
     **CLASSICAL,
     "encode_decode": solve_encode_decode,
     "one_step": solve_one_step,

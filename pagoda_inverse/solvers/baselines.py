@@ -1,4 +1,5 @@
-"""Baselines with no learned prior: the pseudo-inverse and bicubic up-sampling (0 network evaluations)."""
+"""Baselines with no learned prior: the pseudo-inverse, bicubic up-sampling and the grayscale copy (0 network
+evaluations)."""
 
 from __future__ import annotations
 
@@ -23,4 +24,12 @@ def solve_bicubic(model, op, y, *, cond=None, generator=None, callback=None) -> 
     return result(x[None], None, timer, "bicubic", 0)
 
 
-BASELINES = {"pinv": solve_pinv, "bicubic": solve_bicubic}
+def solve_gray(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
+    """The grayscale measurement copied to every colour channel (the colorization baseline)."""
+    timer = Timer()
+    if op.in_shape is None or y.shape[1] != 1 or op.in_shape[0] == 1:
+        raise UserError("the gray solver only applies to colorization (one-channel measurements of colour images)")
+    return result(y.expand(-1, op.in_shape[0], -1, -1)[None], None, timer, "gray", 0)
+
+
+BASELINES = {"pinv": solve_pinv, "bicubic": solve_bicubic, "gray": solve_gray}

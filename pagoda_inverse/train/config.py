@@ -1,6 +1,7 @@
 """Training configs as frozen dataclasses with named presets; the resolved config is saved beside every run.
 
-Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU), ``smoke`` (a tiny run, < 1 minute,
+Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU), ``photo`` (the RGB photo model: 16x16
+teacher, G grown to 64x64), ``smoke`` (a tiny run, < 1 minute,
 used by the tests) and, for the teacher only, ``fmnist-fullres`` (an EDM model trained directly at 32x32 on the same
 data and conditioning: the reference prior of the peer solvers and of the generation benchmark). ``resolve(kind, preset, **overrides)`` gives the config a command runs with.
 """
@@ -19,7 +20,8 @@ from pagoda_inverse.utils.errors import UserError
 class DataConfig:
     """Which images to train on.
 
-    :param dataset: ``"fmnist"`` (Debian Fashion-MNIST, padded to 32 px) or a folder of images.
+    :param dataset: ``"fmnist"`` (Debian Fashion-MNIST, padded to 32 px), ``"photo"`` (unconditional RGB crops of the
+        photos in ``datasets/photos.py``) or a folder of images.
     :param root: dataset location override (``PAGODA_FMNIST_DIR`` also works for fmnist).
     :param resolution: full image resolution (32 for fmnist).
     :param factor: teacher resolution = ``resolution // factor`` (area down-sampling, anti-aliased).
@@ -121,6 +123,9 @@ class ClassifierTrainConfig:
     checkpoint_every: int = 250
 
 
+#: The ``photo`` model's data: 64x64 RGB crops of the photos (see ``datasets/photos.py``), teacher at 16x16.
+PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
+
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
@@ -130,6 +135,13 @@ PRESETS: dict[str, dict[str, object]] = {
             steps=2800,
             batch_size=128,
             checkpoint_every=200,
+        ),
+        "photo": TeacherConfig(
+            data=PHOTO_DATA,
+            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=()),
+            steps=4000,
+            batch_size=128,
+            checkpoint_every=250,
         ),
         "smoke": TeacherConfig(
             data=DataConfig(limit=256),
@@ -144,14 +156,17 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "encode": {
         "fmnist": EncodeConfig(),
+        "photo": EncodeConfig(num_steps=12, null_fraction=0.0, batch_size=500, limit=12000),
         "smoke": EncodeConfig(num_steps=4, batch_size=64, shard_size=100, limit=256),
     },
     "decoder": {
         "fmnist": DecoderConfig(),
+        "photo": DecoderConfig(steps=1500, batch_size=64, cond_dropout=0.0, checkpoint_every=250),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
     },
     "encoder": {
         "fmnist": EncoderConfig(),
+        "photo": EncoderConfig(steps=1500, batch_size=128, checkpoint_every=250),
         "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
     },
     "classifier": {
@@ -168,6 +183,7 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
+        "photo": DecoderConfig(steps=1000, batch_size=32, adv_weight=1.0, cond_dropout=0.0, checkpoint_every=250),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
     },
 }

@@ -1,10 +1,22 @@
-"""Training images in memory: Fashion-MNIST from Debian's files or a user's image folder, in ``[-1, 1]``."""
+"""Training images in memory: Fashion-MNIST from Debian's files, crops of the RGB photos, or a user's image folder, in
+``[-1, 1]``."""
 
 from __future__ import annotations
 
 import torch
 
 from .config import DataConfig
+
+#: Crops per split of the ``photo`` dataset when ``limit`` is not set (see :func:`~pagoda_inverse.datasets.photos.photo_crops`).
+PHOTO_CROPS = {"train": 24000, "test": 1024}
+
+
+def caption_bank(data: DataConfig):
+    """The conditioning of a dataset's model: the caption bank (text encoder) for fmnist and image folders, none
+    for the unconditional ``photo`` dataset."""
+    from pagoda_inverse.core.text import CaptionBank
+
+    return CaptionBank.unconditional() if data.dataset == "photo" else CaptionBank.build()
 
 
 def load_images(data: DataConfig, split: str = "train", limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -13,11 +25,16 @@ def load_images(data: DataConfig, split: str = "train", limit: int | None = None
     ``limit`` (or ``data.limit``) keeps only the first images.
     """
     from pagoda_inverse.datasets import ImageFolderDataset, load_fmnist, to_model_range
+    from pagoda_inverse.datasets.photos import photo_crops
 
     limit = limit if limit is not None else data.limit
     if data.dataset == "fmnist":
         images, labels = load_fmnist(split, root=data.root, limit=limit)
         return to_model_range(images), labels
+    if data.dataset == "photo":
+        n = limit if limit is not None else PHOTO_CROPS[split]
+        images = photo_crops(split, n, size=data.resolution, seed=0 if split == "train" else 1)
+        return to_model_range(images), torch.full((n,), -1, dtype=torch.int64)
     folder = ImageFolderDataset(data.dataset, size=data.resolution, channels=1)
     n = len(folder) if limit is None else min(limit, len(folder))
     items = [folder[i] for i in range(n)]

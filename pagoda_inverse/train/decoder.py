@@ -24,7 +24,7 @@ from pagoda_inverse.core.discriminator import Discriminator, diff_augment
 from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
-from pagoda_inverse.train.batches import random_hflip, sample_condition
+from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
@@ -130,9 +130,9 @@ def train_decoder(
     save_checkpoint(out, {f"net.{k}": v for k, v in G_ema.net.state_dict().items()} | bank.to_tensors(), config)
     # Preview: one-step samples, 8 seeds x classes (rows = seeds).
     with torch.no_grad():
-        classes = torch.arange(bank.num_classes).repeat(8)
-        noise = torch.randn(len(classes), *cache["latents"].shape[1:], generator=torch.Generator().manual_seed(0))
-        samples = G_ema(noise * G.sigma_max, bank.class_embeddings[classes])
-    save_grid(samples, Path(run_dir) / "samples.png", nrow=bank.num_classes, scale=max(1, 128 // res))
+        cond, nrow = preview_conditions(bank)
+        noise = torch.randn(len(cond), *cache["latents"].shape[1:], generator=torch.Generator().manual_seed(0))
+        samples = G_ema(noise * G.sigma_max, cond)
+    save_grid(samples, Path(run_dir) / "samples.png", nrow=nrow, scale=max(1, 128 // res))
     log(f"saved {out}")
     return out

@@ -19,9 +19,9 @@ from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.datasets import downsample
 from pagoda_inverse.utils.images import save_grid
 
-from .batches import random_hflip, sample_condition
+from .batches import preview_conditions, random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
-from .data import load_images
+from .data import caption_bank, load_images
 from .distributed import init_distributed
 from .state import RunLog, load_train_state, save_synced_train_state, step_generator
 
@@ -51,7 +51,7 @@ def train_teacher(
     log = RunLog(run_dir, enabled=dist.is_main)
     images, labels = load_images(cfg.data)
     x_low = downsample(images, cfg.data.factor)  # anti-aliased (area) down-sampling
-    bank = bank or CaptionBank.build()
+    bank = bank or caption_bank(cfg.data)
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
     torch.manual_seed(cfg.seed)
     net = EDMPrecond(UNet(unet_cfg))
@@ -96,17 +96,12 @@ def train_teacher(
         return out
     tensors = {f"net.{k}": v for k, v in ema.net.state_dict().items()} | bank.to_tensors()
     save_checkpoint(out, tensors, teacher_checkpoint_config(cfg, unet_cfg))
-    # Preview: one sample per class and seed, Heun sampler with CFG 2.
+    # Preview: one sample per class and seed (or 64 unconditional ones), Heun sampler with CFG 2.
     with torch.no_grad():
-        classes = torch.arange(bank.num_classes).repeat_interleave(8)
-        noise = torch.randn(len(classes), *x_low.shape[1:], generator=torch.Generator().manual_seed(0))
-        den = guided_denoiser(ema, bank.class_embeddings[classes], bank.null_embedding, cfg_scale=2.0)
+        cond, nrow = preview_conditions(bank)
+        noise = torch.randn(len(cond), *x_low.shape[1:], generator=torch.Generator().manual_seed(0))
+        den = guided_denoiser(ema, cond, bank.null_embedding, cfg_scale=2.0 if bank.num_classes else 1.0)
         samples = sample_heun(den, noise, cfg.sample_steps)
-    save_grid(
-        samples.view(bank.num_classes, 8, *samples.shape[1:]).transpose(0, 1).flatten(0, 1),
-        Path(run_dir) / "samples.png",
-        nrow=bank.num_classes,
-        scale=4,
-    )
+    save_grid(samples, Path(run_dir) / "samples.png", nrow=nrow, scale=4)
     log(f"saved {out}")
     return out

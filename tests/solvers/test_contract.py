@@ -34,6 +34,8 @@ NOT_APPLICABLE = {
     ("wiener", "downsample_area"): "blur",
     ("wiener", "inpaint_box"): "blur",
     ("ddrm", "downsample_area"): "SVD",
+    ("gray", "downsample_area"): "colorization",
+    ("gray", "inpaint_box"): "colorization",
 }
 
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Train the embedded `photo` model from scratch on this machine, stage by stage:
+#   teacher 16x16 (unconditional, RGB crops of the photos in datasets/photos.py) -> PF-ODE latents (train, test)
+#   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> learned encoder
+#   -> benchmark (docs/models/photo.md) -> export as fp16 into pagoda_inverse/models/photo.
+# Needs the Debian package plasma-workspace-wallpapers (install.sh installs it). An interrupted stage continues with
+# the same command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_photo.sh [RUNS_DIR]
+set -euo pipefail
+RUNS=${1:-runs}
+mkdir -p "$RUNS"
+T=$(pagoda-inv train teacher --preset photo --runs "$RUNS" -q)
+pagoda-inv encode --preset photo --teacher "$T" --out "$RUNS/photo-latents-train" -q 2> "$RUNS/photo-encode-train.log"
+pagoda-inv encode --preset photo --teacher "$T" --split test --out "$RUNS/photo-latents-test" -q \
+  2> "$RUNS/photo-encode-test.log"
+L="$RUNS/photo-latents-train"
+D16=$(pagoda-inv train decoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS" -q)
+D32=$(pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
+D64=$(pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
+E=$(pagoda-inv train encoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS" -q)
+echo "teacher $T decoder $D16 grow $D32 $D64 encoder $E"

@@ -1,0 +1,75 @@
+"""The photo data: sources and licences, a disjoint held-out split, seeded crops, and the unconditional bank."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pagoda_inverse.core.model import PagodaModel
+from pagoda_inverse.core.text import CaptionBank
+from pagoda_inverse.datasets import photos
+from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.utils.errors import UserError
+
+
+@pytest.fixture
+def fake_photos(monkeypatch):
+    """Synthetic photos instead of the files: train photos are dark (value < 100), test photos bright (> 150)."""
+
+    def fake(source):
+        g = torch.Generator().manual_seed(photos.PHOTO_SOURCES.index(source))
+        h, w = (300, 500) if source.split == "train" else (200, 260)
+        base = 0 if source.split == "train" else 160
+        return (base + torch.randint(0, 90, (3, h, w), generator=g)).to(torch.uint8)
+
+    monkeypatch.setattr(photos, "load_photo", fake)
+
+
+def test_sources_have_licences_and_a_disjoint_test_split():
+    names = [s.name for s in photos.PHOTO_SOURCES]
+    assert len(names) == len(set(names))
+    assert all(s.licence and s.author and s.split in ("train", "test") for s in photos.PHOTO_SOURCES)
+    train, test = photos.photo_sources("train"), photos.photo_sources("test")
+    assert len(test) >= 3 and len(train) >= 10 and not {s.name for s in train} & {s.name for s in test}
+    with pytest.raises(UserError, match="split"):
+        photos.photo_sources("val")
+
+
+def test_crops_are_seeded_per_index_and_come_from_their_split(fake_photos):
+    a = photos.photo_crops("train", 6, size=16, seed=0)
+    assert a.shape == (6, 3, 16, 16) and a.dtype == torch.uint8
+    assert torch.equal(photos.photo_crops("train", 3, size=16, seed=0), a[:3])  # crop i depends only on (seed, i)
+    assert not torch.equal(photos.photo_crops("train", 6, size=16, seed=1), a)
+    assert int(a.max()) < 100 and int(photos.photo_crops("test", 6, size=16).min()) > 150
+
+
+def test_photo_dataset_loads_unlabelled_model_range_images(fake_photos):
+    images, labels = load_images(DataConfig(dataset="photo", resolution=16, factor=4), "test", limit=5)
+    assert images.shape == (5, 3, 16, 16) and torch.equal(labels, torch.full((5,), -1))
+    assert float(images.min()) >= -1 and float(images.max()) <= 1
+
+
+def test_missing_wallpaper_names_the_apt_package(tmp_path, monkeypatch):
+    monkeypatch.setenv(photos.WALLPAPERS_ENV, str(tmp_path))
+    photos._wallpapers_dir.cache_clear()
+    try:
+        wallpaper = next(s for s in photos.PHOTO_SOURCES if s.package == photos.WALLPAPER_PACKAGE)
+        with pytest.raises(UserError, match="apt-get install -y plasma-workspace-wallpapers"):
+            wallpaper.path()
+        rows = photos.photo_manifest()
+        assert any(r["file"] is None and r["size"] == "missing" for r in rows)
+    finally:
+        photos._wallpapers_dir.cache_clear()
+
+
+def test_unconditional_bank_round_trips_and_refuses_class_and_prompt():
+    bank = CaptionBank.unconditional(6)
+    again = CaptionBank.from_tensors(bank.to_tensors())
+    assert again.num_classes == 0 and again.embed_dim == 6
+    assert torch.equal(again.conditions(torch.tensor([-1, -1])), torch.zeros(2, 6))
+    model = PagodaModel(Path("photo"), None, None, bank, {"unet": {"in_channels": 3, "resolution": 16}})
+    with pytest.raises(UserError, match="unconditional; drop --class"):
+        model.class_condition(torch.tensor([0]))
+    with pytest.raises(UserError, match="unconditional; drop --prompt"):
+        model.prompt_condition(["a cat"])
