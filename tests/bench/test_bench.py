@@ -40,7 +40,7 @@ def test_every_shipped_task_loads():
     assert {"superres_x4", "inpaint_box", "inpaint_random", "deblur_gaussian", "deblur_motion", "denoise"} <= set(
         names
     )
-    assert {"generate_class", "generate_prompt"} <= set(names)
+    assert {"generate_class", "generate_prompt", "colorize"} <= set(names)
     for name in names:
         spec = load_task(name)
         assert len(spec.seeds) == spec.images and (spec.samplers if isinstance(spec, GenerationSpec) else spec.solvers)
@@ -201,3 +201,15 @@ def test_torchrun_bench_matches_the_single_process_run(tmp_path, tiny_model_dir)
     for solver, scores in one["scores"].items():
         assert two["scores"][solver]["psnr"] == pytest.approx(scores["psnr"], rel=1e-6)
         assert two["per_image"][solver]["values"] == one["per_image"][solver]["values"]
+
+
+def test_colorize_task_on_held_out_photo_crops(tiny_photo_model_dir, monkeypatch):
+    """The shipped colorize task runs on the photo test split (synthetic photos here) with the gray baseline."""
+    from pagoda_inverse.datasets import photos
+
+    monkeypatch.setattr(photos, "load_photo", lambda s: torch.full((3, 40, 50), 80, dtype=torch.uint8))
+    out = run_task(load_task("colorize"), model=str(tiny_photo_model_dir), limit=3, solvers=["gray", "pinv", "one_step"])
+    assert out["examples"]["truth"].shape == (3, 3, 16, 16)
+    # A gray photo is its own grayscale copy; every solver is measurement-consistent.
+    assert out["scores"]["gray"]["psnr"] > 40
+    assert all(out["scores"][s]["consistency"] < 1e-4 for s in ("gray", "pinv", "one_step"))
