@@ -32,7 +32,7 @@ def load_images(data: DataConfig, split: str = "train", limit: int | None = None
         images, labels = load_fmnist(split, root=data.root, limit=limit)
         return to_model_range(images), labels
     if data.dataset == "photo":
-        n = limit if limit is not None else PHOTO_CROPS[split]
+        n = PHOTO_CROPS[split] if limit is None else min(limit, PHOTO_CROPS[split])
         images = photo_crops(split, n, size=data.resolution, seed=0 if split == "train" else 1)
         return to_model_range(images), torch.full((n,), -1, dtype=torch.int64)
     folder = ImageFolderDataset(data.dataset, size=data.resolution, channels=1)
