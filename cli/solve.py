@@ -46,12 +46,21 @@ SimulateOpt = Annotated[
     bool, typer.Option("--simulate", help="Treat --input as the clean image: degrade it first and report PSNR.")
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel="Output")]
+TileBatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--tile-batch",
+        min=1,
+        help="Tiles per solver call when the image is larger than the model (bounds the memory).",
+        rich_help_panel="Solver",
+    ),
+]
 AutoModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
         "-m",
-        help="Embedded model name or a checkpoint folder [default: photo for colour images and colorize, else fmnist].",
+        help="Embedded model name or a checkpoint folder (default: photo for colour images and colorize, else fmnist).",
         rich_help_panel="Model",
     ),
 ]
@@ -92,6 +101,7 @@ def _run(
     class_,
     prompt,
     model,
+    tile_batch,
     simulate,
     overwrite,
 ):
@@ -155,7 +165,9 @@ def _run(
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
     if tiled:
         with progress_callback("tiles") as callback:
-            result = solve_tiled(solver, m, op, y, seed=seed, cond=cond, callback=callback, **kwargs)
+            result = solve_tiled(
+                solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback, **kwargs
+            )
         console.print(f"{result.info['tiles']} tiles of {res}x{res}, overlap {result.info['overlap']}")
     else:
         result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
@@ -191,6 +203,7 @@ def superres(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
+    tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -216,6 +229,7 @@ def inpaint(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
+    tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -253,6 +267,7 @@ def deblur(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
+    tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -281,6 +296,7 @@ def denoise(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
+    tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -299,6 +315,7 @@ def colorize(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
+    tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
