@@ -229,6 +229,14 @@ class LinearOperator(torch.nn.Module):
         lhs, rhs = (ax * y).sum(), (x * aty).sum()
         return float((lhs - rhs).abs() / (ax.norm() * y.norm()).clamp_min(torch.finfo(x.dtype).tiny))
 
+    def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        """A measurement-consistent image the solvers start from (``A x = y`` when noiseless): ``A_dagger(y)``.
+
+        Operators with a better-suited consistent point override it (colorization: the luma copied to every
+        channel instead of the pseudo-inverse's tinted ``w y / |w|^2``).
+        """
+        return self.A_dagger(y)
+
     def on_tiles(self, corners: Sequence[tuple[int, int]], size: int) -> LinearOperator:
         """This operator acting on a batch of ``size x size`` tiles of the image, tile ``i`` with its top-left
         corner at ``corners[i] = (top, left)`` (used by :func:`~pagoda_inverse.solvers.tiled.solve_tiled`).

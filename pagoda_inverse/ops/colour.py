@@ -96,7 +96,9 @@ class Grayscale(ColourMix):
         ``color``) or three numbers.
     :param kwargs: options of :class:`~pagoda_inverse.ops.base.LinearOperator`.
 
-    ``A_dagger`` spreads the luma back as ``w y / |w|^2`` (a gray image for the mean weights).
+    ``A_dagger`` spreads the luma back as ``w y / |w|^2`` (a gray image for the mean weights; tinted for rec601);
+    the solvers start from :meth:`initial_estimate`, the luma copied to every channel (scaled by ``1 / sum(w)``),
+    which is just as consistent and has no tint.
 
     >>> op = Grayscale()
     >>> y = op.A(torch.ones(1, 3, 2, 2))
@@ -114,3 +116,17 @@ class Grayscale(ColourMix):
             if len(w) != 3:
                 raise fail(f"weights must have 3 entries (R, G, B), got {len(w)}")
         super().__init__([list(w)], **kwargs)
+
+    def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        """The luma in every channel, ``y / sum(w)``: consistent (``A x = y``) and colourless.
+
+        >>> op = Grayscale()
+        >>> y = op.A(torch.rand(1, 3, 4, 4))
+        >>> x = op.initial_estimate(y)
+        >>> tuple(x.shape), bool(torch.allclose(op.A(x), y, atol=1e-6)), bool(torch.equal(x[:, 0], x[:, 2]))
+        ((1, 3, 4, 4), True, True)
+        """
+        total = float(self.matrix.sum())
+        if abs(total) < 1e-8:
+            return self.A_dagger(y)
+        return (y / total).expand(-1, self.matrix.shape[1], -1, -1).contiguous()

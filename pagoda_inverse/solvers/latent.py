@@ -59,7 +59,7 @@ def solve_latent_map(
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
-        u = (encode_estimate(model, op.A_dagger(y), c, encoder, num_steps) / model.generator.sigma_max).clone()
+        u = (encode_estimate(model, op.initial_estimate(y), c, encoder, num_steps) / model.generator.sigma_max).clone()
     u.requires_grad_(True)
     opt = torch.optim.Adam([u], lr=lr)
     for step in range(steps):
@@ -103,7 +103,7 @@ def solve_latent_langevin(
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
-        u0 = encode_estimate(model, op.A_dagger(y), c, encoder, num_steps) / model.generator.sigma_max
+        u0 = encode_estimate(model, op.initial_estimate(y), c, encoder, num_steps) / model.generator.sigma_max
     # K chains per image; chain j of image i draws from image i's generator only.
     chains = [(1 - init_eta**2) ** 0.5 * u0 + init_eta * randn_like(u0, generator) for _ in range(samples)]
     for step in range(steps):

@@ -48,7 +48,7 @@ def solve_encode_decode(
     :param consistency: apply the data-consistency step (projection or Tikhonov, see ``data_consistency``).
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
-    z = encode_estimate(model, op.A_dagger(y), c, encoder, num_steps)
+    z = encode_estimate(model, op.initial_estimate(y), c, encoder, num_steps)
     x = decode(model, z, c)
     if consistency:
         x = data_consistency(op, x, y, prior_std)
@@ -87,7 +87,7 @@ def solve_one_step(
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     sigma_max = model.generator.sigma_max
-    estimate = op.A_dagger(y)
+    estimate = op.initial_estimate(y)
     for r in range(rounds):
         # Encode the current measurement-consistent estimate at the teacher resolution.
         z0 = encode_estimate(model, estimate, c, encoder, num_steps)

@@ -161,7 +161,7 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "decoder": {
         "fmnist": DecoderConfig(),
-        "photo": DecoderConfig(steps=1500, batch_size=64, cond_dropout=0.0, checkpoint_every=250),
+        "photo": DecoderConfig(steps=3000, batch_size=64, lr_g=3e-4, cond_dropout=0.0, checkpoint_every=250),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
     },
     "encoder": {

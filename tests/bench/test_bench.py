@@ -208,7 +208,9 @@ def test_colorize_task_on_held_out_photo_crops(tiny_photo_model_dir, monkeypatch
     from pagoda_inverse.datasets import photos
 
     monkeypatch.setattr(photos, "load_photo", lambda s: torch.full((3, 40, 50), 80, dtype=torch.uint8))
-    out = run_task(load_task("colorize"), model=str(tiny_photo_model_dir), limit=3, solvers=["gray", "pinv", "one_step"])
+    out = run_task(
+        load_task("colorize"), model=str(tiny_photo_model_dir), limit=3, solvers=["gray", "pinv", "one_step"]
+    )
     assert out["examples"]["truth"].shape == (3, 3, 16, 16)
     # A gray photo is its own grayscale copy; every solver is measurement-consistent.
     assert out["scores"]["gray"]["psnr"] > 40
