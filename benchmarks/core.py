@@ -57,6 +57,26 @@ def timed(fn):
 
 
 @torch.no_grad()
+def rows_table(rows: list[tuple[str, str]]) -> list[str]:
+    """A two-column markdown table of ``(quantity, value)`` rows."""
+    return ["| quantity | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]]
+
+
+def page_head(title: str, command: str) -> list[str]:
+    """The first lines of a measured-figures page: the title, this machine, and the command that printed it."""
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU only"
+    return [
+        f"# {title}",
+        "",
+        f"Machine: the project's 2-core CPU machine ({machine}). Every number below was printed by:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher-run", type=Path, required=True)
@@ -192,17 +212,9 @@ def main() -> None:
     for name, x in pictures.items():
         save_grid(x.clamp(-1, 1), args.out.parent / "img" / name, nrow=10, scale=max(1, 64 // x.shape[-1]))
 
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU only"
-    table_md = ["| quantity | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]]
+    table_md = rows_table(rows)
     page = [
-        "# PaGoDA core on Fashion-MNIST: measured figures",
-        "",
-        f"Machine: the project's 2-core CPU machine ({machine}). Every number below was printed by:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *page_head("PaGoDA core on Fashion-MNIST: measured figures", command),
         *table_md,
         "",
         "Teacher Heun samples at 8x8 (CFG 2); rows are seeds, columns classes 0-9:",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import resource
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from core import batched, psnr, run_seconds, timed
+from core import batched, page_head, psnr, rows_table, run_seconds, timed
 from PIL import Image
 
 from pagoda_inverse.core.encode import load_latent_cache
@@ -202,17 +201,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             large = large_photo_run(str(args.model), Path(tmp))
 
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU only"
-    table_md = ["| quantity | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]]
+    table_md = rows_table(rows)
     page = [
-        "# The photo model: measured figures",
-        "",
-        f"Machine: the project's 2-core CPU machine ({machine}). Every number below was printed by:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
+        *page_head("The photo model: measured figures", command),
         *table_md,
         "",
         "## Held-out photos, solved in tiles",
