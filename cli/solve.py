@@ -68,22 +68,21 @@ AutoModelOpt = Annotated[
 
 def _default_model(path: Path, task: str) -> str:
     """``photo`` for colorization and colour images (when it is installed), else the default model."""
-    import numpy as np
+    import torch
 
     from pagoda_inverse.core.model import DEFAULT_MODEL, PHOTO_MODEL, embedded_models
     from pagoda_inverse.utils.errors import UserError
-    from pagoda_inverse.utils.io import open_image
+    from pagoda_inverse.utils.io import load_image
 
     if PHOTO_MODEL not in embedded_models():
         return DEFAULT_MODEL
     if task == "colorize":
         return PHOTO_MODEL
     try:
-        with open_image(path) as img:
-            rgb = np.asarray(img.convert("RGB")) if img.mode not in ("1", "L", "LA", "I", "I;16", "F") else None
-    except (OSError, ValueError, SyntaxError, UserError):  # unreadable: load_image reports it with the fix
+        rgb = load_image(path, 3)  # the loader's own conversions (16-bit, palette, CMYK, alpha)
+    except UserError:  # unreadable: the main load reports it with the fix
         return DEFAULT_MODEL
-    colour = rgb is not None and not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    colour = not (torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2]))
     return PHOTO_MODEL if colour else DEFAULT_MODEL
 
 

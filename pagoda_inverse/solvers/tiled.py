@@ -10,6 +10,7 @@ tile borders (exactly when ``sigma_y = 0``). Memory is bounded by the tile batch
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -93,12 +94,10 @@ def solve_tiled(
     >>> res.estimate.shape, res.info["tiles"], float((op.A(res.estimate)).abs().max()) < 1e-6
     (torch.Size([1, 3, 40, 56]), 15, True)
     """
-    from pagoda_inverse.solvers import SOLVERS
+    from pagoda_inverse.solvers import solve
 
     timer = Timer()
-    solver = SOLVERS[method] if isinstance(method, str) and method in SOLVERS else method
-    if not callable(solver):
-        raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+    solver = functools.partial(solve, method) if isinstance(method, str) else method  # solve() checks the name
     image_shape = image_shape or op.in_shape
     if image_shape is None:
         raise UserError("pass image_shape=(C, H, W): the operator does not record its input shape")

@@ -37,9 +37,8 @@ def test_read_state_dict_accepts_tensors_only(tmp_path, alexnet_file):
     torch.save({"state_dict": {"w": torch.ones(2)}}, tmp_path / "wrapped.pth")
     assert read_state_dict(tmp_path / "wrapped.pth")["w"].tolist() == [1.0, 1.0]
     assert "features.0.weight" in read_state_dict(alexnet_file)
-    (tmp_path / "evil.pth").write_bytes(
-        pickle.dumps({"w": object()}, protocol=2)
-    )  # weights_only refuses arbitrary objects
+    # weights_only refuses arbitrary objects
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"w": object()}, protocol=2))
     for name, match in (("evil.pth", "not a readable weights file"), ("missing.pth", "no such weights file")):
         with pytest.raises(UserError, match=match):
             read_state_dict(tmp_path / name)
