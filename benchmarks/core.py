@@ -56,7 +56,6 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-@torch.no_grad()
 def rows_table(rows: list[tuple[str, str]]) -> list[str]:
     """A two-column markdown table of ``(quantity, value)`` rows."""
     return ["| quantity | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows]]

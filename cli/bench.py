@@ -35,6 +35,9 @@ def bench(
         False, "--json", help="Print the summary as JSON on stdout.", rich_help_panel="Output"
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Replace the task's model (name or folder)."),
+    cfg_scale: float | None = typer.Option(
+        None, "--cfg-scale", min=0.0, help="Replace a generation task's classifier-free guidance scale (1: no CFG)."
+    ),
     lpips_weights: Path | None = typer.Option(
         None, "--lpips-weights", help="torchvision AlexNet weights (.pth/.safetensors): adds LPIPS to inverse tasks."
     ),
@@ -49,6 +52,14 @@ def bench(
     from pagoda_inverse.train.distributed import Distributed, init_distributed
 
     specs = select_tasks(task)
+    if cfg_scale is not None:
+        from dataclasses import replace
+
+        from pagoda_inverse.bench.tasks import GenerationSpec
+
+        if not any(isinstance(s, GenerationSpec) for s in specs):
+            raise typer.BadParameter(f"applies to generation tasks only; {task!r} has none", param_hint="--cfg-scale")
+        specs = [replace(s, cfg_scale=cfg_scale) if isinstance(s, GenerationSpec) else s for s in specs]
     out = out or Path("runs") / f"bench-{Path(task).stem.replace(',', '+')}"
     if out.exists() and not overwrite:  # checked on every rank before rank 0 writes anything
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
@@ -104,6 +115,7 @@ def bench(
         "task": task,
         "solvers": names,
         "model": model,
+        "cfg_scale": cfg_scale,
         "limit": limit,
         "seeds": seeds,
         "lpips_weights": str(lpips_weights) if lpips_weights else None,

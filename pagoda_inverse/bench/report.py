@@ -145,7 +145,7 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
         md += [
             f"## {r['task']['name']}",
             "",
-            r["task"]["description"],
+            r["task"]["description"] + (f" CFG scale {r['task']['cfg_scale']:g}." if "cfg_scale" in r["task"] else ""),
             "",
             f"Columns: {' | '.join(ex)}.",
             "",

@@ -83,13 +83,15 @@ class Classifier(nn.Module):
 
 @torch.no_grad()
 def classify(clf: Classifier, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(features [N, feature_dim] float64, predicted labels [N])`` of images ``[N, C, R, R]`` in ``[-1, 1]``."""
+    """``(features [N, feature_dim] float64, predicted labels [N])`` of images ``[N, C, R, R]`` in ``[-1, 1]``,
+    computed in batches on the classifier's device and returned on the CPU."""
     clf.eval()
+    device = next(clf.parameters()).device
     feats, preds = [], []
     for chunk in images.split(batch_size):
-        f = clf.features(chunk.float().clamp(-1, 1))
-        feats.append(f.double())
-        preds.append(clf.head(f).argmax(1))
+        f = clf.features(chunk.to(device).float().clamp(-1, 1))
+        feats.append(f.double().cpu())
+        preds.append(clf.head(f).argmax(1).cpu())
     return torch.cat(feats), torch.cat(preds)
 
 

@@ -82,7 +82,8 @@ def encode_to_cache(
     With ``world_size > 1`` (``torchrun``) rank ``r`` encodes shards ``r, r + W, r + 2W, ...``; the shards do not
     depend on who computed them, so a cache can be finished with another world size.
 
-    :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher's resolution (eval mode).
+    :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher's resolution (eval mode); the batches run on
+        its device, the cache is written from the CPU.
     :param images: ``[N, C, r, r]`` in ``[-1, 1]`` at the teacher's resolution.
     :param conditions: ``[N, D]`` condition of each image (its canonical class caption embedding).
     :param null_embedding: ``[D]``.
@@ -92,6 +93,7 @@ def encode_to_cache(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    device = next(teacher.parameters()).device
     index, flip, null = encode_jobs(len(images), cfg.flips, cfg.null_fraction, cfg.seed)
     num_shards = (len(index) + cfg.shard_size - 1) // cfg.shard_size
     manifest = {"config": asdict(cfg), **identity, "num_latents": len(index), "num_shards": num_shards}
@@ -119,7 +121,8 @@ def encode_to_cache(
             x = torch.where(flip[j, None, None, None], x.flip(-1), x)
             cond = torch.where(null[j, None], null_embedding[None], conditions[index[j]])
             with torch.no_grad():
-                latents.append(encode_heun(guided_denoiser(teacher, cond, clamp=cfg.clamp), x, cfg.num_steps))
+                den = guided_denoiser(teacher, cond.to(device), clamp=cfg.clamp)
+                latents.append(encode_heun(den, x.to(device), cfg.num_steps).cpu())
             done += j.stop - j.start
             if callback is not None:
                 callback({"step": done, "total": total})

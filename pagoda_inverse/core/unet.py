@@ -5,8 +5,9 @@ The network ``F(x, c_noise, cond)`` maps ``[B, C, R, R]`` to ``[B, C_out, R * 2*
 noise-level embedding and reaches every residual block through a scale/shift. PaGoDA's progressive growing
 (Kim et al. 2024, sec. 3.3) appends, after the last decoder level and without skip connections, one 2x
 up-sampling residual block plus ``grow_blocks`` plain residual blocks per stage; see ``UNetConfig.grown``.
-Each stage's zero-initialised output head adds a residual to the nearest-up-sampled image of the previous scale
-(progressive-GAN style), so a freshly grown network reproduces the previous one exactly.
+Each stage's zero-initialised output head adds a residual to the up-sampled image of the previous scale
+(progressive-GAN style; nearest, bilinear or bicubic per stage), so a freshly grown network reproduces the previous
+one up-sampled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+#: Interpolation modes for the image under a growth stage's residual head (see ``UNetConfig.grow_upsample``).
+UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class UNetConfig:
     :param cond_dim: size of the conditioning vector.
     :param grow_channels: widths of the appended 2x levels (empty for a teacher).
     :param grow_blocks: plain residual blocks after each appended up-sampling block.
+    :param grow_upsample: per growth stage, how the previous scale's image is up-sampled under the stage's residual
+        head: ``"nearest"`` (the default, and the shipped ``fmnist`` model), ``"bilinear"`` or ``"bicubic"``.
     """
 
     in_channels: int = 1
@@ -44,16 +50,30 @@ class UNetConfig:
     dropout: float = 0.0
     grow_channels: tuple[int, ...] = ()
     grow_blocks: int = 2
+    grow_upsample: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.grow_channels and not self.grow_upsample:  # unstated (and every checkpoint before the option): nearest
+            object.__setattr__(self, "grow_upsample", ("nearest",) * len(self.grow_channels))
+        if len(self.grow_upsample) != len(self.grow_channels):
+            raise ValueError(
+                f"grow_upsample {self.grow_upsample} needs one mode per growth stage {self.grow_channels}"
+            )
+        if unknown := set(self.grow_upsample) - set(UPSAMPLE_MODES):
+            raise ValueError(f"unknown grow_upsample mode(s) {sorted(unknown)}; choose from {UPSAMPLE_MODES}")
 
     @property
     def out_resolution(self) -> int:
         """Output resolution ``R * 2**len(grow_channels)``."""
         return self.resolution * 2 ** len(self.grow_channels)
 
-    def grown(self, width: int | None = None) -> UNetConfig:
-        """This config with one more 2x growth stage of ``width`` channels (default: the last level's width)."""
+    def grown(self, width: int | None = None, upsample: str = "nearest") -> UNetConfig:
+        """This config with one more 2x growth stage of ``width`` channels (default: the last level's width) whose
+        residual head sits on the previous image up-sampled by ``upsample``."""
         last = self.grow_channels[-1] if self.grow_channels else self.channels * self.channel_mult[0]
-        return replace(self, grow_channels=(*self.grow_channels, width or last))
+        return replace(
+            self, grow_channels=(*self.grow_channels, width or last), grow_upsample=(*self.grow_upsample, upsample)
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +81,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
         d = dict(d)
-        for key in ("channel_mult", "attn_resolutions", "grow_channels"):
+        for key in ("channel_mult", "attn_resolutions", "grow_channels", "grow_upsample"):
             d[key] = tuple(d.get(key, ()))
         return cls(**d)
 
@@ -136,6 +156,11 @@ class Attention(nn.Module):
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
+
+
+def upsample_image(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """2x up-sampling of ``[B, C, H, W]`` images with ``mode`` in :data:`UPSAMPLE_MODES` (half-pixel centres)."""
+    return F.interpolate(x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
 
 
 class UNet(nn.Module):
@@ -223,10 +248,10 @@ class UNet(nn.Module):
             for layer in block:
                 h = layer(h, emb)
         x = self.out(h)
-        for stage, head in zip(self.grow, self.grow_out, strict=True):
+        for stage, head, mode in zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True):
             for layer in stage:
                 h = layer(h, emb)
-            x = F.interpolate(x, scale_factor=2, mode="nearest") + head(h)
+            x = upsample_image(x, mode) + head(h)
         return x
 
     def last_layer_weight(self) -> torch.Tensor:

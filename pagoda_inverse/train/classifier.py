@@ -35,7 +35,7 @@ def train_classifier(
     log = RunLog(run_dir, enabled=dist.is_main)
     images, labels = load_images(cfg.data)
     torch.manual_seed(cfg.seed)
-    clf = Classifier(cfg.net)
+    clf = Classifier(cfg.net).to(dist.device)
     dist.broadcast_(clf)
     opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     modules, optimizers = {"clf": clf}, {"clf": opt}

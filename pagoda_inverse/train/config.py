@@ -89,6 +89,7 @@ class DecoderConfig:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
+    upsample: str = "nearest"  # growth only: the previous image's up-sampling under the new stage (UPSAMPLE_MODES)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,16 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
-        "photo": DecoderConfig(steps=1000, batch_size=32, adv_weight=1.0, cond_dropout=0.0, checkpoint_every=250),
+        # PSNR-minded: a bicubic base under each new stage and a light adversarial term (the model serves solvers).
+        "photo": DecoderConfig(
+            steps=2000,
+            batch_size=32,
+            lr_g=3e-4,
+            adv_weight=0.1,
+            cond_dropout=0.0,
+            checkpoint_every=250,
+            upsample="bicubic",
+        ),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
     },
 }

@@ -57,7 +57,8 @@ def train_decoder(
     targets = pairs.targets(res)
 
     torch.manual_seed(cfg.seed)
-    D = Discriminator(G.net.config.in_channels, res, cfg.disc_channels, bank.embed_dim)
+    D = Discriminator(G.net.config.in_channels, res, cfg.disc_channels, bank.embed_dim).to(dist.device)
+    G = G.to(dist.device)
     dist.broadcast_(G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False)
     opt_g = torch.optim.RAdam([p for p in G.parameters() if p.requires_grad], lr=cfg.lr_g)
@@ -132,7 +133,7 @@ def train_decoder(
     with torch.no_grad():
         cond, nrow = preview_conditions(bank)
         noise = torch.randn(len(cond), *cache["latents"].shape[1:], generator=torch.Generator().manual_seed(0))
-        samples = G_ema(noise * G.sigma_max, cond)
+        samples = G_ema(noise.to(dist.device) * G.sigma_max, cond.to(dist.device))
     save_grid(samples, Path(run_dir) / "samples.png", nrow=nrow, scale=max(1, 128 // res))
     log(f"saved {out}")
     return out

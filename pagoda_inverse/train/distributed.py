@@ -9,8 +9,11 @@ follows the single-process run up to floating-point summation order. The gradien
 after ``backward`` rather than DDP's reducer hooks, because the decoder's GAN step runs G twice per step and
 differentiates the adaptive weight with ``autograd.grad``, which DDP's hooks do not support.
 
-Backend: gloo (the training loops run on CPU tensors). Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything is a
-no-op, so the same loops run single-process. Only rank 0 logs and writes checkpoints.
+Device and backend: each rank trains on ``cuda:LOCAL_RANK`` with the nccl backend when torch sees a GPU, else on
+the CPU with gloo; ``PAGODA_DEVICE=cpu`` (or ``cuda``) forces the choice (see :func:`training_device`). The data
+stay on the CPU (the per-step draws use CPU generators, so the batches do not depend on the device) and each rank
+moves its slice to its device. Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) the collectives are
+no-ops, so the same loops run single-process. Only rank 0 logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +34,7 @@ class Distributed:
 
     :param rank: this process's rank in ``0 .. world_size - 1``.
     :param world_size: number of processes (1 without ``torchrun``).
+    :param device: where this rank's model and batch slices live.
 
     >>> d = Distributed(rank=1, world_size=2)
     >>> d.local(torch.arange(8)).tolist(), d.is_main
@@ -39,11 +43,22 @@ class Distributed:
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
     def from_env(cls) -> Distributed:
-        """Rank and world size from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``), without joining the job."""
-        return cls(rank=int(os.environ.get("RANK", "0")), world_size=int(os.environ.get("WORLD_SIZE", "1")))
+        """Rank, world size and device from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)
+        and ``PAGODA_DEVICE``, without joining the job."""
+        return cls(
+            rank=int(os.environ.get("RANK", "0")),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            device=training_device(int(os.environ.get("LOCAL_RANK", "0"))),
+        )
+
+    @property
+    def backend(self) -> str:
+        """The process-group backend for this device: nccl on CUDA, gloo on the CPU."""
+        return "nccl" if self.device.type == "cuda" else "gloo"
 
     @property
     def is_main(self) -> bool:
@@ -64,9 +79,9 @@ class Distributed:
         return batch_size // self.world_size
 
     def local(self, x: torch.Tensor) -> torch.Tensor:
-        """This rank's slice of a global-batch tensor ``[B, ...]`` -> ``[B / world_size, ...]``."""
+        """This rank's slice of a global-batch tensor ``[B, ...]`` -> ``[B / world_size, ...]``, on its device."""
         b = len(x) // self.world_size
-        return x[self.rank * b : (self.rank + 1) * b]
+        return x[self.rank * b : (self.rank + 1) * b].to(self.device)
 
     def broadcast_(self, *modules: torch.nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every rank (DDP's start-of-training broadcast)."""
@@ -95,6 +110,7 @@ class Distributed:
         if not self.active:
             return
         flat = torch.cat([t.detach().double().flatten() for m in modules for t in m.state_dict().values()])
+        flat = flat.to(self.device)
         ref = flat.clone()
         torch.distributed.broadcast(ref, src=0)
         diff = (flat - ref).abs().max().reshape(1)
@@ -106,7 +122,7 @@ class Distributed:
         """Rank 0's ``value`` on every rank (e.g. the number of a run folder rank 0 created)."""
         if not self.active:
             return value
-        t = torch.tensor([int(value)], dtype=torch.int64)
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self.device)
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
 
@@ -114,19 +130,21 @@ class Distributed:
         """Every rank's JSON-serialisable ``obj``, in rank order, on every rank (sent as UTF-8 bytes: no pickle)."""
         if not self.active:
             return [obj]
-        data = torch.tensor(list(json.dumps(obj).encode()), dtype=torch.uint8)
-        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world_size)]
-        torch.distributed.all_gather(sizes, torch.tensor([len(data)]))
+        on = {"device": self.device}
+        data = torch.tensor(list(json.dumps(obj).encode()), dtype=torch.uint8, **on)
+        sizes = [torch.zeros(1, dtype=torch.int64, **on) for _ in range(self.world_size)]
+        torch.distributed.all_gather(sizes, torch.tensor([len(data)], **on))
         longest = int(max(s.item() for s in sizes))
-        buffers = [torch.zeros(longest, dtype=torch.uint8) for _ in range(self.world_size)]
-        torch.distributed.all_gather(buffers, torch.cat([data, torch.zeros(longest - len(data), dtype=torch.uint8)]))
+        buffers = [torch.zeros(longest, dtype=torch.uint8, **on) for _ in range(self.world_size)]
+        padding = torch.zeros(longest - len(data), dtype=torch.uint8, **on)
+        torch.distributed.all_gather(buffers, torch.cat([data, padding]))
         return [json.loads(bytes(b[: int(n.item())].tolist()).decode()) for b, n in zip(buffers, sizes, strict=True)]
 
     def mean(self, value: float) -> float:
         """The mean of a scalar over ranks (for logging a global loss)."""
         if not self.active:
             return value
-        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world_size
 
@@ -135,14 +153,31 @@ class Distributed:
             torch.distributed.barrier()
 
 
+def training_device(local_rank: int = 0) -> torch.device:
+    """The device a training process uses: ``$PAGODA_DEVICE`` = ``auto`` (default: ``cuda:local_rank`` when torch
+    sees a GPU, else the CPU), ``cpu`` or ``cuda``; anything else, or ``cuda`` without a GPU, is a :class:`UserError`.
+    """
+    want = os.environ.get("PAGODA_DEVICE", "auto").strip().lower()
+    if want not in ("auto", "cpu", "cuda"):
+        raise UserError(f"PAGODA_DEVICE={want!r}: use auto, cpu or cuda")
+    if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UserError("PAGODA_DEVICE=cuda but torch sees no CUDA device; unset it to train on the CPU")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
 def init_distributed() -> Distributed:
     """Join the ``torchrun`` job described by the environment (``RANK``, ``WORLD_SIZE``); a no-op without it.
 
-    The process group (gloo) is created once per process.
+    The process group (nccl on CUDA, gloo on the CPU) is created once per process; a CUDA rank first selects
+    its own GPU.
     """
     dist = Distributed.from_env()
+    if dist.device.type == "cuda":
+        torch.cuda.set_device(dist.device)
     if dist.active and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
+        torch.distributed.init_process_group(dist.backend)
     return dist
 
 

@@ -26,8 +26,8 @@ def encode_dataset(
     low = downsample(images, data.factor)  # the teacher's own down-sampling
     cond = bank.conditions(labels)
     identity = {"split": cfg.split, "teacher_sha256": teacher_digest(teacher_dir)}
-    teacher = EDMPrecond(net).eval()
     dist = init_distributed()
+    teacher = EDMPrecond(net).eval().to(dist.device)
     encode_to_cache(
         teacher,
         low,

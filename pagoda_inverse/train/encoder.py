@@ -35,7 +35,7 @@ def train_encoder(
     low = pairs.targets(pairs.data.teacher_resolution)
 
     torch.manual_seed(cfg.seed)
-    E = LearnedEncoder(copy.deepcopy(pairs.teacher_net))
+    E = LearnedEncoder(copy.deepcopy(pairs.teacher_net)).to(dist.device)
     dist.broadcast_(E)
     E_ema = copy.deepcopy(E).requires_grad_(False)
     opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
@@ -47,8 +47,8 @@ def train_encoder(
         g = step_generator(cfg.seed, step)
         # Regress the cached latent of each pair (image in the latent's orientation, its condition), on this
         # rank's slice of the global batch; gradient mean over ranks.
-        j = dist.local(torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g))
-        z, x, c = pairs.batch(low, j)
+        j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
+        z, x, c = (dist.local(t) for t in pairs.batch(low, j))
         err = (E(x, c) - z) / E.sigma_max
         loss = err.square().mean() + err.abs().mean()
         opt.zero_grad(set_to_none=True)

@@ -3,7 +3,8 @@ freeze the trunk, and train against targets at the new resolution with the same 
 
 The new stage is an up-sampling residual block plus plain blocks and a new output head, all with zero-initialised
 output convolutions, and the new head adds a residual to the up-sampled previous image: at initialisation the
-grown G is exactly the previous G up-sampled (nearest). The teacher is never run or retrained.
+grown G is exactly the previous G up-sampled (``DecoderConfig.upsample``: nearest, bilinear or bicubic). The teacher
+is never run or retrained.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pagoda_inverse.train.decoder import train_decoder
 from pagoda_inverse.utils.errors import CheckpointError
 
 
-def grow_generator(G: Generator, width: int | None = None) -> Generator:
+def grow_generator(G: Generator, width: int | None = None, upsample: str = "nearest") -> Generator:
     """A new generator with one more 2x stage; every tensor whose name and shape match is copied from ``G``.
 
     :param width: channels of the new stage (default: the previous last level's width).
+    :param upsample: how the new stage up-samples the previous image under its residual head.
     """
-    grown = UNet(G.net.config.grown(width))
+    grown = UNet(G.net.config.grown(width, upsample))
     own = grown.state_dict()
     copied = {k: v for k, v in G.net.state_dict().items() if k in own and own[k].shape == v.shape}
     grown.load_state_dict(copied, strict=False)
@@ -65,6 +67,6 @@ def grow_decoder(
     G = load_model(decoder_dir).generator
     if G is None:
         raise CheckpointError(f"{decoder_dir}: not a decoder checkpoint; growing needs one from 'train decoder'")
-    G = grow_generator(G, width)
+    G = grow_generator(G, width, cfg.upsample)
     freeze_trunk(G)
     return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback)

@@ -54,7 +54,7 @@ def train_teacher(
     bank = bank or caption_bank(cfg.data)
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
     torch.manual_seed(cfg.seed)
-    net = EDMPrecond(UNet(unet_cfg))
+    net = EDMPrecond(UNet(unet_cfg)).to(dist.device)
     dist.broadcast_(net)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
@@ -100,7 +100,8 @@ def train_teacher(
     with torch.no_grad():
         cond, nrow = preview_conditions(bank)
         noise = torch.randn(len(cond), *x_low.shape[1:], generator=torch.Generator().manual_seed(0))
-        den = guided_denoiser(ema, cond, bank.null_embedding, cfg_scale=2.0 if bank.num_classes else 1.0)
+        cond, noise, null = cond.to(dist.device), noise.to(dist.device), bank.null_embedding.to(dist.device)
+        den = guided_denoiser(ema, cond, null, cfg_scale=2.0 if bank.num_classes else 1.0)
         samples = sample_heun(den, noise, cfg.sample_steps)
     save_grid(samples, Path(run_dir) / "samples.png", nrow=nrow, scale=4)
     log(f"saved {out}")

@@ -133,3 +133,18 @@ def test_cli_generation_bench_with_the_shipped_models(tmp_path):
     md = (out / "results.md").read_text()
     assert "FD-FMNIST" in md and "KID-FMNIST" in md and "FID" not in md.replace("FD-FMNIST", "")
     assert (out / "grid-generate_class.png").is_file()
+
+
+def test_cli_cfg_scale_replaces_the_tasks_scale(tmp_path):
+    out = tmp_path / "gen"
+    result = run_cli("bench", "--task", "generate_class", "--solvers", "pagoda_onestep", "--limit", "20",
+                     "--cfg-scale", "1", "--out", str(out), "--json", "-q",
+                     env={"PAGODA_FMNIST_DIR": str(FMNIST_TINY)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["nfe"] == 1  # no guidance: one network evaluation per sample (the task's scale 2 gives 2)
+    assert json.loads((out / "config.json").read_text())["cfg_scale"] == 1.0
+    assert "CFG scale 1." in (out / "results.md").read_text()
+    # An inverse-problem task has no CFG scale to replace.
+    bad = run_cli("bench", "--task", "superres_x4", "--cfg-scale", "3", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "generation tasks only" in bad.stderr and not (tmp_path / "x").exists()

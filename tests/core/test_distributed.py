@@ -30,6 +30,28 @@ def test_rank_slices_partition_the_global_batch():
         Distributed(rank=0, world_size=5).check_batch(12)
 
 
+def test_device_and_backend_follow_pagoda_device(monkeypatch):
+    from pagoda_inverse.train.distributed import training_device
+
+    monkeypatch.setenv("PAGODA_DEVICE", "cpu")
+    assert training_device(1) == torch.device("cpu") and Distributed.from_env().backend == "gloo"
+    monkeypatch.setenv("PAGODA_DEVICE", "tpu")
+    with pytest.raises(UserError, match="use auto, cpu or cuda"):
+        training_device()
+    # A GPU rank uses its local GPU and nccl (the selection only: this machine has no GPU to train on).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("PAGODA_DEVICE", "auto")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    dist = Distributed.from_env()
+    assert dist.device == torch.device("cuda", 1) and dist.backend == "nccl"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device(1) == torch.device("cpu")
+    monkeypatch.setenv("PAGODA_DEVICE", "cuda")
+    with pytest.raises(UserError, match="no CUDA device"):
+        training_device()
+
+
 def test_world_size_that_does_not_divide_the_batch_is_refused_before_any_output(tmp_path, fmnist_tiny):
     result = run_cli("train", "teacher", "--preset", "smoke", "--runs", str(tmp_path / "runs"), "-q",
                      env={"WORLD_SIZE": "3", "RANK": "0"})  # fmt: skip

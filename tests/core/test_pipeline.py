@@ -118,6 +118,25 @@ def test_grown_generator_starts_as_the_upsampled_generator_and_freezes_the_trunk
     assert grown.net.last_layer_weight() is grown.net.grow_out[-1][-1].weight
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_grown_generator_sits_on_the_chosen_upsampling_and_round_trips_it(smoke, mode):
+    from pagoda_inverse.core.unet import UNetConfig
+    from pagoda_inverse.train.grow import grow_generator
+
+    model = load_model(smoke["decoder"])
+    grown = grow_generator(model.generator, upsample=mode)
+    z, c = torch.randn(2, 1, 8, 8) * 80, model.class_condition(torch.tensor([3, 4]))
+    expected = torch.nn.functional.interpolate(model.generator(z, c), scale_factor=2, mode=mode, align_corners=False)
+    torch.testing.assert_close(grown(z, c), expected)
+    cfg = grown.net.config
+    assert cfg.grow_upsample == (mode,) and UNetConfig.from_dict(cfg.to_dict()) == cfg
+    # A checkpoint written before the option existed (no key) reads as nearest, one mode per stage.
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "grow_upsample"}
+    assert UNetConfig.from_dict(legacy).grow_upsample == ("nearest",)
+    with pytest.raises(ValueError, match="unknown grow_upsample"):
+        cfg.grown(upsample="lanczos")
+
+
 def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
     from pagoda_inverse.train.grow import grow_decoder
 
