@@ -37,6 +37,7 @@ from pagoda_inverse.core.model import load_model
 from pagoda_inverse.datasets.photos import load_photo, photo_sources
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.solvers import solve
+from pagoda_inverse.solvers.base import data_consistency
 from pagoda_inverse.solvers.tiled import solve_tiled
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
@@ -142,13 +143,23 @@ def main() -> None:
         res = G_stage.net.config.out_resolution
         target = F.adaptive_avg_pool2d(x, res)
         reference = F.interpolate(low, size=res, mode="bicubic", align_corners=False) if res > low.shape[-1] else None
+        decoded = batched(G_stage, z, c, size=128)
         rows.append(
             (
                 f"G {res}x{res}: PSNR of G(PF-ODE latent, {2 * (steps - 1)} NFE) vs the {res}x{res} test crop",
-                f"{psnr(batched(G_stage, z, c, size=128), target):.2f} dB"
+                f"{psnr(decoded, target):.2f} dB"
                 + ("" if reference is None else f" (bicubic from 16x16: {psnr(reference, target):.2f} dB)"),
             )
         )
+        if reference is not None:  # both made consistent with the 16x16 crop by the solvers' data-consistency step
+            op = make_operator("downsample_area", factor=res // low.shape[-1])
+            rows.append(
+                (
+                    f"G {res}x{res} + data consistency with the 16x16 crop",
+                    f"{psnr(data_consistency(op, decoded, low), target):.2f} dB "
+                    f"(bicubic + data consistency: {psnr(data_consistency(op, reference, low), target):.2f} dB)",
+                )
+            )
     z_e = batched(E, low, c, size=128)
     rows.append(("learned encoder: relative latent error norm(E(x) - z) / norm(z)", f"{float((z_e - z).norm() / z.norm()):.3f}"))  # fmt: skip
     rows.append(("G 64x64 through the learned encoder (1 + 1 NFE)", f"{psnr(batched(G, z_e, c, size=128), x):.2f} dB"))
@@ -169,12 +180,13 @@ def main() -> None:
             op = make_operator(operator, shape=shape, seeds=[0], **params)
             y = op(x)
             base = solve(baseline, model, op, y).estimate
+            base_dc = data_consistency(op, base, y)
             start = time.perf_counter()
             res = solve_tiled("one_step", model, op, y, seed=0)
             seconds = time.perf_counter() - start
             consistency = float((op.A(res.estimate) - y).abs().max())
             photo_rows.append(
-                f"| {name} | {shape[2]}x{shape[1]} | {task} | {psnr(base, x):.2f} ({baseline}) | "
+                f"| {name} | {shape[2]}x{shape[1]} | {task} | {psnr(base, x):.2f} ({baseline}) | {psnr(base_dc, x):.2f} | "
                 f"{psnr(res.estimate.clamp(-1, 1), x):.2f} | {consistency:.1e} | {res.info['tiles']} | {seconds:.1f} |"
             )
             crop = lambda t: centre_crop(t, 96)  # noqa: E731
@@ -210,10 +222,12 @@ def main() -> None:
         "",
         "Whole test photos (never cropped for training; the wallpapers area-downsampled x4), noiseless measurements.",
         "64x64 tiles, overlap 16, blended with a raised-cosine window, then one whole-image data-consistency step.",
-        "PSNR in dB over the whole photo; consistency is max |A x - y| in [-1, 1] units.",
+        "PSNR in dB over the whole photo; consistency is max |A x - y| in [-1, 1] units. The baseline + DC column is",
+        "the baseline pulled onto the measurements by the same data-consistency step as the PaGoDA solvers (for",
+        "colorization the grayscale copy already meets them): what G adds beyond a consistent interpolation.",
         "",
-        "| photo | size | task | baseline PSNR | one_step PSNR | consistency | tiles | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| photo | size | task | baseline PSNR | baseline + DC PSNR | one_step PSNR | consistency | tiles | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *photo_rows,
         "",
         "Centre crops (96x96) of the x4 super-resolution, one row per photo:",

@@ -53,6 +53,9 @@ class LinearOperator(torch.nn.Module):
     size_multiple: int = 1
     #: Translation-invariant, so :meth:`on_tiles` may apply it to image tiles unchanged.
     tileable: bool = False
+    #: Iterations of :meth:`back_project` that noiseless data consistency runs before the exact projection
+    #: (0: the projection alone); operators with a smooth approximate inverse set it.
+    back_project_steps: int = 0
 
     def __init__(
         self,
@@ -211,6 +214,15 @@ class LinearOperator(torch.nn.Module):
         """
         inv = 1.0 / gamma if isinstance(gamma, (int, float)) else 1.0 / torch.as_tensor(gamma)
         return self.tikhonov(y, z, inv)
+
+    def back_project(self, r: torch.Tensor) -> torch.Tensor:
+        """A smooth approximate right inverse ``B`` (``A B r ~ r``) applied to a residual ``r``, for iterative
+        back-projection ``x <- x + B (y - A x)`` (Irani & Peleg 1991). Default: ``A_dagger``, with which one step is
+        already the exact projection.
+
+        :param r: (B, C, h, w) residual in measurement space; :return: (B, C, H, W).
+        """
+        return self.A_dagger(r)
 
     def project(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         r"""Null-space projection :math:`x + A^\dagger (y - A x)`: the closest point to ``x`` with ``A x = y``.
