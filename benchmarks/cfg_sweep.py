@@ -55,7 +55,8 @@ def main() -> None:
     rows = []  # (task, sampler, scale, scores)
     for spec in select_tasks(args.tasks):
         for w in args.scales:
-            result = run_generation(replace(spec, cfg_scale=w), samplers=samplers, limit=args.images)
+            seeds = tuple(range(args.images))  # the same seeds for every task and scale
+            result = run_generation(replace(spec, cfg_scale=w), samplers=samplers, seeds=seeds)
             for label, s in result["scores"].items():
                 rows.append((spec.name, label, w, s))
                 print(f"{spec.name} {label} w={w:g}: FD {s['fd']:.3f} accuracy {s['accuracy']:.4f}", flush=True)

@@ -52,6 +52,11 @@ def export(
     encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
+    solver_defaults: str | None = typer.Option(
+        None,
+        "--solver-defaults",
+        help='The model\'s recommended solver settings as JSON, e.g. \'{"one_step": {"samples": 4}}\'.',
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace parts of an existing model folder."),
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
@@ -61,5 +66,13 @@ def export(
     if card is not None and not card.is_file():
         raise UserError(f"{card}: no such model card; pass a markdown file")
     text = card.read_text() if card else ""
+    defaults = None
+    if solver_defaults is not None:
+        import json
+
+        try:
+            defaults = json.loads(solver_defaults)
+        except json.JSONDecodeError as err:
+            raise UserError(f"--solver-defaults: not valid JSON ({err})") from None
     parts = {"teacher": teacher, "decoder": decoder, "encoder": encoder, "classifier": classifier}
-    print(export_model(out, **parts, card=text, overwrite=overwrite))
+    print(export_model(out, **parts, card=text, solver_defaults=defaults, overwrite=overwrite))

@@ -22,12 +22,12 @@ SolverOpt = Annotated[
     ),
 ]
 SamplesOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--samples",
         "-k",
         min=1,
-        help="Posterior samples (K > 1 also writes a grid and a std map).",
+        help="Posterior samples (K > 1 also writes a grid and a std map) [default: the model's, else 1].",
         rich_help_panel="Solver",
     ),
 ]
@@ -106,10 +106,9 @@ def _run(
 ):
     """Shared body of the task commands."""
     output = output or input.with_name(f"{input.stem}-{task}.png")
+    grid = samples is not None and samples > 1  # the user asked for K > 1 samples: also a grid and a std map
     extra = (
-        [output.with_name(f"{output.stem}-samples.png"), output.with_name(f"{output.stem}-std.png")]
-        if samples > 1
-        else []
+        [output.with_name(f"{output.stem}-samples.png"), output.with_name(f"{output.stem}-std.png")] if grid else []
     )
     if simulate:
         extra.append(output.with_name(f"{output.stem}-observed.png"))
@@ -159,9 +158,11 @@ def _run(
         cond = m.class_condition(torch.tensor([class_]))
     elif prompt is not None:
         cond = m.prompt_condition([prompt])
-    kwargs = {"samples": samples} if solver in ("one_step", "latent_langevin") else {}
-    if samples > 1 and not kwargs:
+    kwargs = {"samples": samples} if samples is not None and solver in ("one_step", "latent_langevin") else {}
+    if grid and not kwargs:
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
+    if defaults := {k: v for k, v in m.solver_defaults.get(solver, {}).items() if k not in kwargs}:
+        console.print(f"{solver} with the model's settings: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     if tiled:
         with progress_callback("tiles") as callback:
             result = solve_tiled(
@@ -172,7 +173,7 @@ def _run(
         result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
     zoom = 1 if tiled else max(1, 128 // res)
     save_image(result.estimate[0], output, scale=zoom)
-    if samples > 1:
+    if grid:
         save_grid(result.samples[:, 0], extra[0], scale=zoom)
         std = result.std[0] / result.std.max().clamp(min=1e-8) * 2 - 1  # normalised to [-1, 1] for display
         save_image(std, extra[1], scale=zoom)
@@ -196,7 +197,7 @@ def superres(
     output: OutputOpt = None,
     scale: int = typer.Option(4, "--scale", help="Up-sampling factor (2, 4 or 8).", rich_help_panel="Operator"),
     solver: SolverOpt = "one_step",
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
@@ -222,7 +223,7 @@ def inpaint(
         None, "--drop-frac", min=0.0, max=1.0, help="Random pixels, this fraction REMOVED.", rich_help_panel="Operator"
     ),
     solver: SolverOpt = "one_step",
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
@@ -260,7 +261,7 @@ def deblur(
         False, "--motion", help="Random motion blur (seeded by --seed).", rich_help_panel="Operator"
     ),
     solver: SolverOpt = "one_step",
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,
@@ -289,7 +290,7 @@ def denoise(
     input: InputOpt,
     output: OutputOpt = None,
     solver: SolverOpt = "one_step",
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.1,
     class_: ClassOpt = None,
@@ -308,7 +309,7 @@ def colorize(
     input: InputOpt,
     output: OutputOpt = None,
     solver: SolverOpt = "one_step",
-    samples: SamplesOpt = 1,
+    samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.0,
     class_: ClassOpt = None,

@@ -17,10 +17,13 @@ D16=$(pagoda-inv train decoder --preset photo --teacher "$T" --latents "$L" --ru
 D32=$(pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
 D64=$(pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
 E=$(pagoda-inv train encoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS" -q)
-pagoda-inv export --overwrite --out pagoda_inverse/models/photo --teacher "$T" --decoder "$D64" --encoder "$E"
+# The model's solver settings: the PF-ODE encoder (the learned one is too coarse here) and 4 posterior samples.
+DEFAULTS='{"one_step": {"encoder": "ode", "samples": 4}}'
+pagoda-inv export --overwrite --out pagoda_inverse/models/photo --teacher "$T" --decoder "$D64" --encoder "$E" \
+  --solver-defaults "$DEFAULTS"
 python benchmarks/photo.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D16")" \
   --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" --encoder-run "$(dirname "$E")" \
   --test-latents "$RUNS/photo-latents-test" --encode-log "$RUNS/photo-encode-train.log" \
   --model pagoda_inverse/models/photo
 pagoda-inv export --overwrite --out pagoda_inverse/models/photo --teacher "$T" --decoder "$D64" --encoder "$E" \
-  --card docs/models/photo.md
+  --solver-defaults "$DEFAULTS" --card docs/models/photo.md

@@ -7,7 +7,8 @@ Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -65,6 +66,9 @@ class PagodaModel:
     :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
     :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
     :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
+    :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
+        the folder's ``solver_defaults.json``); :func:`pagoda_inverse.solvers.solve` applies them beneath the
+        caller's own hyper-parameters.
     """
 
     path: Path
@@ -73,6 +77,7 @@ class PagodaModel:
     bank: CaptionBank
     config: dict
     encoder: LearnedEncoder | None = None
+    solver_defaults: dict = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -151,4 +156,20 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         config, tensors = config or enc_config, tensors or enc_tensors
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
-    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config, encoder)
+    defaults = read_solver_defaults(path)
+    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config, encoder, defaults)
+
+
+def read_solver_defaults(folder: Path) -> dict:
+    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); anything but
+    an object of objects is a :class:`CheckpointError` naming the file (the keys are checked when a solver runs)."""
+    path = Path(folder) / "solver_defaults.json"
+    if not path.is_file():
+        return {}
+    try:
+        defaults = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise CheckpointError(f'{path}: must map solver names to objects, e.g. {{"one_step": {{"samples": 4}}}}')
+    return defaults

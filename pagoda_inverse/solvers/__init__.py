@@ -17,7 +17,7 @@ from pagoda_inverse.solvers.classical import CLASSICAL
 from pagoda_inverse.solvers.latent import solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
 from pagoda_inverse.solvers.peers import PEERS
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 SOLVERS = {
     "pinv": solve_pinv,
@@ -87,4 +87,11 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+    defaults = getattr(model, "solver_defaults", {}).get(method, {})
+    if defaults:  # the model's recommended settings, beneath the caller's
+        try:
+            check_hparams(method, defaults)
+        except UserError as err:
+            raise CheckpointError(f"{model.path / 'solver_defaults.json'}: {err}") from None
+        kwargs = {**defaults, **kwargs}
     return SOLVERS[method](model, op, y, **kwargs)

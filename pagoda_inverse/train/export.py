@@ -1,8 +1,9 @@
-"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``classifier/`` + ``card.md``) from training
-outputs, as fp16."""
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``classifier/`` + ``card.md`` and
+``solver_defaults.json``) from training outputs, as fp16."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
@@ -18,9 +19,12 @@ def export_model(
     encoder: Path | None = None,
     classifier: Path | None = None,
     card: str = "",
+    solver_defaults: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``.
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``
+    and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked against the solvers'
+    signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's settings).
 
     Every source is read and checked before anything is written; a non-empty ``out`` is refused unless
     ``overwrite`` (then the parts given replace those of the same name, one atomic file at a time).
@@ -38,9 +42,20 @@ def export_model(
             raise CheckpointError(f"{src}: is a {config.get('kind')!r} checkpoint, expected a {name}")
         config.pop("format", None)
         loaded[name] = tensors, config
+    if solver_defaults is not None:
+        from pagoda_inverse.solvers import SOLVERS, check_hparams
+
+        if not isinstance(solver_defaults, dict) or not all(isinstance(v, dict) for v in solver_defaults.values()):
+            raise UserError('solver defaults must map solver names to objects, e.g. {"one_step": {"samples": 4}}')
+        for method, hparams in solver_defaults.items():
+            if method not in SOLVERS:
+                raise UserError(f"solver defaults: unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+            check_hparams(method, hparams)
     out.mkdir(parents=True, exist_ok=True)
     for name, (tensors, config) in loaded.items():
         save_checkpoint(out / name, tensors, config, half=True)
     if card:
         write_text_atomic(out / "card.md", card)
+    if solver_defaults is not None:
+        write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
     return out
