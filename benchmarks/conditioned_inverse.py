@@ -6,7 +6,7 @@ the estimates (control accuracy: the share assigned the true class). The posteri
 deviation is averaged over the hidden and the observed pixels (one_step, K samples). Writes
 ``docs/conditioned.md``::
 
-    python benchmarks/conditioned_inverse.py --images 256 --samples 8
+    python benchmarks/conditioned_inverse.py --images 256 --samples 8 --cfg-scales 1 2
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--sigma-y", type=float, default=0.05)
+    parser.add_argument(
+        "--cfg-scales", type=float, nargs="+", default=[1.0], help="guidance scales of the conditioned runs"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/conditioned.md"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -53,10 +56,14 @@ def main() -> None:
         y = op(x, generator=[torch.Generator().manual_seed(s) for s in seeds])
         for solver in ("one_step", "latent_map"):
             kwargs = {"samples": args.samples} if solver == "one_step" else {}
-            for cond_name, cond in (("none", None), ("true class", model.class_condition(labels))):
+            truth = model.class_condition(labels)
+            runs = [("none", None, 1.0)] + [
+                ("true class" + ("" if w == 1 else f", CFG {w:g}"), truth, w) for w in args.cfg_scales
+            ]
+            for cond_name, cond, w in runs:
                 gens = [torch.Generator().manual_seed(s + 1_000_003) for s in seeds]
                 with torch.enable_grad():  # latent_map optimises through G
-                    out = solve(solver, model, op, y, cond=cond, generator=gens, **kwargs)
+                    out = solve(solver, model, op, y, cond=cond, generator=gens, cfg_scale=w, **kwargs)
                 _, pred = classify(clf, out.estimate.clamp(-1, 1))
                 accuracy = float((pred == labels).double().mean())
                 rows.append((label, solver, cond_name, accuracy))
@@ -67,7 +74,8 @@ def main() -> None:
     lines = [
         "# Conditioned inverse problems and posterior spread",
         "",
-        f"`python benchmarks/conditioned_inverse.py --images {args.images} --samples {args.samples}` on "
+        f"`python benchmarks/conditioned_inverse.py --images {args.images} --samples {args.samples} --cfg-scales "
+        f"{' '.join(f'{w:g}' for w in args.cfg_scales)}` on "
         f"{machine_description()} ({time.perf_counter() - t_start:.0f} s): the first {args.images} Fashion-MNIST "
         f"test images, sigma_y = {args.sigma_y:g} in [-1, 1] units, the embedded `fmnist` model. Control accuracy is "
         "the share of estimates that `fmnist-clf` assigns the image's true class "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from pagoda_inverse.core.generator import generate_guided
 from pagoda_inverse.ops._rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
@@ -25,9 +26,9 @@ from pagoda_inverse.solvers.base import (
 )
 
 
-def _potential(model, op, y, c, u, s):
-    """``U(u)`` per image ``[B]`` and the decoded images."""
-    x = model.generator(u * model.generator.sigma_max, c)
+def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0):
+    """``U(u)`` per image ``[B]`` and the decoded images (G with classifier-free guidance ``cfg_scale``)."""
+    x = generate_guided(model.generator, u * model.generator.sigma_max, c, model.bank.null_embedding, cfg_scale)
     misfit = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2)
     return misfit + u.pow(2).flatten(1).sum(1) / 2, x
 
@@ -51,10 +52,12 @@ def solve_latent_map(
     num_steps: int = 18,
     consistency: bool = True,
     prior_std: float = 0.2,
+    cfg_scale: float = 1.0,
 ) -> SolverResult:
     """MAP latent: ``argmin_u U(u)`` by Adam from the encoding of ``A^+ y`` (2 NFE per step: forward + backward).
 
     :param sigma_floor: lower bound on the likelihood's noise level ``s`` (keeps noiseless problems well posed).
+    :param cfg_scale: classifier-free guidance of G when ``cond`` is given (twice the NFE when != 1).
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
@@ -64,16 +67,16 @@ def solve_latent_map(
     opt = torch.optim.Adam([u], lr=lr)
     for step in range(steps):
         # Gradient step on the per-image potential (images are independent: sum over the batch).
-        energy, _ = _potential(model, op, y, c, u, s)
+        energy, _ = _potential(model, op, y, c, u, s, cfg_scale)
         opt.zero_grad(set_to_none=True)
         energy.sum().backward()
         opt.step()
         if callback is not None:
             callback({"step": step + 1, "total": steps, "energy": energy.detach()})
     with torch.no_grad():
-        x = model.generator(u * model.generator.sigma_max, c)
+        _, x = _potential(model, op, y, c, u, s, cfg_scale)
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = encoder_nfe(model, encoder, num_steps) + 2 * steps + 1
+    nfe = encoder_nfe(model, encoder, num_steps) + (2 * steps + 1) * (1 if cfg_scale == 1 else 2)
     return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_map", nfe, encoder=encoder)
 
 

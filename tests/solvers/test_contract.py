@@ -148,6 +148,19 @@ def test_samples_spread_where_the_mask_hides(model):
     assert float(res.std[~kept].mean()) > 1e-3
 
 
+@pytest.mark.parametrize("solver", ["one_step", "latent_map"])
+def test_guided_solvers_follow_the_guided_generator(model, solver):
+    op, _, y = _problem("downsample_area", sigma_y=0.05)
+    cond = model.class_condition(torch.tensor([3, 5]))
+    kwargs = {"cond": cond, "encoder": "learned", **FAST[solver]}
+    plain = solve(solver, model, op, y, generator=_gens(0, 1), **kwargs)
+    guided = solve(solver, model, op, y, generator=_gens(0, 1), cfg_scale=3.0, **kwargs)
+    # Guidance doubles G's evaluations (conditional and null in one batch; the one-pass encoder is not guided)
+    # and changes the estimate.
+    assert guided.info["nfe"] - 1 == 2 * (plain.info["nfe"] - 1)
+    assert not torch.allclose(guided.estimate, plain.estimate)
+
+
 def test_unknown_solver_and_bad_measurement(model):
     op, _, y = _problem("inpaint_box")
     with pytest.raises(UserError, match="unknown solver 'dps2'"):
