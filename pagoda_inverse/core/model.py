@@ -161,8 +161,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
 
 
 def read_solver_defaults(folder: Path) -> dict:
-    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); anything but
-    an object of objects is a :class:`CheckpointError` naming the file (the keys are checked when a solver runs)."""
+    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON,
+    an unknown solver or a hyper-parameter the solver does not take is a :class:`CheckpointError` naming the file."""
+    from pagoda_inverse.solvers import check_solver_defaults
+
     path = Path(folder) / "solver_defaults.json"
     if not path.is_file():
         return {}
@@ -170,6 +172,8 @@ def read_solver_defaults(folder: Path) -> dict:
         defaults = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
-    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
-        raise CheckpointError(f'{path}: must map solver names to objects, e.g. {{"one_step": {{"samples": 4}}}}')
+    try:
+        check_solver_defaults(defaults)
+    except UserError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     return defaults

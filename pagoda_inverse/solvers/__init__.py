@@ -17,7 +17,7 @@ from pagoda_inverse.solvers.classical import CLASSICAL
 from pagoda_inverse.solvers.latent import solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
 from pagoda_inverse.solvers.peers import PEERS
-from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.utils.errors import UserError
 
 SOLVERS = {
     "pinv": solve_pinv,
@@ -44,7 +44,7 @@ def check_hparams(method: str, hparams: dict) -> None:
     >>> check_hparams("latent_map", {"stepz": 50})
     Traceback (most recent call last):
     ...
-    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, encoder, num_steps, consistency, prior_std
+    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, encoder, num_steps, consistency, prior_std, cfg_scale
     """
     import inspect
     import math
@@ -87,11 +87,23 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
-    defaults = getattr(model, "solver_defaults", {}).get(method, {})
-    if defaults:  # the model's recommended settings, beneath the caller's
-        try:
-            check_hparams(method, defaults)
-        except UserError as err:
-            raise CheckpointError(f"{model.path / 'solver_defaults.json'}: {err}") from None
-        kwargs = {**defaults, **kwargs}
-    return SOLVERS[method](model, op, y, **kwargs)
+    defaults = getattr(model, "solver_defaults", {}).get(method, {})  # checked when the model was loaded
+    return SOLVERS[method](model, op, y, **{**defaults, **kwargs})  # the model's settings beneath the caller's
+
+
+def check_solver_defaults(defaults) -> None:
+    """Raise :class:`UserError` unless ``defaults`` maps solver names to valid hyper-parameters (a model's
+    ``solver_defaults.json``).
+
+    >>> check_solver_defaults({"one_step": {"samples": 4, "encoder": "ode"}})
+    >>> check_solver_defaults({"one_stpe": {}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pagoda_inverse.utils.errors.UserError: unknown solver 'one_stpe'; choose one of: pinv, bicubic, ...
+    """
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise UserError('solver defaults must map solver names to objects, e.g. {"one_step": {"samples": 4}}')
+    for method, hparams in defaults.items():
+        if method not in SOLVERS:
+            raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+        check_hparams(method, hparams)

@@ -43,14 +43,9 @@ def export_model(
         config.pop("format", None)
         loaded[name] = tensors, config
     if solver_defaults is not None:
-        from pagoda_inverse.solvers import SOLVERS, check_hparams
+        from pagoda_inverse.solvers import check_solver_defaults
 
-        if not isinstance(solver_defaults, dict) or not all(isinstance(v, dict) for v in solver_defaults.values()):
-            raise UserError('solver defaults must map solver names to objects, e.g. {"one_step": {"samples": 4}}')
-        for method, hparams in solver_defaults.items():
-            if method not in SOLVERS:
-                raise UserError(f"solver defaults: unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
-            check_hparams(method, hparams)
+        check_solver_defaults(solver_defaults)
     out.mkdir(parents=True, exist_ok=True)
     for name, (tensors, config) in loaded.items():
         save_checkpoint(out / name, tensors, config, half=True)
