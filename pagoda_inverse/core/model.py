@@ -163,11 +163,11 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
 def read_solver_defaults(folder: Path) -> dict:
     """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON,
     an unknown solver or a hyper-parameter the solver does not take is a :class:`CheckpointError` naming the file."""
-    from pagoda_inverse.solvers import check_solver_defaults
-
     path = Path(folder) / "solver_defaults.json"
     if not path.is_file():
         return {}
+    from pagoda_inverse.solvers import check_solver_defaults  # only for a model that has settings
+
     try:
         defaults = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
