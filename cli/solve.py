@@ -17,7 +17,7 @@ SolverOpt = Annotated[
     str,
     typer.Option(
         "--solver",
-        help="one_step, encode_decode, latent_map, latent_langevin, pinv, bicubic.",
+        help="one_step, encode_decode, latent_map, latent_ilo, latent_langevin, pinv, bicubic.",
         rich_help_panel="Solver",
     ),
 ]

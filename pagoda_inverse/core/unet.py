@@ -209,6 +209,8 @@ class UNet(nn.Module):
 
         # Output head at the teacher resolution (the teacher's own head).
         self.out = _head(ch, cfg.in_channels)
+        #: ``(C, r, r)`` of the features entering the growth stages (what ``forward``'s ``grow_offset`` shifts).
+        self.grow_in_shape = (ch, cfg.resolution, cfg.resolution)
 
         # PaGoDA growth: per stage one 2x up block then plain blocks, no skips, still conditioned; each stage adds
         # a zero-initialised head whose output is a residual on the up-sampled image of the previous scale.
@@ -227,7 +229,11 @@ class UNet(nn.Module):
             return nn.ModuleList([block, Attention(cout)])
         return nn.ModuleList([block])
 
-    def forward(self, x: torch.Tensor, noise_labels: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, noise_labels: torch.Tensor, cond: torch.Tensor, grow_offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``grow_offset``: ``[B, *grow_in_shape]`` added to the features entering the growth stages (not to the
+        teacher-resolution head), as intermediate-layer optimisation does; needs at least one growth stage."""
         emb = F.silu(self.noise_mlp(self.noise_embed(noise_labels)) + self.cond_embed(cond))
         h = self.conv_in(x)
         skips = [h]
@@ -248,6 +254,10 @@ class UNet(nn.Module):
             for layer in block:
                 h = layer(h, emb)
         x = self.out(h)
+        if grow_offset is not None:
+            if not self.grow:
+                raise ValueError("grow_offset needs a network with growth stages")
+            h = h + grow_offset
         for stage, head, mode in zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True):
             for layer in stage:
                 h = layer(h, emb)

@@ -1,12 +1,12 @@
 """Inverse-problem solvers, one signature for all (see :mod:`pagoda_inverse.solvers.base`), and their registry.
 
-Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``, ``richardson_lucy``,
-``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_langevin``) and the
-peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
+Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``,
+``richardson_lucy``, ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_ilo``,
+``latent_langevin``) and the peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_langevin', 'latent_map',
- 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
+['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_ilo', 'latent_langevin',
+ 'latent_map', 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
 from pagoda_inverse.solvers.classical import CLASSICAL
-from pagoda_inverse.solvers.latent import solve_latent_langevin, solve_latent_map
+from pagoda_inverse.solvers.latent import solve_latent_ilo, solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
 from pagoda_inverse.solvers.peers import PEERS
 from pagoda_inverse.utils.errors import UserError
@@ -27,9 +27,13 @@ SOLVERS = {
     "encode_decode": solve_encode_decode,
     "one_step": solve_one_step,
     "latent_map": solve_latent_map,
+    "latent_ilo": solve_latent_ilo,
     "latent_langevin": solve_latent_langevin,
     **PEERS,
 }
+
+#: Solvers without a learned prior (no model network): the starting points ``latent_map(init=...)`` accepts.
+LATENT_FREE = ("pinv", "bicubic", "gray", *CLASSICAL)
 
 
 #: Keyword arguments every solver takes from the caller, not from a task file.
@@ -44,7 +48,7 @@ def check_hparams(method: str, hparams: dict) -> None:
     >>> check_hparams("latent_map", {"stepz": 50})
     Traceback (most recent call last):
     ...
-    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, encoder, num_steps, consistency, prior_std, cfg_scale
+    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, init, encoder, num_steps, consistency, prior_std, cfg_scale
     """
     import inspect
     import math

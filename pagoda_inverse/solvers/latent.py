@@ -4,10 +4,11 @@ Both work on the normalised latent ``u = z / sigma_max`` (prior ``N(0, I)``) wit
 
     U(u) = ||A G(sigma_max u) - y||^2 / (2 s^2) + ||u||^2 / 2,    s = max(sigma_y, sigma_floor),
 
-``latent_map`` minimises it (Adam, GAN-inversion style); ``latent_langevin`` samples ``exp(-U)`` with the
+``latent_map`` minimises it (Adam, GAN-inversion style); ``latent_ilo`` then also frees the features entering
+G's growth stages (intermediate-layer optimisation); ``latent_langevin`` samples ``exp(-U)`` with the
 unadjusted Langevin algorithm ``u <- u - tau grad U + sqrt(2 tau) xi`` (the noise-space posterior sampling of
-Purohit et al., arXiv 2410.02078, with a one-step map like G). Both start at the encoding of ``A^+ y`` and end with
-the data-consistency step.
+Purohit et al., arXiv 2410.02078, with a one-step map like G). All start at the encoding of ``A^+ y`` (or of a classical
+solver's estimate, ``init``) and end with the data-consistency step.
 """
 
 from __future__ import annotations
@@ -24,17 +25,36 @@ from pagoda_inverse.solvers.base import (
     prepare,
     result,
 )
+from pagoda_inverse.utils.errors import UserError
 
 
-def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0):
-    """``U(u)`` per image ``[B]`` and the decoded images (G with classifier-free guidance ``cfg_scale``)."""
-    x = generate_guided(model.generator, u * model.generator.sigma_max, c, model.bank.null_embedding, cfg_scale)
-    misfit = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2)
-    return misfit + u.pow(2).flatten(1).sum(1) / 2, x
+def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offset=None, offset_weight: float = 0.0):
+    """``U(u)`` per image ``[B]`` (plus ``offset_weight ||offset||^2 / 2`` when G's growth features are shifted by
+    ``offset``) and the decoded images (G with classifier-free guidance ``cfg_scale``)."""
+    G = model.generator
+    x = generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+    energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
+    if offset is not None:
+        energy = energy + offset_weight * offset.pow(2).flatten(1).sum(1) / 2
+    return energy, x
 
 
 def _noise_level(op, sigma_floor: float) -> float:
     return max(float(torch.as_tensor(op.sigma_y).max()), sigma_floor)
+
+
+def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int) -> torch.Tensor:
+    """Normalised latents ``[B, C, r, r]`` of the starting estimate: ``op.initial_estimate(y)``, or the estimate of
+    the latent-free solver ``init`` (e.g. ``wiener`` for blur, whose pseudo-inverse amplifies the noise)."""
+    if init is None:
+        x0 = op.initial_estimate(y)
+    else:
+        from pagoda_inverse.solvers import LATENT_FREE, SOLVERS
+
+        if init not in LATENT_FREE:
+            raise UserError(f"init {init!r} is not a latent-free solver; choose from {', '.join(LATENT_FREE)}")
+        x0 = SOLVERS[init](model, op, y).estimate
+    return encode_estimate(model, x0, c, encoder, num_steps) / model.generator.sigma_max
 
 
 def solve_latent_map(
@@ -48,6 +68,7 @@ def solve_latent_map(
     steps: int = 100,
     lr: float = 0.05,
     sigma_floor: float = 0.02,
+    init: str | None = None,
     encoder: str | None = None,
     num_steps: int = 18,
     consistency: bool = True,
@@ -57,27 +78,76 @@ def solve_latent_map(
     """MAP latent: ``argmin_u U(u)`` by Adam from the encoding of ``A^+ y`` (2 NFE per step: forward + backward).
 
     :param sigma_floor: lower bound on the likelihood's noise level ``s`` (keeps noiseless problems well posed).
+    :param init: start from this latent-free solver's estimate instead of ``op.initial_estimate(y)``.
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (twice the NFE when != 1).
     """
+    out = solve_latent_ilo(
+        model, op, y, cond=cond, callback=callback, steps=steps, refine_steps=0, lr=lr, sigma_floor=sigma_floor,
+        init=init, encoder=encoder, num_steps=num_steps, consistency=consistency, prior_std=prior_std,
+        cfg_scale=cfg_scale,
+    )  # fmt: skip
+    out.info["solver"] = "latent_map"
+    return out
+
+
+def solve_latent_ilo(
+    model,
+    op,
+    y,
+    *,
+    cond=None,
+    generator=None,
+    callback=None,
+    steps: int = 20,
+    refine_steps: int = 20,
+    lr: float = 0.1,
+    refine_weight: float = 3.0,
+    sigma_floor: float = 0.02,
+    init: str | None = None,
+    encoder: str | None = None,
+    num_steps: int = 18,
+    consistency: bool = True,
+    prior_std: float = 0.2,
+    cfg_scale: float = 1.0,
+) -> SolverResult:
+    """Intermediate-layer optimisation (Daras et al., ICML 2021, arXiv 2102.07364) through PaGoDA's grown G.
+
+    G's range is only as rich as its teacher-resolution latent (``fmnist``: 64 numbers for a 32x32 image). After
+    ``steps`` of ``latent_map``, the features entering the growth stages (``[B, *G.net.grow_in_shape]``, the
+    teacher-resolution trunk's output) get a free offset ``h -> h + d`` with the Gaussian penalty
+    ``refine_weight ||d||^2 / 2``, and ``u`` and ``d`` are optimised together for ``refine_steps``; the growth
+    stages then still shape every image, from a richer input. Needs a G with at least one growth stage.
+
+    :param refine_weight: precision of the offset's Gaussian prior (larger: closer to ``latent_map``).
+    :param init: start from this latent-free solver's estimate (``wiener`` for blur) instead of
+        ``op.initial_estimate(y)``.
+    """
+    if refine_steps and not model.generator.net.grow:
+        raise UserError(f"{model.path}: latent_ilo refines the features entering G's growth stages; this G has none")
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
-        u = (encode_estimate(model, op.initial_estimate(y), c, encoder, num_steps) / model.generator.sigma_max).clone()
-    u.requires_grad_(True)
+        u = _start(model, op, y, c, init, encoder, num_steps)
+    u, offset = u.clone().requires_grad_(True), None
     opt = torch.optim.Adam([u], lr=lr)
-    for step in range(steps):
+    for step in range(steps + refine_steps):
+        if step == steps:  # refinement: free the features entering the growth stages too (fresh Adam moments)
+            offset = torch.zeros(len(u), *model.generator.net.grow_in_shape, device=u.device, requires_grad=True)
+            opt = torch.optim.Adam([u, offset], lr=lr)
         # Gradient step on the per-image potential (images are independent: sum over the batch).
-        energy, _ = _potential(model, op, y, c, u, s, cfg_scale)
+        energy, _ = _potential(model, op, y, c, u, s, cfg_scale, offset, refine_weight)
         opt.zero_grad(set_to_none=True)
         energy.sum().backward()
         opt.step()
         if callback is not None:
-            callback({"step": step + 1, "total": steps, "energy": energy.detach()})
+            callback({"step": step + 1, "total": steps + refine_steps, "energy": energy.detach()})
     with torch.no_grad():
-        _, x = _potential(model, op, y, c, u, s, cfg_scale)
+        G = model.generator
+        x = generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+    with torch.no_grad():
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = encoder_nfe(model, encoder, num_steps) + (2 * steps + 1) * (1 if cfg_scale == 1 else 2)
-    return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_map", nfe, encoder=encoder)
+    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * (1 if cfg_scale == 1 else 2)
+    return result(x[None], (u.detach() * G.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 
 def solve_latent_langevin(

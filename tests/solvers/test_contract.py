@@ -19,11 +19,12 @@ FAST = {
     "encode_decode": {"num_steps": 4},
     "one_step": {"num_steps": 4, "samples": 3},
     "latent_map": {"num_steps": 4, "steps": 5},
+    "latent_ilo": {"num_steps": 4, "steps": 3, "refine_steps": 3},
     "latent_langevin": {"num_steps": 4, "steps": 5, "samples": 3},
 }
 PEER_STEPS = {"dps": 5, "ddrm": 4, "diffpir": 4, "pigdm": 4}
 # Solvers whose output is pulled onto the measurements (bicubic is not).
-CONSISTENT = {"pinv", "encode_decode", "one_step", "latent_map", "latent_langevin"}
+CONSISTENT = {"pinv", "encode_decode", "one_step", "latent_map", "latent_ilo", "latent_langevin"}
 # deepinv draws the noise of a whole batch from one seed, so these are deterministic per batch, not per image.
 BATCH_SEEDED = {"dps", "diffpir", "pigdm"}
 # (solver, operator) pairs that must be refused with a one-line reason.
@@ -130,7 +131,7 @@ def test_deconvolution_baselines_undo_a_blur(model, prior_dir, solver):
         assert (op.A(res.estimate) - y).norm() < 0.7 * (op.A(y) - y).norm()
 
 
-@pytest.mark.parametrize("solver", ["encode_decode", "one_step", "latent_map"])
+@pytest.mark.parametrize("solver", ["encode_decode", "one_step", "latent_map", "latent_ilo"])
 def test_noisy_consistency_within_the_noise_level(model, solver):
     op, x, y = _problem("inpaint_random", sigma_y=0.05)
     # A random G is far from the data, so weigh the measurements as a trained model's error (0.1) would not.
@@ -148,7 +149,7 @@ def test_samples_spread_where_the_mask_hides(model):
     assert float(res.std[~kept].mean()) > 1e-3
 
 
-@pytest.mark.parametrize("solver", ["one_step", "latent_map"])
+@pytest.mark.parametrize("solver", ["one_step", "latent_map", "latent_ilo"])
 def test_guided_solvers_follow_the_guided_generator(model, solver):
     op, _, y = _problem("downsample_area", sigma_y=0.05)
     cond = model.class_condition(torch.tensor([3, 5]))
@@ -159,6 +160,42 @@ def test_guided_solvers_follow_the_guided_generator(model, solver):
     # and changes the estimate.
     assert guided.info["nfe"] - 1 == 2 * (plain.info["nfe"] - 1)
     assert not torch.allclose(guided.estimate, plain.estimate)
+
+
+def test_latent_ilo_widens_the_range_of_g(model):
+    # Fitting y = G(z, offset) itself (A = I): freeing the growth features must explain y better than the latent
+    # alone at the same number of steps; with no refinement it is latent_map.
+    G, g = model.generator, torch.Generator().manual_seed(5)
+    z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
+    y = G(z, model.null_condition(2), torch.randn(2, *G.net.grow_in_shape, generator=g))
+    op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
+    fit = {"consistency": False, "encoder": "learned", "lr": 0.1}
+    plain = solve("latent_map", model, op, y, steps=30, **fit)
+    ilo = solve("latent_ilo", model, op, y, steps=10, refine_steps=20, refine_weight=1e-3, **fit)
+    misfit = [float((r.estimate - y).norm()) for r in (plain, ilo)]
+    assert misfit[1] < 0.6 * misfit[0], misfit
+    same = solve("latent_ilo", model, op, y, steps=30, refine_steps=0, **fit)
+    torch.testing.assert_close(same.estimate, plain.estimate)
+    assert (plain.info["solver"], ilo.info["nfe"]) == ("latent_map", 1 + 2 * 30 + 1)
+
+
+def test_latent_solvers_start_from_a_latent_free_solver(model):
+    op, _, y = _problem("inpaint_box", sigma_y=0.05)
+    fit = {"encoder": "ode", "num_steps": 4, "steps": 2}
+    start = solve("latent_map", model, op, y, init="biharmonic", **fit)
+    assert not torch.allclose(start.latents, solve("latent_map", model, op, y, **fit).latents)
+    with pytest.raises(UserError, match="'one_step' is not a latent-free solver"):
+        solve("latent_map", model, op, y, init="one_step", **fit)
+    with pytest.raises(UserError, match="only applies to blur"):
+        solve("latent_ilo", model, op, y, init="wiener", **fit)
+
+
+def test_latent_ilo_needs_growth_stages(model):
+    flat = PagodaModel("flat", model.teacher, Generator(UNet(UNetConfig(**model.config["unet"]))), model.bank,
+                       model.config, model.encoder)  # fmt: skip
+    op = make_operator("denoise", shape=(1, 8, 8), batch=1, seeds=[0])
+    with pytest.raises(UserError, match="latent_ilo refines the features entering G's growth stages"):
+        solve("latent_ilo", flat, op, torch.zeros(1, 1, 8, 8), encoder="learned")
 
 
 def test_unknown_solver_and_bad_measurement(model):
