@@ -6,7 +6,7 @@ the estimates (control accuracy: the share assigned the true class). The posteri
 deviation is averaged over the hidden and the observed pixels (one_step, K samples). Writes
 ``docs/conditioned.md``::
 
-    python benchmarks/conditioned_inverse.py --images 256 --samples 8 --cfg-scales 1 2
+    python benchmarks/conditioned_inverse.py --images 256 --samples 8 --cfg-scales 1 2 --solvers one_step latent_map latent_ilo
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument(
         "--cfg-scales", type=float, nargs="+", default=[1.0], help="guidance scales of the conditioned runs"
     )
+    parser.add_argument("--solvers", nargs="+", default=["one_step", "latent_map", "latent_ilo"])
     parser.add_argument("--out", type=Path, default=Path("docs/conditioned.md"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -54,7 +55,7 @@ def main() -> None:
     for label, name, params in SETTINGS:
         op = make_operator(name, shape=(1, 32, 32), batch=len(x), seeds=seeds, sigma_y=args.sigma_y, **params)
         y = op(x, generator=[torch.Generator().manual_seed(s) for s in seeds])
-        for solver in ("one_step", "latent_map"):
+        for solver in args.solvers:
             kwargs = {"samples": args.samples} if solver == "one_step" else {}
             truth = model.class_condition(labels)
             runs = [("none", None, 1.0)] + [
@@ -62,7 +63,7 @@ def main() -> None:
             ]
             for cond_name, cond, w in runs:
                 gens = [torch.Generator().manual_seed(s + 1_000_003) for s in seeds]
-                with torch.enable_grad():  # latent_map optimises through G
+                with torch.enable_grad():  # the latent solvers optimise through G
                     out = solve(solver, model, op, y, cond=cond, generator=gens, cfg_scale=w, **kwargs)
                 _, pred = classify(clf, out.estimate.clamp(-1, 1))
                 accuracy = float((pred == labels).double().mean())
@@ -75,7 +76,7 @@ def main() -> None:
         "# Conditioned inverse problems and posterior spread",
         "",
         f"`python benchmarks/conditioned_inverse.py --images {args.images} --samples {args.samples} --cfg-scales "
-        f"{' '.join(f'{w:g}' for w in args.cfg_scales)}` on "
+        f"{' '.join(f'{w:g}' for w in args.cfg_scales)} --solvers {' '.join(args.solvers)}` on "
         f"{machine_description()} ({time.perf_counter() - t_start:.0f} s): the first {args.images} Fashion-MNIST "
         f"test images, sigma_y = {args.sigma_y:g} in [-1, 1] units, the embedded `fmnist` model. Control accuracy is "
         "the share of estimates that `fmnist-clf` assigns the image's true class "
