@@ -2,7 +2,8 @@
 
 Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``,
 ``richardson_lucy``, ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_ilo``,
-``latent_langevin``) and the peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
+``latent_langevin``) and the peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``,
+``diffpir``, ``pigdm``).
 
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
 ['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_ilo', 'latent_langevin',
@@ -32,7 +33,7 @@ SOLVERS = {
     **PEERS,
 }
 
-#: Solvers without a learned prior (no model network): the starting points ``latent_map(init=...)`` accepts.
+#: Solvers without a learned prior (no model network): the starting points the latent solvers' ``init`` accepts.
 LATENT_FREE = ("pinv", "bicubic", "gray", *CLASSICAL)
 
 

@@ -7,8 +7,8 @@ Both work on the normalised latent ``u = z / sigma_max`` (prior ``N(0, I)``) wit
 ``latent_map`` minimises it (Adam, GAN-inversion style); ``latent_ilo`` then also frees the features entering
 G's growth stages (intermediate-layer optimisation); ``latent_langevin`` samples ``exp(-U)`` with the
 unadjusted Langevin algorithm ``u <- u - tau grad U + sqrt(2 tau) xi`` (the noise-space posterior sampling of
-Purohit et al., arXiv 2410.02078, with a one-step map like G). All start at the encoding of ``A^+ y`` (or of a classical
-solver's estimate, ``init``) and end with the data-consistency step.
+Purohit et al., arXiv 2410.02078, with a one-step map like G). All start at the encoding of ``A^+ y`` (or of a
+classical solver's estimate, ``init``) and end with the data-consistency step.
 """
 
 from __future__ import annotations
@@ -128,9 +128,9 @@ def solve_latent_ilo(
     :param init: start from this latent-free solver's estimate (``wiener`` for blur) instead of
         ``op.initial_estimate(y)``.
     """
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     if refine_steps and not model.generator.net.grow:
         raise UserError(f"{model.path}: latent_ilo refines the features entering G's growth stages; this G has none")
-    timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
         u = _start(model, op, y, c, init, encoder, num_steps)
@@ -150,7 +150,6 @@ def solve_latent_ilo(
     with torch.no_grad():
         G = model.generator
         x = generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
-    with torch.no_grad():
         x = data_consistency(op, x, y, prior_std) if consistency else x
     nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * (1 if cfg_scale == 1 else 2)
     return result(x[None], (u.detach() * G.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
