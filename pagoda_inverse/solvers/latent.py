@@ -28,15 +28,21 @@ from pagoda_inverse.solvers.base import (
 from pagoda_inverse.utils.errors import UserError
 
 
+def _decode(model, u, c, cfg_scale: float = 1.0, offset=None) -> torch.Tensor:
+    """``[B, C, R, R]`` images ``G(sigma_max u)`` (classifier-free guidance ``cfg_scale``, growth features shifted by
+    ``offset`` when given)."""
+    G = model.generator
+    return generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+
+
 def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offset=None, offset_weight: float = 0.0):
     """``U(u)`` per image ``[B]`` (plus ``offset_weight ||offset||^2 / 2`` when G's growth features are shifted by
-    ``offset``) and the decoded images (G with classifier-free guidance ``cfg_scale``)."""
-    G = model.generator
-    x = generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+    ``offset``)."""
+    x = _decode(model, u, c, cfg_scale, offset)
     energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
     if offset is not None:
         energy = energy + offset_weight * offset.pow(2).flatten(1).sum(1) / 2
-    return energy, x
+    return energy
 
 
 def _noise_level(op, sigma_floor: float) -> float:
@@ -139,20 +145,20 @@ def solve_latent_ilo(
     for step in range(steps + refine_steps):
         if step == steps:  # refinement: free the features entering the growth stages too (fresh Adam moments)
             offset = torch.zeros(len(u), *model.generator.net.grow_in_shape, device=u.device, requires_grad=True)
-            opt = torch.optim.Adam([{"params": [u], "lr": refine_latent_lr or lr}, {"params": [offset]}], lr=lr)
+            latent_lr = lr if refine_latent_lr is None else refine_latent_lr
+            opt = torch.optim.Adam([{"params": [u], "lr": latent_lr}, {"params": [offset]}], lr=lr)
         # Gradient step on the per-image potential (images are independent: sum over the batch).
-        energy, _ = _potential(model, op, y, c, u, s, cfg_scale, offset, refine_weight)
+        energy = _potential(model, op, y, c, u, s, cfg_scale, offset, refine_weight)
         opt.zero_grad(set_to_none=True)
         energy.sum().backward()
         opt.step()
         if callback is not None:
             callback({"step": step + 1, "total": steps + refine_steps, "energy": energy.detach()})
     with torch.no_grad():
-        G = model.generator
-        x = generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+        x = _decode(model, u, c, cfg_scale, offset)
         x = data_consistency(op, x, y, prior_std) if consistency else x
     nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * (1 if cfg_scale == 1 else 2)
-    return result(x[None], (u.detach() * G.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
+    return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 
 def solve_latent_langevin(
@@ -181,20 +187,20 @@ def solve_latent_langevin(
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
-        u0 = encode_estimate(model, op.initial_estimate(y), c, encoder, num_steps) / model.generator.sigma_max
+        u0 = _start(model, op, y, c, None, encoder, num_steps)
     # K chains per image; chain j of image i draws from image i's generator only.
     chains = [(1 - init_eta**2) ** 0.5 * u0 + init_eta * randn_like(u0, generator) for _ in range(samples)]
     for step in range(steps):
         for j, u in enumerate(chains):
             u = u.detach().requires_grad_(True)
-            energy, _ = _potential(model, op, y, c, u, s)
+            energy = _potential(model, op, y, c, u, s)
             (grad,) = torch.autograd.grad(energy.sum(), u)
             # Langevin step: drift down the potential plus sqrt(2 tau) Gaussian noise.
             chains[j] = (u - step_size * grad + (2 * step_size) ** 0.5 * randn_like(u0, generator)).detach()
         if callback is not None:
             callback({"step": step + 1, "total": steps, "energy": energy.detach()})
     with torch.no_grad():
-        xs = torch.stack([model.generator(u * model.generator.sigma_max, c) for u in chains])
+        xs = torch.stack([_decode(model, u, c) for u in chains])
         if consistency:
             xs = torch.stack([data_consistency(op, x, y, prior_std) for x in xs])
     nfe = encoder_nfe(model, encoder, num_steps) + samples * (2 * steps + 1)
