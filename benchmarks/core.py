@@ -3,12 +3,13 @@
 Reports the training wall time of every stage (from the run logs), PF-ODE encoding throughput, the
 encode -> teacher-decode round trip, the decoders' reconstruction PSNR on the test split's latents (8x8 G and the
 grown G against the full-resolution test images, beside bicubic up-sampling of the 8x8 image), the learned
-encoder's latent error and the PSNR of decoding through it, and one-step G vs teacher Heun sampling throughput
-measured in the same process. Usage (see scripts/train_fmnist.sh):
+encoder's latent error and the PSNR of decoding through it, the guidance map's error on held-out seeds, and
+one-step G vs teacher Heun sampling throughput measured in the same process. Usage (see scripts/train_fmnist.sh):
 
     python benchmarks/core.py --teacher-run runs/00000-teacher-fmnist --decoder-run runs/00001-decoder-fmnist \
         --grow-runs runs/00002-grow-fmnist runs/00003-grow-fmnist --encoder-run runs/00004-encoder-fmnist \
-        --train-latents runs/latents-train --test-latents runs/latents-test --encode-log runs/encode-train.log
+        --guidance-run runs/00019-guidance-fmnist --train-latents runs/latents-train --test-latents runs/latents-test \
+        --encode-log runs/encode-train.log
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.pairs import pair_batch
 from pagoda_inverse.utils.images import save_grid
+from pagoda_inverse.utils.seeding import randn_for_seeds
 
 
 def run_seconds(run_dir: Path) -> float:
@@ -82,6 +84,7 @@ def main() -> None:
     p.add_argument("--decoder-run", type=Path, required=True)
     p.add_argument("--grow-runs", type=Path, nargs="*", default=[])
     p.add_argument("--encoder-run", type=Path)
+    p.add_argument("--guidance-run", type=Path, help="run folder of 'pagoda-inv train guidance'")
     p.add_argument("--train-latents", type=Path, required=True)
     p.add_argument("--test-latents", type=Path, required=True)
     p.add_argument("--encode-log", type=Path, help="stderr of the train-split encode (holds its wall time)")
@@ -99,6 +102,7 @@ def main() -> None:
     G8 = load_model(args.decoder_run / "decoder").generator
     G = load_model(args.grow_runs[-1] / "decoder").generator if args.grow_runs else G8
     E = load_model(args.encoder_run / "encoder").encoder if args.encoder_run else None
+    M = load_model(args.guidance_run / "guidance").guidance if args.guidance_run else None
     data = DataConfig(**model.config["data"])
     rows: list[tuple[str, str]] = []
 
@@ -109,6 +113,7 @@ def main() -> None:
         (f"grow stage {i + 1} (to {8 * 2 ** (i + 1)}x{8 * 2 ** (i + 1)})", r) for i, r in enumerate(args.grow_runs)
     ]
     times += [("learned encoder", args.encoder_run)] if args.encoder_run else []
+    times += [("guidance map (pairs + regression)", args.guidance_run)] if args.guidance_run else []
     cache, manifest = load_latent_cache(args.train_latents)
     total = 0.0
     for name, run in times:
@@ -182,6 +187,20 @@ def main() -> None:
             ("decode PSNR through the ODE encoder (34 NFE + 1 NFE)", f"{psnr(batched(G, zt, ct), target):.2f} dB")
         )
 
+    if M is not None:
+        # Held-out guidance pairs (seeds the training never drew), canonical class captions: how much of the
+        # teacher's guided displacement z_w - z the map misses.
+        gcfg = json.loads((args.guidance_run / "config.json").read_text())["config"]
+        hz = 80 * randn_for_seeds(range(10**6, 10**6 + 1000), low.shape[1:])
+        hc = model.class_condition(torch.arange(1000) % 10)
+        for w in (2.0, 4.0):
+            den = guided_denoiser(model.teacher, hc, model.bank.null_embedding, w)
+            x_w = sample_heun(den, hz / 80, gcfg["num_steps"]).clamp(-1, 1)
+            z_w = encode_heun(guided_denoiser(model.teacher, hc, clamp=True), x_w, gcfg["num_steps"])
+            miss = float((batched(lambda a, b, w=w: M(a, b, w), hz, hc) - z_w).norm() / (z_w - hz).norm())
+            name = f"guidance map, w = {w:g}: norm(M(z) - z_w) / norm(z_w - z), 1000 held-out seeds"
+            rows.append((name, f"{miss:.3f}"))
+
     # Sampling throughput in this process: one-step G vs teacher Heun (18 points = 35 NFE).
     n = 512
     noise = torch.randn(n, *low.shape[1:], generator=torch.Generator().manual_seed(0))
@@ -207,6 +226,9 @@ def main() -> None:
     pictures["decoder_8x8.png"] = G8(grid_z * 80, grid_c)
     pictures["decoder_onestep.png"] = G(grid_z * 80, grid_c)
     pictures["decoder_onestep_cfg2.png"] = generate_guided(G, grid_z * 80, grid_c, null, 2.0)
+    if M is not None:
+        guided_z = M(grid_z * 80, grid_c, 2.0)
+        pictures["decoder_onestep_guided_cfg2.png"] = generate_guided(G, guided_z, grid_c, null, 2.0)
     (args.out.parent / "img").mkdir(parents=True, exist_ok=True)
     for name, x in pictures.items():
         save_grid(x.clamp(-1, 1), args.out.parent / "img" / name, nrow=10, scale=max(1, 64 // x.shape[-1]))
@@ -230,6 +252,16 @@ def main() -> None:
         "",
         "![G cfg2](img/decoder_onestep_cfg2.png)",
         "",
+        *(
+            [
+                "With the guidance map, CFG 2: `G_2(M(z, c, 2), c)`, the teacher's guided sample in one pass:",
+                "",
+                "![G guided](img/decoder_onestep_guided_cfg2.png)",
+                "",
+            ]
+            if M is not None
+            else []
+        ),
         "Test images at 8x8 (top) and the 8x8 G's one-step reconstructions from their PF-ODE latents (bottom):",
         "",
         "![rec](img/decoder_reconstructions.png)",
@@ -244,7 +276,7 @@ def main() -> None:
         ]
     args.out.write_text("\n".join(page))
     card = [
-        "# fmnist: PaGoDA on Fashion-MNIST (teacher 8x8, one-step G grown to 32x32, learned encoder)",
+        "# fmnist: PaGoDA on Fashion-MNIST (teacher 8x8, one-step G grown to 32x32, learned encoder, guidance map)",
         "",
         "- Data: Fashion-MNIST train split (60,000 images, Debian package `dataset-fashion-mnist`, MIT licence,",
         "  Zalando SE), 28 px padded to 32, area-downsampled x4 to 8x8 for the teacher; 10 classes; conditioning",

@@ -34,7 +34,13 @@ def generate(
     class_: str | None = typer.Option(None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot')."),
     prompt: str | None = typer.Option(None, "--prompt", help="Free-text prompt (runs the text encoder)."),
     seeds: str = typer.Option("0-63", "--seeds", help="Seeds, e.g. 0-63 or 1,5,9; one sample each."),
-    cfg: float = typer.Option(1.0, "--cfg", min=0.0, help="Classifier-free guidance scale (1 = none)."),
+    cfg: float = typer.Option(
+        1.0,
+        "--cfg",
+        min=0.0,
+        help="Classifier-free guidance scale (1 = none); a model with a guidance map takes 1 to its trained maximum "
+        "(4.5 for fmnist).",
+    ),  # fmt: skip
     sampler: str = typer.Option("onestep", "--sampler", help="onestep (G, 1 NFE) or heun (teacher PF-ODE)."),
     steps: int = typer.Option(18, "--steps", min=2, help="Heun grid points (heun sampler only)."),
     model: ModelOpt = "fmnist",

@@ -20,7 +20,8 @@ def models() -> None:
         folder = MODELS_DIR / name
         card = folder / "card.md"
         summary = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else ""
-        parts = [p for p in ("teacher", "decoder", "encoder", "classifier") if (folder / p / "config.json").is_file()]
+        kinds = ("teacher", "decoder", "encoder", "guidance", "classifier")
+        parts = [p for p in kinds if (folder / p / "config.json").is_file()]
         configs = {p: load_config(folder / p) for p in parts}
         res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
                else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
@@ -50,6 +51,7 @@ def export(
     teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint folder."),
     decoder: Path | None = typer.Option(None, "--decoder", help="Decoder checkpoint folder."),
     encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
+    guidance: Path | None = typer.Option(None, "--guidance", help="Guidance map checkpoint folder (one-step CFG)."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
     solver_defaults: str | None = typer.Option(
@@ -74,5 +76,11 @@ def export(
             defaults = json.loads(solver_defaults)
         except json.JSONDecodeError as err:
             raise UserError(f"--solver-defaults: not valid JSON ({err})") from None
-    parts = {"teacher": teacher, "decoder": decoder, "encoder": encoder, "classifier": classifier}
+    parts = {
+        "teacher": teacher,
+        "decoder": decoder,
+        "encoder": encoder,
+        "guidance": guidance,
+        "classifier": classifier,
+    }
     print(export_model(out, **parts, card=text, solver_defaults=defaults, overwrite=overwrite))

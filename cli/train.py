@@ -18,7 +18,7 @@ from pagoda_inverse.cli.options import (
 )
 
 app = typer.Typer(
-    help="Train the PaGoDA stages (teacher, decoder, grow, encoder) and the evaluation classifier.",
+    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance) and the evaluation classifier.",
     no_args_is_help=True,
 )
 
@@ -181,6 +181,32 @@ def encoder(
     console.print(f"run folder: {run_dir}")
     with progress_callback("encoder", cfg.steps, quiet) as cb:
         out = train_encoder(cfg, run_dir, teacher, latents, callback=cb)
+    emit(out)
+
+
+@app.command("guidance")
+def guidance(
+    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint whose CFG sampler the map learns."),
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: StepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the guidance map M(z, c, w): one-step classifier-free guidance for G (pairs from the teacher's CFG
+    sampler and encoder, then a regression).
+
+    Example: pagoda-inv train guidance --teacher runs/00000-teacher-fmnist/teacher
+    """
+    from pagoda_inverse.cli.display import console, emit, progress_callback
+    from pagoda_inverse.train.guidance import train_guidance
+
+    cfg = _resumed_config("guidance", preset, resume, steps=steps, batch_size=batch_size)
+    run_dir = _start_run("guidance", preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback("guidance", cfg.steps, quiet) as cb:
+        out = train_guidance(cfg, run_dir, teacher, callback=cb)
     emit(out)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the embedded `fmnist` model from scratch on this machine, stage by stage:
 #   teacher 8x8 -> PF-ODE latents (train, test) -> one-step decoder at 8x8 -> grow to 16 -> grow to 32
-#   -> learned encoder -> benchmark (docs/core.md) -> export as fp16 into pagoda_inverse/models/fmnist.
+#   -> learned encoder -> guidance map (one-step CFG) -> benchmark (docs/core.md) -> export as fp16 into pagoda_inverse/models/fmnist.
 # Each training command prints its checkpoint folder on stdout; an interrupted stage continues with the same
 # command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_fmnist.sh [RUNS_DIR]
 set -euo pipefail
@@ -14,7 +14,9 @@ D8=$(pagoda-inv train decoder --teacher "$T" --latents "$RUNS/latents-train" --r
 D16=$(pagoda-inv train grow --decoder "$D8" --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
 D32=$(pagoda-inv train grow --decoder "$D16" --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
 E=$(pagoda-inv train encoder --teacher "$T" --latents "$RUNS/latents-train" --runs "$RUNS" -q)
+M=$(pagoda-inv train guidance --teacher "$T" --runs "$RUNS" -q)
 python benchmarks/core.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D8")" \
+  --grow-runs "$(dirname "$D16")" "$(dirname "$D32")" --encoder-run "$(dirname "$E")" --guidance-run "$(dirname "$M")" \
   --train-latents "$RUNS/latents-train" --test-latents "$RUNS/latents-test" --encode-log "$RUNS/encode-train.log"
-pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" \
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" --guidance "$M" \
   --card docs/models/fmnist.md

@@ -9,7 +9,8 @@ Sample ``i`` uses seed ``seeds[i]`` for its noise and requests condition ``i mod
 
 Samplers (``sampler = ...`` in a task's ``[samplers.LABEL]`` table):
 
-- ``onestep``: PaGoDA's one-step G of ``model`` (1 network evaluation per sample, 2 with CFG);
+- ``onestep``: PaGoDA's one-step G of ``model`` (1 network evaluation per sample; with CFG 2, plus 1 for the
+  guidance map when the model has one);
 - ``heun``: the Heun PF-ODE sampler of ``model``'s teacher (``num_steps`` grid points); samples below the
   evaluation resolution are up-sampled bicubically (e.g. the 8x8 teacher of ``fmnist``).
 """
@@ -61,6 +62,8 @@ def run_sampler(
     seconds = time.perf_counter() - start
     guided = 2 if cfg_scale != 1.0 else 1
     nfe = guided * (1 if kind == "onestep" else 2 * num_steps - 1)
+    if kind == "onestep" and cfg_scale != 1.0 and model.guidance is not None:
+        nfe += 1  # the guidance map's pass (at the teacher's resolution)
     return samples, labels, seconds, nfe
 
 

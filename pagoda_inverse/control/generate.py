@@ -1,4 +1,5 @@
-"""Generation with a PaGoDA model: one-step G (1 NFE, 2 with CFG) or the teacher's Heun PF-ODE sampler."""
+"""Generation with a PaGoDA model: one-step G (1 NFE; with CFG 2, plus the guidance map's pass when the model has
+one) or the teacher's Heun PF-ODE sampler."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ def generate(
 
     :param cond: ``[B, D]`` condition vectors (``model.class_condition``, ``model.prompt_condition`` or
         ``model.null_condition``), ``B = len(seeds)``.
-    :param sampler: ``"onestep"``: ``G(z)`` at G's resolution; ``"heun"``: the teacher's PF-ODE at its resolution.
+    :param cfg_scale: classifier-free guidance scale ``w`` (1: none). One-step: with a guidance map
+        (``model.guidance``) the noise first goes to the latent of the teacher's CFG-``w`` sample, ``M(z, c, w)``,
+        and G's output is guided at the same scale, ``G_w(M(z, c, w), c)`` (3 evaluations, one of them at the
+        teacher's resolution); without one, ``G_w(z, c)`` (2 evaluations). Heun: the teacher's CFG.
     :param num_steps: Heun grid points (``2 num_steps - 1`` evaluations, doubled by CFG).
     :return: ``[B, C, R, R]`` in ``[-1, 1]`` (clamped).
 
@@ -55,7 +59,11 @@ def generate(
         z = randn_for_seeds(seeds[start : start + batch_size], shape)
         c = cond[start : start + batch_size]
         if sampler == "onestep":
-            x = decode(model, z * model.generator.sigma_max, c, cfg_scale=cfg_scale)
+            z = z * model.generator.sigma_max
+            if cfg_scale != 1.0 and model.guidance is not None:
+                # Where the teacher's CFG sampler takes this noise, in G's latent space (one pass at its resolution).
+                z = model.guidance(z, c, cfg_scale)
+            x = decode(model, z, c, cfg_scale=cfg_scale)
         else:
             den = guided_denoiser(model.teacher, c, model.bank.null_embedding, cfg_scale)
             x = sample_heun(den, z, num_steps)

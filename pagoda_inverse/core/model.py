@@ -1,6 +1,6 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
-A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` checkpoint folders (each ``config.json`` +
+A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` and ``guidance/`` checkpoint folders (each ``config.json`` +
 ``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
@@ -15,6 +15,7 @@ import torch
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, load_module_state, split_prefix
 from pagoda_inverse.core.generator import Generator
+from pagoda_inverse.core.guidance import GuidanceMap
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.core.text import CaptionBank
@@ -64,6 +65,8 @@ class PagodaModel:
     :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent).
     :param generator: one-step ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` (``None`` if absent).
     :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
+    :param guidance: guidance map ``M(z, cond, w) -> z_w`` for one-step classifier-free guidance (``None`` if
+        absent; then CFG extrapolates G's outputs).
     :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
     :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
     :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
@@ -77,6 +80,7 @@ class PagodaModel:
     bank: CaptionBank
     config: dict
     encoder: LearnedEncoder | None = None
+    guidance: GuidanceMap | None = None
     solver_defaults: dict = field(default_factory=dict)
 
     @property
@@ -135,13 +139,15 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     (8, 32, 1)
     """
     path = resolve_model_path(name_or_path)
-    parts = {"teacher": path / "teacher", "decoder": path / "decoder", "encoder": path / "encoder"}
+    parts = {name: path / name for name in ("teacher", "decoder", "encoder", "guidance")}
     if (path / "config.json").is_file():
         kind = load_config(path).get("kind")
         if kind not in parts:
-            raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a teacher/decoder/encoder checkpoint")
+            raise CheckpointError(
+                f"{path / 'config.json'}: kind {kind!r} is not a teacher/decoder/encoder/guidance checkpoint"
+            )
         parts = {kind: path}
-    teacher = generator = encoder = None
+    teacher = generator = encoder = guidance = None
     config = tensors = None
     if parts.get("teacher") is not None and parts["teacher"].is_dir():
         net, config, tensors = _load_net(parts["teacher"])
@@ -154,10 +160,15 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         net, enc_config, enc_tensors = _load_net(parts["encoder"])
         encoder = LearnedEncoder(net, sigma_max=float(enc_config.get("sigma_max", 80.0)))
         config, tensors = config or enc_config, tensors or enc_tensors
+    if parts.get("guidance") is not None and parts["guidance"].is_dir():
+        net, gd_config, gd_tensors = _load_net(parts["guidance"])
+        guidance = GuidanceMap(net, float(gd_config["w_max"]), sigma_max=float(gd_config.get("sigma_max", 80.0)))
+        config, tensors = config or gd_config, tensors or gd_tensors
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
-    return PagodaModel(path, teacher, generator, CaptionBank.from_tensors(tensors), config, encoder, defaults)
+    bank = CaptionBank.from_tensors(tensors)
+    return PagodaModel(path, teacher, generator, bank, config, encoder, guidance, defaults)
 
 
 def read_solver_defaults(folder: Path) -> dict:

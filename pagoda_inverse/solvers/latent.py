@@ -29,10 +29,22 @@ from pagoda_inverse.utils.errors import UserError
 
 
 def _decode(model, u, c, cfg_scale: float = 1.0, offset=None) -> torch.Tensor:
-    """``[B, C, R, R]`` images ``G(sigma_max u)`` (classifier-free guidance ``cfg_scale``, growth features shifted by
-    ``offset`` when given)."""
+    """``[B, C, R, R]`` images ``G(sigma_max u)``; with classifier-free guidance ``w = cfg_scale != 1``,
+    ``G_w(M(sigma_max u, c, w), c)`` through the model's guidance map when it has one (as in generation: ``u``
+    is then the noise of the teacher's guided sample), else ``G_w(sigma_max u, c)``; the growth features are
+    shifted by ``offset`` when given."""
     G = model.generator
-    return generate_guided(G, u * G.sigma_max, c, model.bank.null_embedding, cfg_scale, offset)
+    z = u * G.sigma_max
+    if cfg_scale != 1.0 and model.guidance is not None:
+        z = model.guidance(z, c, cfg_scale)
+    return generate_guided(G, z, c, model.bank.null_embedding, cfg_scale, offset)
+
+
+def _decode_nfe(model, cfg_scale: float) -> int:
+    """Network evaluations of one :func:`_decode`: G (twice with CFG) plus the guidance map's pass."""
+    if cfg_scale == 1.0:
+        return 1
+    return 2 + (model.guidance is not None)
 
 
 def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offset=None, offset_weight: float = 0.0):
@@ -85,7 +97,8 @@ def solve_latent_map(
 
     :param sigma_floor: lower bound on the likelihood's noise level ``s`` (keeps noiseless problems well posed).
     :param init: start from this latent-free solver's estimate instead of ``op.initial_estimate(y)``.
-    :param cfg_scale: classifier-free guidance of G when ``cond`` is given (twice the NFE when != 1).
+    :param cfg_scale: classifier-free guidance when ``cond`` is given (through the model's guidance map when it has
+        one; twice the NFE, plus the map's pass, when != 1).
     """
     out = solve_latent_ilo(
         model, op, y, cond=cond, callback=callback, steps=steps, refine_steps=0, lr=lr, sigma_floor=sigma_floor,
@@ -157,7 +170,7 @@ def solve_latent_ilo(
     with torch.no_grad():
         x = _decode(model, u, c, cfg_scale, offset)
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * (1 if cfg_scale == 1 else 2)
+    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * _decode_nfe(model, cfg_scale)
     return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 

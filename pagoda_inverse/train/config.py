@@ -106,6 +106,30 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
+class GuidanceConfig:
+    """Guidance map ``M(z, c, w)`` regressing the latents of the teacher's CFG samples (L2 + L1).
+
+    Pairs: ``num_pairs`` noises, each with a condition and a scale ``w ~ U[1, w_max]``, through the teacher's
+    CFG Heun sampler and its unguided encoder (``num_steps`` grid points each way, ``(2 num_steps - 1) * 2 +
+    2 (num_steps - 1)`` teacher evaluations per pair).
+    """
+
+    num_pairs: int = 24000
+    w_max: float = 4.5
+    null_fraction: float = 0.05
+    num_steps: int = 12
+    pair_batch: int = 500
+    shard_size: int = 2000
+    steps: int = 2500
+    batch_size: int = 256
+    lr: float = 5e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 250
+
+
+@dataclass(frozen=True)
 class ClassifierTrainConfig:
     """The evaluation classifier (``fmnist-clf``) on full-resolution training images: cross-entropy, AdamW with
     warm-up and cosine decay, random flips and translations; test accuracy is measured at the end."""
@@ -170,6 +194,19 @@ PRESETS: dict[str, dict[str, object]] = {
         "photo": EncoderConfig(steps=1500, batch_size=128, checkpoint_every=250),
         "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
     },
+    "guidance": {
+        "fmnist": GuidanceConfig(),
+        "smoke": GuidanceConfig(
+            num_pairs=48,
+            num_steps=4,
+            pair_batch=16,
+            shard_size=32,
+            steps=6,
+            batch_size=16,
+            log_every=3,
+            checkpoint_every=3,
+        ),
+    },
     "classifier": {
         "fmnist": ClassifierTrainConfig(),
         "smoke": ClassifierTrainConfig(
@@ -200,7 +237,7 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/classifier) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier) with non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
@@ -226,6 +263,6 @@ def from_dict(kind: str, d: dict):
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
     if kind == "classifier":
         return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
-    return {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig}[kind](
-        **d
-    )
+    kinds = {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig,
+             "guidance": GuidanceConfig}  # fmt: skip
+    return kinds[kind](**d)

@@ -1,4 +1,4 @@
-"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``classifier/`` + ``card.md`` and
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/`` + ``card.md`` and
 ``solver_defaults.json``) from training outputs, as fp16."""
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ def export_model(
     teacher: Path | None = None,
     decoder: Path | None = None,
     encoder: Path | None = None,
+    guidance: Path | None = None,
     classifier: Path | None = None,
     card: str = "",
     solver_defaults: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,classifier}`` in float16; write ``out/card.md``
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier}`` in float16; write ``out/card.md``
     and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked against the solvers'
     signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's settings).
 
@@ -32,7 +33,13 @@ def export_model(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; pass --overwrite to replace its parts")
-    parts = {"teacher": teacher, "decoder": decoder, "encoder": encoder, "classifier": classifier}
+    parts = {
+        "teacher": teacher,
+        "decoder": decoder,
+        "encoder": encoder,
+        "guidance": guidance,
+        "classifier": classifier,
+    }
     loaded = {}
     for name, src in parts.items():
         if src is None:

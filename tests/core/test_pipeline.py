@@ -191,3 +191,56 @@ def test_learned_encoder_and_codec(smoke, tmp_path):
     assert (bundle / "card.md").read_text() == card
     export_model(bundle, card="# other\n", overwrite=True)
     assert (bundle / "card.md").read_text() == "# other\n"
+
+
+def test_guidance_map_pairs_training_and_generation(smoke, tmp_path):
+    from pagoda_inverse.control.codec import decode
+    from pagoda_inverse.core.guidance import GuidanceMap
+    from pagoda_inverse.core.ode import encode_heun, sample_heun
+    from pagoda_inverse.core.precond import guided_denoiser
+    from pagoda_inverse.train.export import export_model
+    from pagoda_inverse.train.guidance import (
+        condition_table,
+        guidance_jobs,
+        load_pairs,
+        make_pairs,
+        train_guidance,
+    )
+    from pagoda_inverse.utils.seeding import randn_for_seeds
+
+    cfg = resolve("guidance", "smoke")
+    run = new_run_dir(tmp_path, "guidance")
+    write_config(run, "guidance", to_dict(cfg))
+    out = train_guidance(cfg, run, smoke["teacher"])
+    model = load_model(smoke["teacher"])
+    pairs = load_pairs(run / "pairs", cfg, 1, 8)
+    idx, w = guidance_jobs(cfg, model.bank)
+    assert torch.equal(pairs["w"], w) and 1 <= w.min() and w.max() <= cfg.w_max and w.std() > 0.5
+    # Pair 37 (a later shard, batched with others at other scales) is its own seed's CFG-w sample, encoded back.
+    j = 37
+    cond = condition_table(model.bank)[idx[j]][None]
+    den = guided_denoiser(model.teacher, cond, model.bank.null_embedding, float(w[j]))
+    with torch.no_grad():
+        x = sample_heun(den, randn_for_seeds([j], (1, 8, 8)), cfg.num_steps).clamp(-1, 1)
+        z = encode_heun(guided_denoiser(model.teacher, cond, clamp=True), x, cfg.num_steps)
+    torch.testing.assert_close(pairs["target"][j], z[0], rtol=0, atol=1e-3)
+    torch.testing.assert_close(pairs["z"][j], 80 * randn_for_seeds([j], (1, 8, 8))[0])
+    # Two torchrun ranks split the shards between them and together write the same pairs.
+    split = tmp_path / "split"
+    make_pairs(model.teacher, model.bank, cfg, split, rank=1, world_size=2)
+    assert [p.name for p in split.iterdir()] == ["shard-00001.safetensors"]
+    make_pairs(model.teacher, model.bank, cfg, split, rank=0, world_size=2)
+    again = load_pairs(split, cfg, 1, 8)
+    torch.testing.assert_close(again["target"], pairs["target"], rtol=0, atol=1e-4)
+
+    # Exported beside G, the map turns cfg_scale into guided latents; out of its trained range it refuses.
+    bundle = export_model(tmp_path / "bundle", teacher=smoke["teacher"], decoder=smoke["decoder"], guidance=out)
+    guided = load_model(bundle)
+    assert isinstance(guided.guidance, GuidanceMap) and guided.guidance.w_max == cfg.w_max
+    c = guided.class_condition(torch.tensor([1, 2]))
+    zs = 80 * randn_for_seeds([0, 1], (1, 8, 8))
+    zw = guided.guidance(zs, c, 3.0)
+    assert not torch.equal(zw, zs)
+    torch.testing.assert_close(generate(guided, c, [0, 1], cfg_scale=3.0), decode(guided, zw, c, cfg_scale=3.0))
+    with pytest.raises(UserError, match=r"guidance scale .* \[1, 4.5\]"):
+        generate(guided, c, [0, 1], cfg_scale=cfg.w_max + 1)
