@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument(
         "--settings", nargs="+", type=int, default=None, help="run only these observations (0-based rows of SETTINGS)"
     )
+    parser.add_argument(
+        "--conditioned-only", action="store_true", help="skip the unconditioned run of each solver and observation"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/conditioned.md"))
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -62,7 +65,7 @@ def main() -> None:
         for solver in args.solvers:
             kwargs = {"samples": args.samples} if solver == "one_step" else {}
             truth = model.class_condition(labels)
-            runs = [("none", None, 1.0)] + [
+            runs = ([] if args.conditioned_only else [("none", None, 1.0)]) + [
                 ("true class" + ("" if w == 1 else f", CFG {w:g}"), truth, w) for w in args.cfg_scales
             ]
             for cond_name, cond, w in runs:
@@ -82,6 +85,7 @@ def main() -> None:
         f"`python benchmarks/conditioned_inverse.py --images {args.images} --samples {args.samples} --cfg-scales "
         f"{' '.join(f'{w:g}' for w in args.cfg_scales)} --solvers {' '.join(args.solvers)}"
         + ("" if args.settings is None else f" --settings {' '.join(map(str, args.settings))}")
+        + (" --conditioned-only" if args.conditioned_only else "")
         + f" --out {args.out}` on "
         f"{machine_description()} ({time.perf_counter() - t_start:.0f} s): the first {args.images} Fashion-MNIST "
         f"test images, sigma_y = {args.sigma_y:g} in [-1, 1] units, the embedded `fmnist` model. Control accuracy is "

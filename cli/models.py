@@ -26,7 +26,7 @@ def models() -> None:
         res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
                else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
         desc = ", ".join(f"{p} {r}px" for p, r in res.items())
-        print(f"{name:16s} {desc:32s} {summary}")
+        print(f"{name:16s} {desc:46s} {summary}")
 
 
 def photos(as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON.")) -> None:

@@ -1,7 +1,8 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
-A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` and ``guidance/`` checkpoint folders (each ``config.json`` +
-``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only or decoder-only).
+A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` and ``guidance/`` checkpoint folders
+(each ``config.json`` + ``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only
+or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
 
@@ -162,6 +163,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         config, tensors = config or enc_config, tensors or enc_tensors
     if parts.get("guidance") is not None and parts["guidance"].is_dir():
         net, gd_config, gd_tensors = _load_net(parts["guidance"])
+        if not isinstance(gd_config.get("w_max"), int | float):
+            raise CheckpointError(
+                f"{parts['guidance'] / 'config.json'}: has no numeric 'w_max' (the trained CFG range)"
+            )
         guidance = GuidanceMap(net, float(gd_config["w_max"]), sigma_max=float(gd_config.get("sigma_max", 80.0)))
         config, tensors = config or gd_config, tensors or gd_tensors
     if config is None:

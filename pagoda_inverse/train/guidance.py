@@ -30,6 +30,7 @@ from pagoda_inverse.train.config import GuidanceConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
 from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.seeding import randn_for_seeds
 
 
@@ -113,7 +114,9 @@ def train_guidance(
     dist = init_distributed()
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
-    net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
+    net, _, bank = load_teacher_checkpoint(teacher_dir)
+    if bank.num_classes == 0:
+        raise UserError(f"{teacher_dir}: an unconditional teacher has no classifier-free guidance to learn")
     teacher = EDMPrecond(copy.deepcopy(net)).eval().requires_grad_(False).to(dist.device)
     res, channels = net.config.resolution, net.config.in_channels
 

@@ -244,3 +244,12 @@ def test_guidance_map_pairs_training_and_generation(smoke, tmp_path):
     torch.testing.assert_close(generate(guided, c, [0, 1], cfg_scale=3.0), decode(guided, zw, c, cfg_scale=3.0))
     with pytest.raises(UserError, match=r"guidance scale .* \[1, 4.5\]"):
         generate(guided, c, [0, 1], cfg_scale=cfg.w_max + 1)
+
+
+def test_guidance_refuses_an_unconditional_teacher(tmp_path):
+    from pagoda_inverse.core.model import MODELS_DIR
+    from pagoda_inverse.train.guidance import train_guidance
+
+    with pytest.raises(UserError, match="unconditional teacher has no classifier-free guidance"):
+        train_guidance(resolve("guidance", "smoke"), tmp_path, MODELS_DIR / "photo" / "teacher")
+    assert not any(tmp_path.iterdir())
