@@ -19,7 +19,8 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.train.loop import bookkeeping, update
+from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
 
 def train_classifier(
@@ -55,18 +56,8 @@ def train_classifier(
         warm = min(1.0, (step + 1) / cfg.warmup_steps)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        loss = F.cross_entropy(clf(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients_(clf)
-        opt.step()
-        info = {"step": step + 1, "total": cfg.steps, "loss": dist.mean(loss.item())}
-        if callback is not None:
-            callback(info)
-        if (step + 1) % cfg.log_every == 0:
-            log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
+        loss = update(dist, F.cross_entropy(clf(x), y), clf, opt)
+        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "classifier"
     dist.barrier()

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.train.config import EncoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.loop import bookkeeping, update
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
 
 def train_encoder(
@@ -50,19 +50,8 @@ def train_encoder(
         j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
         z, x, c = (dist.local(t) for t in pairs.batch(low, j))
         err = (E(x, c) - z) / E.sigma_max
-        loss = err.square().mean() + err.abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients_(E)
-        opt.step()
-        ema_update(E_ema, E, cfg.ema_decay)
-        info = {"step": step + 1, "total": cfg.steps, "loss": dist.mean(loss.item())}
-        if callback is not None:
-            callback(info)
-        if (step + 1) % cfg.log_every == 0:
-            log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
+        loss = update(dist, err.square().mean() + err.abs().mean(), E, opt, E_ema, cfg.ema_decay)
+        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "encoder"
     dist.barrier()

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import load_tensors, save_checkpoint, save_tensors
-from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.guidance import GuidanceMap
 from pagoda_inverse.core.ode import encode_heun, sample_heun
 from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
@@ -28,8 +27,9 @@ from pagoda_inverse.core.sigmas import SIGMA_MAX
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.train.config import GuidanceConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.loop import bookkeeping, update
 from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
-from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.seeding import randn_for_seeds
 
@@ -143,19 +143,8 @@ def train_guidance(
         z, target, c, w = (dist.local(t) for t in (pairs["z"][j], pairs["target"][j], table[pairs["cond_index"][j]],
                                                      pairs["w"][j]))  # fmt: skip
         err = (M(z, c, w) - target) / M.sigma_max
-        loss = err.square().mean() + err.abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients_(M)
-        opt.step()
-        ema_update(M_ema, M, cfg.ema_decay)
-        info = {"step": step + 1, "total": cfg.steps, "loss": dist.mean(loss.item())}
-        if callback is not None:
-            callback(info)
-        if (step + 1) % cfg.log_every == 0:
-            log(f"step {step + 1}/{cfg.steps} loss {info['loss']:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
+        loss = update(dist, err.square().mean() + err.abs().mean(), M, opt, M_ema, cfg.ema_decay)
+        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "guidance"
     dist.barrier()

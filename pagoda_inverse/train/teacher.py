@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.losses import edm_loss, training_noise
 from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
@@ -23,7 +22,8 @@ from .batches import preview_conditions, random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
 from .data import caption_bank, load_images
 from .distributed import init_distributed
-from .state import RunLog, load_train_state, save_synced_train_state, step_generator
+from .loop import bookkeeping, update
+from .state import RunLog, load_train_state, step_generator
 
 
 def teacher_checkpoint_config(cfg: TeacherConfig, unet_config) -> dict:
@@ -77,18 +77,8 @@ def train_teacher(
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
         loss = edm_loss(net, dist.local(x), dist.local(cond), noise=(dist.local(sigma), dist.local(noise)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients_(net)
-        opt.step()
-        ema_update(ema, net, cfg.ema_decay)
-        loss = dist.mean(loss.item())
-        if callback is not None:
-            callback({"step": step + 1, "total": cfg.steps, "loss": loss})
-        if (step + 1) % cfg.log_every == 0:
-            log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
+        loss = update(dist, loss, net, opt, ema, cfg.ema_decay)
+        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "teacher"
     dist.barrier()

@@ -1,0 +1,40 @@
+"""The shared tail of a training step: the update of one network and the run's bookkeeping.
+
+Every single-network stage (teacher, learned encoder, guidance map, classifier) ends its step the same way; the
+decoder's GAN step updates two networks and keeps its own loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.ema import ema_update
+from pagoda_inverse.train.state import save_synced_train_state
+
+
+def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Optimizer,
+           ema: torch.nn.Module | None = None, ema_decay: float = 0.0) -> float:  # fmt: skip
+    """Backward on this rank's ``loss``, gradient mean over ranks, one optimizer step and the EMA update (when
+    ``ema`` is given); returns the loss averaged over ranks (for logging)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    dist.average_gradients_(net)
+    opt.step()
+    if ema is not None:
+        ema_update(ema, net, ema_decay)
+    return dist.mean(loss.item())
+
+
+def bookkeeping(dist, run_dir: Path, cfg, step: int, loss: float, modules: dict, optimizers: dict, log,
+                callback: Callable[[dict], None] | None) -> None:  # fmt: skip
+    """After step ``step`` (0-based) of ``cfg.steps``: the progress callback, a log line every ``cfg.log_every``
+    steps, and a checkpoint (weights in sync across ranks) every ``cfg.checkpoint_every`` steps and at the end."""
+    if callback is not None:
+        callback({"step": step + 1, "total": cfg.steps, "loss": loss})
+    if (step + 1) % cfg.log_every == 0:
+        log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
+    if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
