@@ -9,8 +9,8 @@ The map learns where that guided trajectory goes, in G's own latent space::
 with ``sample_w`` the teacher's CFG-``w`` Heun sampler started from ``z`` and ``encode`` its unguided PF-ODE
 encoder. ``G(z_w, c)`` is then (up to G's reconstruction error) the teacher's guided sample grown to G's
 resolution, at the cost of one pass of a small network at the teacher's resolution. This is the distillation
-loss of PaGoDA's guided text-to-image models (Kim et al. 2024, sec. 6 of ``docs/pagoda-method``), moved from G's
-weights into a separate latent map so that G, and every solver built on it, is unchanged.
+loss of PaGoDA's guided text-to-image models (Kim et al. 2024), moved from G's weights into a separate latent map
+so that G, and every solver built on it, is unchanged.
 
 ``M(z, c, w) = z + sigma_max F(z / sigma_max; (w - 1) / 4, c)`` with ``F`` a U-Net of the teacher's architecture
 (the guidance scale takes the noise-level input) whose output layer starts at zero, so ``M`` starts as the
