@@ -12,6 +12,7 @@ def models() -> None:
     """List the embedded models (name, resolutions, first line of the model card)."""
     from pagoda_inverse.core.checkpoint import load_config
     from pagoda_inverse.core.model import MODELS_DIR, embedded_models
+    from pagoda_inverse.train.export import MODEL_PARTS
 
     names = embedded_models()
     if not names:
@@ -20,8 +21,7 @@ def models() -> None:
         folder = MODELS_DIR / name
         card = folder / "card.md"
         summary = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else ""
-        kinds = ("teacher", "decoder", "encoder", "guidance", "classifier")
-        parts = [p for p in kinds if (folder / p / "config.json").is_file()]
+        parts = [p for p in MODEL_PARTS if (folder / p / "config.json").is_file()]
         configs = {p: load_config(folder / p) for p in parts}
         res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
                else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip

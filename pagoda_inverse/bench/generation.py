@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pagoda_inverse.bench import metrics as M
-from pagoda_inverse.control.generate import generate
+from pagoda_inverse.control.generate import generate, one_step_nfe
 from pagoda_inverse.utils.errors import UserError
 
 
@@ -61,9 +61,7 @@ def run_sampler(
         samples = samples.clamp(-1, 1)
     seconds = time.perf_counter() - start
     guided = 2 if cfg_scale != 1.0 else 1
-    nfe = guided * (1 if kind == "onestep" else 2 * num_steps - 1)
-    if kind == "onestep" and cfg_scale != 1.0 and model.guidance is not None:
-        nfe += 1  # the guidance map's pass (at the teacher's resolution)
+    nfe = one_step_nfe(model, cfg_scale) if kind == "onestep" else guided * (2 * num_steps - 1)
     return samples, labels, seconds, nfe
 
 

@@ -45,27 +45,30 @@ def guided_denoiser(
     precond: nn.Module,
     cond: torch.Tensor,
     null: torch.Tensor | None = None,
-    cfg_scale: float = 1.0,
+    cfg_scale: float | torch.Tensor = 1.0,
     clamp: bool = False,
 ) -> Denoiser:
     """Bind a condition (and optional CFG) to a denoiser, giving ``denoise(x [B,...], sigma scalar) -> [B,...]``.
 
     :param cond: ``[B, D]`` conditioning vectors.
     :param null: ``[D]`` null embedding, needed when ``cfg_scale != 1``.
-    :param cfg_scale: guidance weight ``w``; 1 means plain conditional denoising (one evaluation).
+    :param cfg_scale: guidance weight ``w``, a float or one per row (``[B]`` tensor, always two evaluations); the
+        float 1 means plain conditional denoising (one evaluation).
     :param clamp: clamp the denoised estimate to ``[-1, 1]`` (PaGoDA does so during inversion).
     """
-    if cfg_scale != 1.0 and null is None:
+    guided = isinstance(cfg_scale, torch.Tensor) or cfg_scale != 1.0
+    if guided and null is None:
         raise ValueError("cfg_scale != 1 needs the null embedding (null=...)")
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if cfg_scale == 1.0:
+        if not guided:
             out = precond(x, sigma, cond)
         else:
-            # One batched pass over [conditional; unconditional], then extrapolate.
+            # One batched pass over [conditional; unconditional], then extrapolate (per row for a tensor scale).
             both = precond(torch.cat([x, x]), sigma, torch.cat([cond, null.expand_as(cond)]))
             d_cond, d_null = both.chunk(2)
-            out = d_null + cfg_scale * (d_cond - d_null)
+            w = cfg_scale.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) if torch.is_tensor(cfg_scale) else cfg_scale
+            out = d_null + w * (d_cond - d_null)
         return out.clamp(-1, 1) if clamp else out
 
     return denoise

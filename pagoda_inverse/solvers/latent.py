@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from pagoda_inverse.core.generator import generate_guided
+from pagoda_inverse.control.generate import one_step, one_step_nfe
 from pagoda_inverse.ops._rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
@@ -29,22 +29,10 @@ from pagoda_inverse.utils.errors import UserError
 
 
 def _decode(model, u, c, cfg_scale: float = 1.0, offset=None) -> torch.Tensor:
-    """``[B, C, R, R]`` images ``G(sigma_max u)``; with classifier-free guidance ``w = cfg_scale != 1``,
-    ``G_w(M(sigma_max u, c, w), c)`` through the model's guidance map when it has one (as in generation: ``u``
-    is then the noise of the teacher's guided sample), else ``G_w(sigma_max u, c)``; the growth features are
-    shifted by ``offset`` when given."""
-    G = model.generator
-    z = u * G.sigma_max
-    if cfg_scale != 1.0 and model.guidance is not None:
-        z = model.guidance(z, c, cfg_scale)
-    return generate_guided(G, z, c, model.bank.null_embedding, cfg_scale, offset)
-
-
-def _decode_nfe(model, cfg_scale: float) -> int:
-    """Network evaluations of one :func:`_decode`: G (twice with CFG) plus the guidance map's pass."""
-    if cfg_scale == 1.0:
-        return 1
-    return 2 + (model.guidance is not None)
+    """``[B, C, R, R]`` raw images of the normalised latents: :func:`~pagoda_inverse.control.generate.one_step` of
+    ``sigma_max u`` (through the guidance map when guided, as in generation), growth features shifted by
+    ``offset`` when given."""
+    return one_step(model, u * model.generator.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offset)
 
 
 def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offset=None, offset_weight: float = 0.0):
@@ -170,7 +158,7 @@ def solve_latent_ilo(
     with torch.no_grad():
         x = _decode(model, u, c, cfg_scale, offset)
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * _decode_nfe(model, cfg_scale)
+    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(model, cfg_scale)
     return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 

@@ -10,6 +10,9 @@ from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
+#: The checkpoint folders a model folder may hold, in listing order.
+MODEL_PARTS = ("teacher", "decoder", "encoder", "guidance", "classifier")
+
 
 def export_model(
     out: Path,
@@ -33,13 +36,7 @@ def export_model(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; pass --overwrite to replace its parts")
-    parts = {
-        "teacher": teacher,
-        "decoder": decoder,
-        "encoder": encoder,
-        "guidance": guidance,
-        "classifier": classifier,
-    }
+    parts = dict(zip(MODEL_PARTS, (teacher, decoder, encoder, guidance, classifier), strict=True))
     loaded = {}
     for name, src in parts.items():
         if src is None:

@@ -52,6 +52,10 @@ def guidance_jobs(cfg: GuidanceConfig, bank: CaptionBank) -> tuple[torch.Tensor,
     return idx, w
 
 
+def _num_shards(cfg: GuidanceConfig) -> int:
+    return (cfg.num_pairs + cfg.shard_size - 1) // cfg.shard_size
+
+
 def make_pairs(teacher: EDMPrecond, bank: CaptionBank, cfg: GuidanceConfig, out_dir: Path, *, rank: int = 0,
                world_size: int = 1, callback: Callable[[dict], None] | None = None) -> None:  # fmt: skip
     """Compute (or finish) the pair shards in ``out_dir``: rank ``r`` computes shards ``r, r + W, ...``; a shard
@@ -60,8 +64,7 @@ def make_pairs(teacher: EDMPrecond, bank: CaptionBank, cfg: GuidanceConfig, out_
     table, (cond_idx, w) = condition_table(bank), guidance_jobs(cfg, bank)
     res, channels = teacher.net.config.resolution, teacher.net.config.in_channels
     device = next(teacher.parameters()).device
-    num_shards = (cfg.num_pairs + cfg.shard_size - 1) // cfg.shard_size
-    mine = list(range(rank, num_shards, world_size))
+    mine = list(range(rank, _num_shards(cfg), world_size))
     done, total = 0, sum(min(cfg.shard_size, cfg.num_pairs - k * cfg.shard_size) for k in mine)
     for k in mine:
         sl = range(k * cfg.shard_size, min((k + 1) * cfg.shard_size, cfg.num_pairs))
@@ -76,7 +79,7 @@ def make_pairs(teacher: EDMPrecond, bank: CaptionBank, cfg: GuidanceConfig, out_
             cond, null, w_j = table[cond_idx[j]].to(device), bank.null_embedding.to(device), w[j].to(device)
             with torch.no_grad():
                 # The teacher's guided sample from this noise, one scale per job (CFG per row)...
-                x = sample_heun(_per_row_guided(teacher, cond, null, w_j), eps, cfg.num_steps)
+                x = sample_heun(guided_denoiser(teacher, cond, null, w_j), eps, cfg.num_steps)
                 # ...and its unguided conditional PF-ODE latent: where G must start to decode that sample.
                 z = encode_heun(guided_denoiser(teacher, cond, clamp=True), x.clamp(-1, 1), cfg.num_steps)
             targets.append(z.cpu())
@@ -87,21 +90,10 @@ def make_pairs(teacher: EDMPrecond, bank: CaptionBank, cfg: GuidanceConfig, out_
         save_tensors(path, {"seed": ids, "cond_index": cond_idx[ids], "w": w[ids], "target": torch.cat(targets)})
 
 
-def _per_row_guided(teacher: EDMPrecond, cond: torch.Tensor, null: torch.Tensor, w: torch.Tensor):
-    """``denoise(x, sigma)`` with a CFG scale per row: ``d_null + w_i (d_cond - d_null)``."""
-
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        d_cond, d_null = teacher(torch.cat([x, x]), sigma, torch.cat([cond, null.expand_as(cond)])).chunk(2)
-        return d_null + w.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) * (d_cond - d_null)
-
-    return denoise
-
-
 def load_pairs(out_dir: Path, cfg: GuidanceConfig, channels: int, res: int) -> dict[str, torch.Tensor]:
     """All shards, concatenated, with each job's noise rebuilt from its seed: ``{"z", "cond_index", "w", "target"}``
     (``z`` and ``target`` at the ``sigma_max`` scale)."""
-    num_shards = (cfg.num_pairs + cfg.shard_size - 1) // cfg.shard_size
-    parts = [load_tensors(out_dir / f"shard-{k:05d}.safetensors") for k in range(num_shards)]
+    parts = [load_tensors(out_dir / f"shard-{k:05d}.safetensors") for k in range(_num_shards(cfg))]
     pairs = {key: torch.cat([p[key] for p in parts]) for key in ("seed", "cond_index", "w", "target")}
     pairs["z"] = SIGMA_MAX * randn_for_seeds(pairs.pop("seed").tolist(), (channels, res, res))
     return pairs
