@@ -1,4 +1,4 @@
-"""Tune the peer solvers' hyper-parameters on TRAINING images (never the test split the bench scores).
+"""Tune a solver's hyper-parameters (peers and PaGoDA's own) on TRAINING images (never the test split the bench scores).
 
 For each task, each ``solver:key=value,...`` configuration runs on the first N training images with the task's
 operator, noise and per-image seeds, and the script prints PSNR, measurement consistency (RMS residual, to compare
@@ -27,11 +27,15 @@ from pagoda_inverse.train.data import load_images
 
 
 def parse_config(text: str) -> tuple[str, dict]:
-    """``"dps:num_steps=200,weight=1"`` -> ``("dps", {"num_steps": 200, "weight": 1.0})`` (ints stay ints)."""
+    """``"dps:num_steps=200,weight=1"`` -> ``("dps", {"num_steps": 200, "weight": 1.0})`` (ints stay ints;
+    ``true`` / ``false`` are booleans)."""
     name, _, rest = text.partition(":")
     params = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
+        if value.lower() in ("true", "false"):
+            params[key] = value.lower() == "true"
+            continue
         try:
             params[key] = int(value)
         except ValueError:
@@ -52,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = load_task(args.task)
     model = load_model(spec.model)
-    x = load_images(DataConfig(dataset=spec.dataset), "train", limit=args.images)[0]
+    x = load_images(DataConfig(dataset=spec.dataset, resolution=model.resolution), "train", limit=args.images)[0]
     seeds = list(range(args.images))
     op = make_operator(spec.operator, shape=tuple(x.shape[1:]), batch=len(x), seeds=seeds, sigma_y=spec.sigma_y,
                        **spec.operator_params)  # fmt: skip

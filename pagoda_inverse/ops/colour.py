@@ -98,7 +98,9 @@ class Grayscale(ColourMix):
 
     ``A_dagger`` spreads the luma back as ``w y / |w|^2`` (a gray image for the mean weights; tinted for rec601);
     the solvers start from :meth:`initial_estimate`, the luma copied to every channel (scaled by ``1 / sum(w)``),
-    which is just as consistent and has no tint.
+    which is just as consistent and has no tint. Noiseless data consistency corrects the same way
+    (:meth:`back_project`): it replaces an estimate's luma and keeps its chroma, where the orthogonal projection
+    would add the luma error as a tint.
 
     >>> op = Grayscale()
     >>> y = op.A(torch.ones(1, 3, 2, 2))
@@ -116,6 +118,22 @@ class Grayscale(ColourMix):
             if len(w) != 3:
                 raise fail(f"weights must have 3 entries (R, G, B), got {len(w)}")
         super().__init__([list(w)], **kwargs)
+
+    #: One :meth:`back_project` step is exact (``A B = I``), so noiseless data consistency is a luma replacement.
+    back_project_steps = 1
+
+    def back_project(self, r: torch.Tensor) -> torch.Tensor:
+        """A luma residual ``r`` ``[B, 1, H, W]`` added to every channel (``r / sum(w)``, an exact right inverse):
+        the correction changes luma only, never chroma (R - Y, B - Y), unlike ``A_dagger``'s tinted ``w r / |w|^2``.
+
+        >>> op = Grayscale()
+        >>> x = torch.rand(1, 3, 4, 4) * 2 - 1
+        >>> y = op.A(torch.rand(1, 3, 4, 4) * 2 - 1)
+        >>> fixed = x + op.back_project(y - op.A(x))
+        >>> bool(torch.allclose(op.A(fixed), y, atol=1e-6)), bool(torch.allclose(fixed[:, 0] - fixed[:, 1], x[:, 0] - x[:, 1], atol=1e-6))
+        (True, True)
+        """
+        return self.initial_estimate(r)
 
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         """The luma in every channel, ``y / sum(w)``: consistent (``A x = y``) and colourless.

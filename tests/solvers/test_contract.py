@@ -211,6 +211,25 @@ def test_latent_solvers_start_from_a_latent_free_solver(model):
         solve("latent_ilo", model, op, y, init="wiener", **fit)
 
 
+def test_likelihood_std_weighs_the_latent_prior(model):
+    # A tempered likelihood (s far above sigma_y) lets the N(0, I) prior pull the latent in, at the cost of the fit;
+    # s = sigma_y is the default potential itself.
+    op, _, y = _problem("inpaint_box", sigma_y=0.05)
+    fit = {"encoder": "ode", "num_steps": 4, "consistency": False, "lr": 0.1}
+    start, plain, tempered = (
+        solve("latent_map", model, op, y, steps=steps, likelihood_std=s, **fit)
+        for steps, s in ((0, None), (20, None), (20, 10.0))
+    )
+    norm = lambda r: float(r.latents.norm())  # noqa: E731
+    misfit = lambda r: float((op.A(r.estimate) - y).norm())  # noqa: E731
+    assert norm(tempered) < 0.5 * norm(start) and norm(tempered) < norm(plain)
+    assert misfit(plain) < misfit(tempered)
+    same = solve("latent_map", model, op, y, steps=20, likelihood_std=0.05, **fit)
+    torch.testing.assert_close(same.estimate, plain.estimate)
+    with pytest.raises(UserError, match="likelihood_std must be > 0"):
+        solve("latent_ilo", model, op, y, likelihood_std=0.0, **fit)
+
+
 def test_latent_ilo_needs_growth_stages(model):
     flat = PagodaModel("flat", model.teacher, Generator(UNet(UNetConfig(**model.config["unet"]))), model.bank,
                        model.config, model.encoder)  # fmt: skip
