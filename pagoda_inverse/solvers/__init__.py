@@ -49,7 +49,7 @@ def check_hparams(method: str, hparams: dict) -> None:
     >>> check_hparams("latent_map", {"stepz": 50})
     Traceback (most recent call last):
     ...
-    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, init, encoder, num_steps, consistency, prior_std, cfg_scale
+    pagoda_inverse.utils.errors.UserError: solver 'latent_map' has no hyper-parameter 'stepz'; valid: steps, lr, sigma_floor, likelihood_std, init, encoder, num_steps, consistency, prior_std, cfg_scale
     """
     import inspect
     import math

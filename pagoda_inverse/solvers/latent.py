@@ -100,8 +100,8 @@ def solve_latent_map(
     """
     out = solve_latent_ilo(
         model, op, y, cond=cond, callback=callback, steps=steps, refine_steps=0, lr=lr, sigma_floor=sigma_floor,
-        likelihood_std=likelihood_std, init=init, encoder=encoder, num_steps=num_steps, consistency=consistency, prior_std=prior_std,
-        cfg_scale=cfg_scale,
+        likelihood_std=likelihood_std, init=init, encoder=encoder, num_steps=num_steps, consistency=consistency,
+        prior_std=prior_std, cfg_scale=cfg_scale,
     )  # fmt: skip
     out.info["solver"] = "latent_map"
     return out
