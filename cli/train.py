@@ -1,7 +1,9 @@
-"""``pagoda-inv train {teacher,decoder}``: the PaGoDA training stages, each in a numbered run folder."""
+"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier}``: the training stages, each in a numbered run
+folder."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -65,6 +67,19 @@ def _resumed_config(kind: str, preset: str, resume: Path | None, **overrides):
     return resolve(kind, preset, **overrides)
 
 
+def _run_stage(kind: str, preset: str, runs: Path, resume: Path | None, quiet: bool, train, inputs=(), **overrides):
+    """Resolve the config (``overrides``: the command's options), start or resume the run folder, run
+    ``train(cfg, run_dir, *inputs, callback=...)`` under a progress bar and print what it returns."""
+    from pagoda_inverse.cli.display import console, emit, progress_callback
+
+    cfg = _resumed_config(kind, preset, resume, **overrides)
+    run_dir = _start_run(kind, preset, runs, resume, cfg)
+    console.print(f"run folder: {run_dir}")
+    with progress_callback(kind, cfg.steps, quiet) as cb:
+        out = train(cfg, run_dir, *inputs, callback=cb)
+    emit(out)
+
+
 @app.command("teacher", epilog=TEACHER_EPILOG)
 def teacher(
     preset: PresetOpt = "fmnist",
@@ -77,17 +92,20 @@ def teacher(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.teacher import train_teacher
 
-    cfg = _resumed_config(
-        "teacher", preset, resume, root=data_root, dataset=dataset, steps=steps, batch_size=batch_size
+    _run_stage(
+        "teacher",
+        preset,
+        runs,
+        resume,
+        quiet,
+        train_teacher,
+        root=data_root,
+        dataset=dataset,
+        steps=steps,
+        batch_size=batch_size,
     )
-    run_dir = _start_run("teacher", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("teacher", cfg.steps, quiet) as cb:
-        out = train_teacher(cfg, run_dir, callback=cb)
-    emit(out)
 
 
 DECODER_EPILOG = """Examples:
@@ -110,15 +128,11 @@ def decoder(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.decoder import train_decoder
 
-    cfg = _resumed_config("decoder", preset, resume, steps=steps, batch_size=batch_size)
-    run_dir = _start_run("decoder", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("decoder", cfg.steps, quiet) as cb:
-        out = train_decoder(cfg, run_dir, teacher, latents, callback=cb)
-    emit(out)
+    _run_stage(
+        "decoder", preset, runs, resume, quiet, train_decoder, (teacher, latents), steps=steps, batch_size=batch_size
+    )
 
 
 GROW_EPILOG = """Examples:
@@ -147,15 +161,19 @@ def grow(
     quiet: QuietOpt = False,
 ) -> None:
     """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.grow import grow_decoder
 
-    cfg = _resumed_config("grow", preset, resume, steps=steps, batch_size=batch_size)
-    run_dir = _start_run("grow", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("grow", cfg.steps, quiet) as cb:
-        out = grow_decoder(cfg, run_dir, decoder, teacher, latents, width=width, callback=cb)
-    emit(out)
+    _run_stage(
+        "grow",
+        preset,
+        runs,
+        resume,
+        quiet,
+        partial(grow_decoder, width=width),
+        (decoder, teacher, latents),
+        steps=steps,
+        batch_size=batch_size,
+    )
 
 
 @app.command("encoder")
@@ -173,15 +191,11 @@ def encoder(
 
     Example: pagoda-inv train encoder --teacher runs/00000-teacher-fmnist/teacher --latents runs/latents-train
     """
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.encoder import train_encoder
 
-    cfg = _resumed_config("encoder", preset, resume, steps=steps, batch_size=batch_size)
-    run_dir = _start_run("encoder", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("encoder", cfg.steps, quiet) as cb:
-        out = train_encoder(cfg, run_dir, teacher, latents, callback=cb)
-    emit(out)
+    _run_stage(
+        "encoder", preset, runs, resume, quiet, train_encoder, (teacher, latents), steps=steps, batch_size=batch_size
+    )
 
 
 @app.command("guidance")
@@ -199,15 +213,9 @@ def guidance(
 
     Example: pagoda-inv train guidance --teacher runs/00000-teacher-fmnist/teacher
     """
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.guidance import train_guidance
 
-    cfg = _resumed_config("guidance", preset, resume, steps=steps, batch_size=batch_size)
-    run_dir = _start_run("guidance", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("guidance", cfg.steps, quiet) as cb:
-        out = train_guidance(cfg, run_dir, teacher, callback=cb)
-    emit(out)
+    _run_stage("guidance", preset, runs, resume, quiet, train_guidance, (teacher,), steps=steps, batch_size=batch_size)
 
 
 @app.command("classifier")
@@ -224,12 +232,8 @@ def classifier(
 
     Example: pagoda-inv train classifier --preset fmnist --runs runs
     """
-    from pagoda_inverse.cli.display import console, emit, progress_callback
     from pagoda_inverse.train.classifier import train_classifier
 
-    cfg = _resumed_config("classifier", preset, resume, root=data_root, steps=steps, batch_size=batch_size)
-    run_dir = _start_run("classifier", preset, runs, resume, cfg)
-    console.print(f"run folder: {run_dir}")
-    with progress_callback("classifier", cfg.steps, quiet) as cb:
-        out = train_classifier(cfg, run_dir, callback=cb)
-    emit(out)
+    _run_stage(
+        "classifier", preset, runs, resume, quiet, train_classifier, root=data_root, steps=steps, batch_size=batch_size
+    )
