@@ -53,6 +53,7 @@ def export(
     encoder: Path | None = typer.Option(None, "--encoder", help="Learned encoder checkpoint folder."),
     guidance: Path | None = typer.Option(None, "--guidance", help="Guidance map checkpoint folder (one-step CFG)."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
+    colour: Path | None = typer.Option(None, "--colour", help="Colour network checkpoint folder ('train colour')."),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
     solver_defaults: str | None = typer.Option(
         None,
@@ -82,5 +83,6 @@ def export(
         "encoder": encoder,
         "guidance": guidance,
         "classifier": classifier,
+        "colour": colour,
     }
     print(export_model(out, **parts, card=text, solver_defaults=defaults, overwrite=overwrite))

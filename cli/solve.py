@@ -17,7 +17,8 @@ SolverOpt = Annotated[
     str,
     typer.Option(
         "--solver",
-        help="one_step, encode_decode, latent_map, latent_ilo, latent_langevin, pinv, bicubic.",
+        help="one_step, encode_decode, latent_map, latent_ilo, latent_langevin, pinv, bicubic; colour_net, gray "
+        "(colorize).",
         rich_help_panel="Solver",
     ),
 ]
@@ -129,6 +130,7 @@ def _run(
     from pagoda_inverse.utils.io import load_image, open_image
 
     m = load_model(model or _default_model(input, task))
+    solver = solver or ("colour_net" if m.colour is not None else "one_step")  # only colorize leaves it open
     res = m.resolution
     if task == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
@@ -168,7 +170,12 @@ def _run(
             result = solve_tiled(
                 solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback, **kwargs
             )
-        console.print(f"{result.info['tiles']} tiles of {res}x{res}, overlap {result.info['overlap']}")
+        tile, overlap = result.info["tile"], result.info["overlap"]
+        console.print(
+            f"{result.info['tiles']} tiles of {tile}x{tile}, overlap {overlap}"
+            if tile
+            else "one pass over the whole image"
+        )
     else:
         result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
     zoom = 1 if tiled else max(1, 128 // res)
@@ -308,7 +315,15 @@ def denoise(
 def colorize(
     input: InputOpt,
     output: OutputOpt = None,
-    solver: SolverOpt = "one_step",
+    solver: Annotated[
+        str | None,
+        typer.Option(
+            "--solver",
+            help="colour_net (the default when the model has a colour network, as photo does), one_step, "
+            "encode_decode, latent_map, latent_ilo, latent_langevin, gray, pinv.",
+            rich_help_panel="Solver",
+        ),
+    ] = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
     sigma_y: SigmaOpt = 0.0,

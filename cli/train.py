@@ -1,4 +1,4 @@
-"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier}``: the training stages, each in a numbered run
+"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier,colour}``: the training stages, each in a numbered run
 folder."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pagoda_inverse.cli.options import (
 )
 
 app = typer.Typer(
-    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance) and the evaluation classifier.",
+    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance), the evaluation classifier and the colour network.",
     no_args_is_help=True,
 )
 
@@ -237,3 +237,22 @@ def classifier(
     _run_stage(
         "classifier", preset, runs, resume, quiet, train_classifier, root=data_root, steps=steps, batch_size=batch_size
     )
+
+
+@app.command("colour")
+def colour(
+    preset: PresetOpt = "photo",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: StepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the luma-to-colour network of an RGB model (the 'colour_net' colorization solver): the posterior-mean
+    colour of a gray image, by regression on the training crops.
+
+    Example: pagoda-inv train colour --preset photo --runs runs
+    """
+    from pagoda_inverse.train.colour import train_colour
+
+    _run_stage("colour", preset, runs, resume, quiet, train_colour, steps=steps, batch_size=batch_size)

@@ -173,11 +173,24 @@ def test_photo_of_any_size_is_solved_in_tiles(tmp_path, tiny_photo_model_dir):
     # Colorization of a grayscale input; an RGBA input says what happens to alpha.
     Image.fromarray(rng.integers(0, 255, (20, 36), dtype=np.uint8)).save(tmp_path / "gray.png")
     result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"), "--model", model)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and "one_step:" in result.stderr, result.stderr  # no colour network: one_step
     with Image.open(tmp_path / "gray-colorize.png") as out:
         assert out.size == (36, 20) and out.mode == "RGB"
     result = run_cli("solve", "denoise", "--input", str(tmp_path / "rgba.png"), "--model", model)
     assert result.returncode == 0 and "alpha channel; it is dropped" in result.stderr, result.stderr
+
+
+def test_colorize_defaults_to_the_photo_colour_network(tmp_path):
+    rows, cols = np.mgrid[0:64, 0:96]
+    gray = (125 + 50 * np.sin(cols / 9) * np.cos(rows / 13)).round().astype(np.uint8)  # mid-range: no clipping
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"))
+    assert result.returncode == 0 and "model photo" in result.stderr and "colour_net:" in result.stderr, result.stderr
+    with Image.open(tmp_path / "gray-colorize.png") as out:
+        rgb = np.asarray(out.convert("RGB"), dtype=np.float64)
+    assert rgb.shape == (64, 96, 3) and np.abs(rgb - rgb.mean(2, keepdims=True)).mean() > 0.5  # coloured
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma - gray).max() <= 1.5  # the measured luma, up to 8-bit rounding
 
 
 def test_wrong_size_for_a_whole_image_model_points_to_photo(images, tiny_model_dir):

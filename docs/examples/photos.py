@@ -21,9 +21,11 @@ y_sr = sr(x)
 result_sr = pi.solve_tiled("one_step", model, sr, y_sr, seed=0)
 bicubic = pi.solve("bicubic", model, sr, y_sr).estimate
 
-# Colorization: the observation is the rec601 luma.
+# Colorization: the observation is the rec601 luma. colour_net: the model's luma-to-colour network (the
+# posterior-mean colour, one pass per tile); one_step: PaGoDA posterior samples around the gray copy.
 gray = make_operator("colorize", shape=tuple(x.shape[1:]))
 y_gray = gray(x)
+result_net = pi.solve_tiled("colour_net", model, gray, y_gray, seed=0)
 result_color = pi.solve_tiled("one_step", model, gray, y_gray, seed=0)
 
 psnr = lambda a: float(10 * torch.log10(4 / (a.clamp(-1, 1) - x).pow(2).mean()))  # noqa: E731
@@ -40,7 +42,8 @@ save_panels(
 save_panels(
     {
         f"grayscale {psnr(y_gray.expand_as(x)):.1f} dB": y_gray,
-        f"one_step colorized {psnr(result_color.estimate):.1f} dB": result_color.estimate,
+        f"colour_net {psnr(result_net.estimate):.1f} dB": result_net.estimate,
+        f"one_step {psnr(result_color.estimate):.1f} dB": result_color.estimate,
         "truth": x,
     },
     out / "photos_colorize.png",

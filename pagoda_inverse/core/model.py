@@ -1,6 +1,6 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
-A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/`` and ``guidance/`` checkpoint folders
+A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/``, ``guidance/`` and ``colour/`` checkpoint folders
 (each ``config.json`` + ``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only
 or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, load_module_state, split_prefix
+from pagoda_inverse.core.colour_net import ColourNet
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.guidance import GuidanceMap
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
@@ -68,6 +69,8 @@ class PagodaModel:
     :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
     :param guidance: guidance map ``M(z, cond, w) -> z_w`` for one-step classifier-free guidance (``None`` if
         absent; then CFG extrapolates G's outputs).
+    :param colour: luma-to-colour network ``C(gray [B,3,H,W]) -> [B,3,H,W]`` of an RGB model, the posterior-mean
+        colour given the luma (``None`` if absent; the ``colour_net`` solver needs it).
     :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
     :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
     :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
@@ -82,6 +85,7 @@ class PagodaModel:
     config: dict
     encoder: LearnedEncoder | None = None
     guidance: GuidanceMap | None = None
+    colour: ColourNet | None = None
     solver_defaults: dict = field(default_factory=dict)
 
     @property
@@ -140,7 +144,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     (8, 32, 1)
     """
     path = resolve_model_path(name_or_path)
-    parts = {name: path / name for name in ("teacher", "decoder", "encoder", "guidance")}
+    parts = {name: path / name for name in ("teacher", "decoder", "encoder", "guidance", "colour")}
     if (path / "config.json").is_file():
         kind = load_config(path).get("kind")
         if kind not in parts:
@@ -148,7 +152,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
                 f"{path / 'config.json'}: kind {kind!r} is not a teacher/decoder/encoder/guidance checkpoint"
             )
         parts = {kind: path}
-    teacher = generator = encoder = guidance = None
+    teacher = generator = encoder = guidance = colour = None
     config = tensors = None
     if parts.get("teacher") is not None and parts["teacher"].is_dir():
         net, config, tensors = _load_net(parts["teacher"])
@@ -169,11 +173,13 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
             )
         guidance = GuidanceMap(net, float(gd_config["w_max"]), sigma_max=float(gd_config.get("sigma_max", 80.0)))
         config, tensors = config or gd_config, tensors or gd_tensors
+    if parts.get("colour") is not None and parts["colour"].is_dir():
+        colour = ColourNet(_load_net(parts["colour"])[0])
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
     bank = CaptionBank.from_tensors(tensors)
-    return PagodaModel(path, teacher, generator, bank, config, encoder, guidance, defaults)
+    return PagodaModel(path, teacher, generator, bank, config, encoder, guidance, colour, defaults)
 
 
 def read_solver_defaults(folder: Path) -> dict:

@@ -2,12 +2,12 @@
 
 Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``,
 ``richardson_lucy``, ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_ilo``,
-``latent_langevin``) and the peers through deepinv with the ``fmnist-fullres`` prior (``dps``, ``ddrm``,
-``diffpir``, ``pigdm``).
+``latent_langevin``), the photo model's colorization network (``colour_net``) and the peers through deepinv with
+the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bicubic', 'biharmonic', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_ilo', 'latent_langevin',
- 'latent_map', 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
+['bicubic', 'biharmonic', 'colour_net', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_ilo',
+ 'latent_langevin', 'latent_map', 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
 from pagoda_inverse.solvers.classical import CLASSICAL
+from pagoda_inverse.solvers.colour import solve_colour_net
 from pagoda_inverse.solvers.latent import solve_latent_ilo, solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
 from pagoda_inverse.solvers.peers import PEERS
@@ -30,6 +31,7 @@ SOLVERS = {
     "latent_map": solve_latent_map,
     "latent_ilo": solve_latent_ilo,
     "latent_langevin": solve_latent_langevin,
+    "colour_net": solve_colour_net,
     **PEERS,
 }
 

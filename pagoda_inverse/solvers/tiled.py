@@ -6,6 +6,9 @@ to those tiles (:meth:`~pagoda_inverse.ops.base.LinearOperator.on_tiles`) and th
 measurements; the tiles are blended with a raised-cosine window over the overlaps (weights sum to 1, so no seams),
 and a final data-consistency step with the *whole-image* operator makes the result consistent with ``y`` across
 tile borders (exactly when ``sigma_y = 0``). Memory is bounded by the tile batch plus a few whole-image buffers.
+
+Fully convolutional solvers (:data:`WHOLE_IMAGE_SIDE`) see more context: an image whose sides fit their limit is
+solved in one pass, a larger one in tiles of that side, one at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import torch
 from pagoda_inverse.ops.base import LinearOperator
 from pagoda_inverse.solvers.base import SolverResult, Timer, data_consistency
 from pagoda_inverse.utils.errors import UserError
+
+#: Solvers that take an image of any size, with the largest side solved in one pass (the colour network: its
+#: attention then spans the whole photo, so one tile's colour guess never differs from its neighbour's).
+WHOLE_IMAGE_SIDE = {"colour_net": 768}
 
 
 def tile_corners(height: int, width: int, size: int, stride: int) -> list[tuple[int, int]]:
@@ -82,7 +89,7 @@ def solve_tiled(
     :param callback: called after each tile batch with ``{"step": tiles done, "total": tiles}``.
     :param hparams: the solver's hyper-parameters (e.g. ``samples``).
     :return: the blended estimate ``[1, C, H, W]``, samples ``[K, 1, C, H, W]``, no latents, and ``info`` with
-        ``tiles``, ``tile``, ``overlap``, ``nfe`` (per tile) and ``seconds``.
+        ``tiles``, ``tile`` (``None`` for one whole-image pass), ``overlap``, ``nfe`` (per tile) and ``seconds``.
 
     >>> import tempfile
     >>> from pagoda_inverse import load_model
@@ -103,6 +110,14 @@ def solve_tiled(
         raise UserError("pass image_shape=(C, H, W): the operator does not record its input shape")
     size = model.resolution
     c, h, w = image_shape
+    if isinstance(method, str) and method in WHOLE_IMAGE_SIDE:
+        size, tile_batch = WHOLE_IMAGE_SIDE[method], 1
+        if h <= size and w <= size:  # one pass over the whole image
+            res = solver(
+                model, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed * 1_000_003)], **hparams
+            )
+            info = {**res.info, "seconds": timer.seconds, "tiles": 1, "tile": None, "overlap": 0}
+            return SolverResult(res.estimate, res.samples, None, info)
     overlap = size // 4 if overlap is None else overlap
     stride = size - overlap
     multiple = op.size_multiple

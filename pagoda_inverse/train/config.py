@@ -148,6 +148,34 @@ class ClassifierTrainConfig:
     checkpoint_every: int = 250
 
 
+@dataclass(frozen=True)
+class ColourTrainConfig:
+    """The luma-to-colour network of an RGB model: squared error of the colorization of full-resolution crops, Adam
+    with warm-up and cosine decay, random flips, EMA; the test-split PSNR is measured at the end."""
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(dataset="photo", resolution=64, factor=1))
+    unet: UNetConfig = field(
+        default_factory=lambda: UNetConfig(
+            in_channels=3,
+            resolution=64,
+            channels=24,
+            channel_mult=(1, 2, 3, 4),
+            num_blocks=1,
+            attn_resolutions=(8,),
+            cond_dim=1,
+        )
+    )
+    steps: int = 1800
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    hflip: bool = True
+    ema_decay: float = 0.995
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 100
+
+
 #: The ``photo`` model's data: 64x64 RGB crops of the photos (see ``datasets/photos.py``), teacher at 16x16.
 PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
 
@@ -219,6 +247,20 @@ PRESETS: dict[str, dict[str, object]] = {
             checkpoint_every=3,
         ),
     },
+    "colour": {
+        "photo": ColourTrainConfig(),
+        "smoke": ColourTrainConfig(
+            data=DataConfig(dataset="photo", resolution=16, factor=1, limit=64),
+            unet=UNetConfig(
+                in_channels=3, resolution=16, channels=8, channel_mult=(1, 2), attn_resolutions=(), cond_dim=1
+            ),
+            steps=6,
+            batch_size=8,
+            warmup_steps=2,
+            log_every=3,
+            checkpoint_every=3,
+        ),
+    },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
         # PSNR-minded: a bicubic base under each new stage and a light adversarial term (the model serves solvers).
@@ -237,7 +279,7 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour) with non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
@@ -261,6 +303,8 @@ def from_dict(kind: str, d: dict):
     """Rebuild a config of ``kind`` from :func:`to_dict`'s output (used by ``--resume``)."""
     if kind == "teacher":
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
+    if kind == "colour":
+        return ColourTrainConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
     if kind == "classifier":
         return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
     kinds = {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig,

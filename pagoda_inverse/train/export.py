@@ -1,4 +1,4 @@
-"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/`` + ``card.md`` and
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/`` + ``card.md`` and
 ``solver_defaults.json``) from training outputs, as fp16."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: The checkpoint folders a model folder may hold, in listing order.
-MODEL_PARTS = ("teacher", "decoder", "encoder", "guidance", "classifier")
+MODEL_PARTS = ("teacher", "decoder", "encoder", "guidance", "classifier", "colour")
 
 
 def export_model(
@@ -22,11 +22,12 @@ def export_model(
     encoder: Path | None = None,
     guidance: Path | None = None,
     classifier: Path | None = None,
+    colour: Path | None = None,
     card: str = "",
     solver_defaults: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier}`` in float16; write ``out/card.md``
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write ``out/card.md``
     and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked against the solvers'
     signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's settings).
 
@@ -36,7 +37,7 @@ def export_model(
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out}: exists and is not empty; pass --overwrite to replace its parts")
-    parts = dict(zip(MODEL_PARTS, (teacher, decoder, encoder, guidance, classifier), strict=True))
+    parts = dict(zip(MODEL_PARTS, (teacher, decoder, encoder, guidance, classifier, colour), strict=True))
     loaded = {}
     for name, src in parts.items():
         if src is None:

@@ -38,6 +38,8 @@ NOT_APPLICABLE = {
     ("ddrm", "downsample_area"): "SVD",
     ("gray", "downsample_area"): "colorization",
     ("gray", "inpaint_box"): "colorization",
+    ("colour_net", "downsample_area"): "colorization",
+    ("colour_net", "inpaint_box"): "colorization",
 }
 
 
