@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from resume_helpers import check_crash_and_resume
 
-from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
+from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.classifier import Classifier, ClassifierConfig, classify, load_classifier
 from pagoda_inverse.datasets import load_fmnist, to_model_range
 from pagoda_inverse.train.classifier import train_classifier
@@ -21,27 +22,9 @@ def test_features_and_logits_shapes_and_wrong_size():
 
 def test_smoke_training_resumes_to_the_same_weights(tmp_path, fmnist_tiny):
     cfg = resolve("classifier", "smoke")  # 6 steps, checkpoints every 3
-    (tmp_path / "full").mkdir()
-    full = train_classifier(cfg, tmp_path / "full")
-    # Interrupted run: crash during step 5 (after the step-3 checkpoint), then resume to the end.
-    part = tmp_path / "part"
-    part.mkdir()
-
-    def crash(info):
-        if info["step"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_classifier(cfg, part, callback=crash)
-    assert not (part / "classifier").exists()
-    resumed = train_classifier(cfg, part)
-    assert "start step 3" in (part / "log.txt").read_text()  # continued from the checkpoint, not from scratch
-    a, config = load_checkpoint(full)
-    b, _ = load_checkpoint(resumed)
+    config = check_crash_and_resume(train_classifier, cfg, tmp_path)
     assert config["kind"] == "classifier" and 0 <= config["metrics"]["test_accuracy"] <= 1
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
-    assert load_classifier(str(full)).config == cfg.net
+    assert load_classifier(str(tmp_path / "full" / "classifier")).config == cfg.net
 
 
 def test_loading_refuses_other_checkpoints(tmp_path, tiny_model_dir):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import run_cli
+from resume_helpers import check_crash_and_resume
 
 from pagoda_inverse.bench.metrics import psnr
-from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.colour_net import ColourNet, luma
 from pagoda_inverse.core.model import PagodaModel, load_model
 from pagoda_inverse.core.text import CaptionBank
@@ -73,28 +73,12 @@ def test_network_output_has_the_input_luma():
 
 def test_smoke_training_resumes_exports_and_loads(tmp_path, tiny_model_dir):
     cfg = resolve("colour", "smoke")  # 6 steps on 16 px photo crops, checkpoints every 3
-    (tmp_path / "full").mkdir()
-    full = train_colour(cfg, tmp_path / "full")
-    part = tmp_path / "part"
-    part.mkdir()
-
-    def crash(info):
-        if info["step"] == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_colour(cfg, part, callback=crash)
-    resumed = train_colour(cfg, part)
-    assert "start step 3" in (part / "log.txt").read_text()
-    a, config = load_checkpoint(full)
-    b, _ = load_checkpoint(resumed)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    config = check_crash_and_resume(train_colour, cfg, tmp_path)
     metrics = config["metrics"]
     assert config["kind"] == "colour" and metrics["test_images"] == 64 and metrics["test_psnr"] > 10
     # Exported beside a model's parts, it loads as the model's colour network.
     folder = export_model(tmp_path / "model", teacher=tiny_model_dir / "teacher", decoder=tiny_model_dir / "decoder",
-                          colour=full)  # fmt: skip
+                          colour=tmp_path / "full" / "colour")  # fmt: skip
     model = load_model(folder)
     assert model.colour is not None and load_model(tiny_model_dir).colour is None
     op, _, y = _colorize((3, 16, 16))
