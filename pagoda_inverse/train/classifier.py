@@ -5,7 +5,6 @@ It sees only real training images (never generated ones), so it judges every gen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update
+from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
 
@@ -53,9 +52,7 @@ def train_classifier(
         x = diff_augment(x, g, ratio=cfg.shift)
         x, y = dist.local(x), dist.local(labels[idx])
         # Warm-up then cosine learning-rate decay; cross-entropy; gradient mean over ranks.
-        warm = min(1.0, (step + 1) / cfg.warmup_steps)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
         loss = update(dist, F.cross_entropy(clf(x), y), clf, opt)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 

@@ -8,7 +8,6 @@ crops' PSNR, of ``C`` and of the gray copy, is measured at the end and stored in
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ColourTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update
+from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
 
@@ -67,9 +66,7 @@ def train_colour(cfg: ColourTrainConfig, run_dir: Path, *, callback: Callable[[d
         idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
         x = dist.local(random_hflip(images[idx], g) if cfg.hflip else images[idx])
         # Warm-up then cosine learning-rate decay; squared error of the colorization; Adam step, EMA.
-        warm = min(1.0, (step + 1) / cfg.warmup_steps)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
         loss = update(dist, F.mse_loss(net(gray_copy(x)), x), net, opt, ema, cfg.ema_decay)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 

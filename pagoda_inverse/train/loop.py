@@ -1,4 +1,5 @@
-"""The shared tail of a training step: the update of one network and the run's bookkeeping.
+"""The shared parts of a training step: the warm-up + cosine learning rate, the update of one network and the
+run's bookkeeping.
 
 Every single-network stage (teacher, learned encoder, guidance map, classifier) ends its step the same way; the
 decoder's GAN step updates two networks and keeps its own loop.
@@ -6,6 +7,7 @@ decoder's GAN step updates two networks and keeps its own loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +28,14 @@ def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Opti
     if ema is not None:
         ema_update(ema, net, ema_decay)
     return dist.mean(loss.item())
+
+
+def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int, steps: int) -> None:
+    """Set ``opt``'s learning rate for step ``step`` (0-based) of ``steps``: linear warm-up over ``warmup_steps``
+    times a cosine decay from ``lr`` to 0."""
+    warm = min(1.0, (step + 1) / warmup_steps)
+    for group in opt.param_groups:
+        group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
 def bookkeeping(dist, run_dir: Path, cfg, step: int, loss: float, modules: dict, optimizers: dict, log,
