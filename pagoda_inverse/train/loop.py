@@ -1,8 +1,8 @@
 """The shared parts of a training step: the warm-up + cosine learning rate, the update of one network and the
 run's bookkeeping.
 
-Every single-network stage (teacher, learned encoder, guidance map, classifier) ends its step the same way; the
-decoder's GAN step updates two networks and keeps its own loop.
+Every single-network stage (teacher, learned encoder, guidance map, classifier, colour network) ends its step the
+same way; the decoder's GAN step updates two networks and keeps its own loop.
 """
 
 from __future__ import annotations
