@@ -124,7 +124,7 @@ def _run(
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.ops import make_operator
     from pagoda_inverse.solvers import solve
-    from pagoda_inverse.solvers.tiled import solve_tiled
+    from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
     from pagoda_inverse.utils.errors import UserError
     from pagoda_inverse.utils.images import save_grid, save_image
     from pagoda_inverse.utils.io import load_image, open_image
@@ -151,7 +151,8 @@ def _run(
         )
     op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, **params)
     if tiled:
-        console.print(f"model {m.path.name}: {c}-channel {res}x{res} tiles; solving a {w}x{h} image in tiles")
+        side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
+        console.print(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
     else:
         console.print(f"model {m.path.name}: works on {c}-channel {res}x{res} images")
     y = op(image, generator=torch.Generator().manual_seed(seed)) if simulate else image
