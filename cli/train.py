@@ -1,5 +1,5 @@
-"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier,colour}``: the training stages, each in a numbered run
-folder."""
+"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier,colour}``: the training stages, each in a
+numbered run folder."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from pagoda_inverse.cli.options import (
 )
 
 app = typer.Typer(
-    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance), the evaluation classifier and the colour network.",
+    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance), the evaluation classifier and the "
+    "colour network.",
     no_args_is_help=True,
 )
 

@@ -1,8 +1,8 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
-A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/``, ``guidance/`` and ``colour/`` checkpoint folders
-(each ``config.json`` + ``model.safetensors``) and a ``card.md``; a single checkpoint folder also loads (teacher-only
-or decoder-only).
+A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/``, ``guidance/`` and ``colour/``
+checkpoint folders (each ``config.json`` + ``model.safetensors``) and a ``card.md``; a single checkpoint folder also
+loads (teacher-only or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
 

@@ -279,7 +279,8 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour) with non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour) with
+    non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")

@@ -1,5 +1,5 @@
-"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/`` + ``card.md`` and
-``solver_defaults.json``) from training outputs, as fp16."""
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/`` +
+``card.md`` and ``solver_defaults.json``) from training outputs, as fp16."""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ def export_model(
     solver_defaults: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write ``out/card.md``
-    and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked against the solvers'
-    signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's settings).
+    """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write
+    ``out/card.md`` and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked
+    against the solvers' signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's
+    settings).
 
     Every source is read and checked before anything is written; a non-empty ``out`` is refused unless
     ``overwrite`` (then the parts given replace those of the same name, one atomic file at a time).
