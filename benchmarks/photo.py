@@ -38,10 +38,10 @@ from pagoda_inverse.core.encode import load_latent_cache
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.datasets.photos import load_photo, photo_sources
 from pagoda_inverse.ops import make_operator
-from pagoda_inverse.ops.colour import REC601
 from pagoda_inverse.solvers import solve
 from pagoda_inverse.solvers.base import data_consistency
 from pagoda_inverse.solvers.tiled import solve_tiled
+from pagoda_inverse.train.colour import gray_copy
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.pairs import pair_batch
@@ -173,7 +173,7 @@ def main() -> None:
     _, t_g = timed(lambda: batched(lambda a, b: G(a * G.sigma_max, b), noise, c[:256], size=64))
     rows.append(("one-step G throughput at 64x64 (batches of 64)", f"{256 / t_g:.0f} img/s"))
     if model.colour is not None:
-        gray = crops.mul(torch.tensor(REC601).view(1, 3, 1, 1)).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+        gray = gray_copy(crops)
         rows.append(
             (
                 f"colour network: PSNR of C(gray copy) vs the {len(crops)} 64x64 test crops",

@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from pagoda_inverse.core.unet import UNet
-
-#: ITU-R BT.601 luma weights (as the ``Grayscale`` operator's default), summing to one.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+from pagoda_inverse.ops.colour import REC601
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
-    """``[B, 3, H, W] -> [B, 1, H, W]``: the BT.601 luma."""
-    return torch.einsum("c,bchw->bhw", x.new_tensor(LUMA_WEIGHTS), x)[:, None]
+    """``[B, 3, H, W] -> [B, 1, H, W]``: the BT.601 luma (the ``Grayscale`` operator's default weights, summing to
+    one)."""
+    return torch.einsum("c,bchw->bhw", x.new_tensor(REC601), x)[:, None]
 
 
 class ColourNet(nn.Module):

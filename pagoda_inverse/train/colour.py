@@ -37,8 +37,9 @@ def colour_psnr(net: ColourNet, images: torch.Tensor, batch: int = 64) -> tuple[
 
     ours, gray = [], []
     for x in images.split(batch):
-        ours.append(psnr(net(gray_copy(x)), x))
-        gray.append(psnr(gray_copy(x), x))
+        g = gray_copy(x)
+        ours.append(psnr(net(g), x))
+        gray.append(psnr(g, x))
     return torch.cat(ours).mean().item(), torch.cat(gray).mean().item()
 
 
