@@ -23,13 +23,13 @@ def one_step(
     cond: torch.Tensor,
     *,
     cfg_scale: float = 1.0,
-    grow_offset: torch.Tensor | None = None,
+    grow_offset: Sequence[torch.Tensor] = (),
 ) -> torch.Tensor:
     """One-step sample from noise latents: ``G(z, c)``; with guidance ``w = cfg_scale != 1``, ``G_w(M(z, c, w), c)``
     through the model's guidance map when it has one, else ``G_w(z, c)`` (:func:`one_step_nfe` evaluations).
 
     :param z: ``[B, C, r, r]`` noise latents at the ``sigma_max`` scale (``sigma_max * randn``).
-    :param grow_offset: optional shift of the features entering G's growth stages (see ``Generator``).
+    :param grow_offset: optional shifts of the features entering G's growth stages (see ``Generator``).
     :return: ``[B, C, R, R]`` raw images (not clamped; differentiable in ``z`` and ``grow_offset``).
     """
     if cfg_scale != 1.0 and model.guidance is not None:

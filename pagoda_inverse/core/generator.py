@@ -9,6 +9,7 @@ grow past the latent's). The latent ``z`` lives at the teacher's resolution with
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -35,8 +36,9 @@ class Generator(nn.Module):
         """A generator whose backbone is a deep copy of the teacher's (PaGoDA's initialisation)."""
         return cls(copy.deepcopy(teacher_net), sigma_max=sigma_max)
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor, grow_offset: torch.Tensor | None = None) -> torch.Tensor:
-        """``grow_offset``: optional ``[B, *net.grow_in_shape]`` shift of the features entering G's growth stages."""
+    def forward(self, z: torch.Tensor, cond: torch.Tensor, grow_offset: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        """``grow_offset``: optional ``[B, *net.grow_in_shapes[i]]`` shifts of the features entering G's first
+        ``len(grow_offset)`` growth stages."""
         sigma = torch.full((len(z),), self.sigma_max, device=z.device, dtype=torch.float32)
         _, c_out, c_in = precond_scalings(sigma[0], self.sigma_data)
         return c_out * self.net(c_in * z.float(), noise_label(sigma), cond.float(), grow_offset)
@@ -48,7 +50,7 @@ def generate_guided(
     cond: torch.Tensor,
     null: torch.Tensor | None = None,
     cfg_scale: float = 1.0,
-    grow_offset: torch.Tensor | None = None,
+    grow_offset: Sequence[torch.Tensor] = (),
 ) -> torch.Tensor:
     """``G_w(z, c) = G(z, null) + w (G(z, c) - G(z, null))``: classifier-free guidance of a one-step generator.
 
@@ -57,15 +59,14 @@ def generate_guided(
 
     :param z: ``[B, C, r, r]`` latents (std about ``sigma_max``).
     :param cond: ``[B, D]`` condition vectors; ``null``: ``[D]``.
-    :param grow_offset: optional ``[B, *G.net.grow_in_shape]`` feature shift (see :class:`Generator`), the same for
+    :param grow_offset: optional ``[B, *G.net.grow_in_shapes[i]]`` feature shifts (see :class:`Generator`), the same for
         both passes.
     :return: ``[B, C, R, R]`` images, nominally in ``[-1, 1]``.
     """
-    offset = () if grow_offset is None else (grow_offset,)
     if cfg_scale == 1.0:
-        return G(z, cond, *offset)
+        return G(z, cond, grow_offset)
     if null is None:
         raise ValueError("cfg_scale != 1 needs the null embedding (null=...)")
-    offset = tuple(torch.cat([o, o]) for o in offset)
-    x_cond, x_null = G(torch.cat([z, z]), torch.cat([cond, null.expand_as(cond)]), *offset).chunk(2)
+    offset = [torch.cat([o, o]) for o in grow_offset]
+    x_cond, x_null = G(torch.cat([z, z]), torch.cat([cond, null.expand_as(cond)]), offset).chunk(2)
     return x_null + cfg_scale * (x_cond - x_null)

@@ -13,6 +13,7 @@ one up-sampled.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -209,14 +210,15 @@ class UNet(nn.Module):
 
         # Output head at the teacher resolution (the teacher's own head).
         self.out = _head(ch, cfg.in_channels)
-        #: ``(C, r, r)`` of the features entering the growth stages (what ``forward``'s ``grow_offset`` shifts).
-        self.grow_in_shape = (ch, cfg.resolution, cfg.resolution)
+        #: ``(C, r, r)`` of the features entering each growth stage (what ``forward``'s ``grow_offset`` shifts).
+        self.grow_in_shapes = []
 
         # PaGoDA growth: per stage one 2x up block then plain blocks, no skips, still conditioned; each stage adds
         # a zero-initialised head whose output is a residual on the up-sampled image of the previous scale.
         self.grow = nn.ModuleList()
         self.grow_out = nn.ModuleList()
-        for width in cfg.grow_channels:
+        for level, width in enumerate(cfg.grow_channels):
+            self.grow_in_shapes.append((ch, cfg.resolution * 2**level, cfg.resolution * 2**level))
             stage = nn.ModuleList([ResBlock(ch, width, emb, up=True)])
             stage.extend(ResBlock(width, width, emb) for _ in range(cfg.grow_blocks))
             self.grow.append(stage)
@@ -230,10 +232,13 @@ class UNet(nn.Module):
         return nn.ModuleList([block])
 
     def forward(
-        self, x: torch.Tensor, noise_labels: torch.Tensor, cond: torch.Tensor, grow_offset: torch.Tensor | None = None
+        self, x: torch.Tensor, noise_labels: torch.Tensor, cond: torch.Tensor, grow_offset: Sequence[torch.Tensor] = ()
     ) -> torch.Tensor:
-        """``grow_offset``: ``[B, *grow_in_shape]`` added to the features entering the growth stages (not to the
-        teacher-resolution head), as intermediate-layer optimisation does; needs at least one growth stage."""
+        """``grow_offset``: ``[B, *grow_in_shapes[i]]`` added to the features entering growth stage ``i`` for the
+        first ``len(grow_offset)`` stages (not to the heads' images before them), as intermediate-layer optimisation
+        does."""
+        if len(grow_offset) > len(self.grow):
+            raise ValueError(f"{len(grow_offset)} growth offsets for a network with {len(self.grow)} growth stages")
         emb = F.silu(self.noise_mlp(self.noise_embed(noise_labels)) + self.cond_embed(cond))
         h = self.conv_in(x)
         skips = [h]
@@ -254,11 +259,11 @@ class UNet(nn.Module):
             for layer in block:
                 h = layer(h, emb)
         x = self.out(h)
-        if grow_offset is not None:
-            if not self.grow:
-                raise ValueError("grow_offset needs a network with growth stages")
-            h = h + grow_offset
-        for stage, head, mode in zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True):
+        for level, (stage, head, mode) in enumerate(
+            zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True)
+        ):
+            if level < len(grow_offset):
+                h = h + grow_offset[level]
             for layer in stage:
                 h = layer(h, emb)
             x = upsample_image(x, mode) + head(h)

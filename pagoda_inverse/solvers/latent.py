@@ -28,21 +28,21 @@ from pagoda_inverse.solvers.base import (
 from pagoda_inverse.utils.errors import UserError
 
 
-def _decode(model, u, c, cfg_scale: float = 1.0, offset=None) -> torch.Tensor:
+def _decode(model, u, c, cfg_scale: float = 1.0, offsets=()) -> torch.Tensor:
     """``[B, C, R, R]`` raw images of the normalised latents: :func:`~pagoda_inverse.control.generate.one_step` of
-    ``sigma_max u`` (through the guidance map when guided, as in generation), growth features shifted by
-    ``offset`` when given."""
-    return one_step(model, u * model.generator.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offset)
+    ``sigma_max u`` (through the guidance map when guided, as in generation), the features entering G's first
+    ``len(offsets)`` growth stages shifted by ``offsets``."""
+    return one_step(model, u * model.generator.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offsets)
 
 
-def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offset=None, offset_weight: float = 0.0):
-    """``U(u)`` per image ``[B]`` (plus ``offset_weight ||offset||^2 / 2`` when G's growth features are shifted by
-    ``offset``)."""
-    x = _decode(model, u, c, cfg_scale, offset)
+def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset_weight: float = 0.0):
+    """``(U(u) [B], x [B, C, R, R])``: the potential per image (plus ``offset_weight ||d||^2 / 2`` for each growth
+    feature offset ``d``) and the decoded images it was computed from."""
+    x = _decode(model, u, c, cfg_scale, offsets)
     energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
-    if offset is not None:
-        energy = energy + offset_weight * offset.pow(2).flatten(1).sum(1) / 2
-    return energy
+    for d in offsets:
+        energy = energy + offset_weight * d.pow(2).flatten(1).sum(1) / 2
+    return energy, x
 
 
 def _noise_level(op, sigma_floor: float, likelihood_std: float | None = None) -> float:
@@ -120,6 +120,9 @@ def solve_latent_ilo(
     lr: float = 0.1,
     refine_latent_lr: float | None = None,
     refine_weight: float = 3.0,
+    refine_levels: int = 1,
+    cond_lr: float = 0.0,
+    average_last: int = 0,
     sigma_floor: float = 0.02,
     likelihood_std: float | None = None,
     init: str | None = None,
@@ -132,15 +135,24 @@ def solve_latent_ilo(
     """Intermediate-layer optimisation (Daras et al., ICML 2021, arXiv 2102.07364) through PaGoDA's grown G.
 
     G's range is only as rich as its teacher-resolution latent (``fmnist``: 64 numbers for a 32x32 image). After
-    ``steps`` of ``latent_map``, the features entering the growth stages (``[B, *G.net.grow_in_shape]``, the
-    teacher-resolution trunk's output) get a free offset ``h -> h + d`` with the Gaussian penalty
-    ``refine_weight ||d||^2 / 2``, and ``u`` and ``d`` are optimised together for ``refine_steps``; the growth
-    stages then still shape every image, from a richer input. Needs a G with at least one growth stage.
+    ``steps`` of ``latent_map``, the features entering the first ``refine_levels`` growth stages
+    (``[B, *G.net.grow_in_shapes[i]]``; the first is the teacher-resolution trunk's output) get free offsets
+    ``h_i -> h_i + d_i`` with the Gaussian penalty ``refine_weight ||d_i||^2 / 2``, and ``u`` and the ``d_i`` are
+    optimised together for ``refine_steps``; the growth stages then still shape every image, from a richer input.
+    Needs a G with at least ``refine_levels`` growth stages.
 
-    :param lr: Adam step of the latent, and of the offset during refinement.
+    :param lr: Adam step of the latent, and of the offsets during refinement.
     :param refine_latent_lr: the latent's Adam step during refinement (default ``lr``); smaller values let the
-        offset add detail around a settled latent (better for blur; the box hole wants the latent free).
-    :param refine_weight: precision of the offset's Gaussian prior (larger: closer to ``latent_map``).
+        offsets add detail around a settled latent (better for blur; the box hole wants the latent free).
+    :param refine_weight: precision of the offsets' Gaussian prior (larger: closer to ``latent_map``).
+    :param refine_levels: how many growth stages get an input offset (2 on ``fmnist``: the 8x8 and 16x16 features;
+        finer detail, which blur removes).
+    :param cond_lr: Adam step of the condition vector, optimised along with the latent from the start (0: fixed).
+        The condition pathway is part of G's range: starting from the null caption (or ``cond``), it lets G take
+        on the class the observation suggests (random inpainting: +0.13 dB on 256 training images,
+        docs/ilo-tuning.md).
+    :param average_last: the estimate is the mean of the images decoded at the last ``average_last`` steps and
+        the final one (no extra network evaluations; Adam's last iterates scatter around the optimum).
     :param likelihood_std: the likelihood's ``s`` (default ``max(sigma_y, sigma_floor)``); see ``latent_map``.
     :param prior_std: the data-consistency prior around the estimate; tighter than ``latent_map``'s 0.2 because the
         refined estimate is closer to the truth (on 64 training images, 0.1 was as good or better on every task).
@@ -148,27 +160,40 @@ def solve_latent_ilo(
         ``op.initial_estimate(y)``.
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
-    if refine_steps and not model.generator.net.grow:
-        raise UserError(f"{model.path}: latent_ilo refines the features entering G's growth stages; this G has none")
+    grow_in = model.generator.net.grow_in_shapes
+    if refine_steps and not 1 <= refine_levels <= len(grow_in):
+        raise UserError(
+            f"{model.path}: latent_ilo refines the features entering G's growth stages (refine_levels="
+            f"{refine_levels}); this G has {len(grow_in)}"
+        )
+    if not 0 <= average_last <= steps + refine_steps:
+        raise UserError(f"average_last must be between 0 and steps + refine_steps, got {average_last}")
+    if cond_lr < 0:
+        raise UserError(f"cond_lr must be >= 0, got {cond_lr}")
     s = _noise_level(op, sigma_floor, likelihood_std)
     with torch.no_grad():
         u = _start(model, op, y, c, init, encoder, num_steps)
-    u, offset = u.clone().requires_grad_(True), None
-    opt = torch.optim.Adam([u], lr=lr)
+    u, c, offsets = u.clone().requires_grad_(True), c.clone().requires_grad_(cond_lr > 0), []
+    cond_group = [{"params": [c], "lr": cond_lr}] if cond_lr else []
+    opt = torch.optim.Adam([{"params": [u]}, *cond_group], lr=lr)
+    x_sum = 0.0
     for step in range(steps + refine_steps):
         if step == steps:  # refinement: free the features entering the growth stages too (fresh Adam moments)
-            offset = torch.zeros(len(u), *model.generator.net.grow_in_shape, device=u.device, requires_grad=True)
+            offsets = [torch.zeros(len(u), *shape, device=u.device, requires_grad=True) for shape in grow_in]
+            offsets = offsets[:refine_levels]
             latent_lr = lr if refine_latent_lr is None else refine_latent_lr
-            opt = torch.optim.Adam([{"params": [u], "lr": latent_lr}, {"params": [offset]}], lr=lr)
+            opt = torch.optim.Adam([{"params": [u], "lr": latent_lr}, {"params": offsets}, *cond_group], lr=lr)
         # Gradient step on the per-image potential (images are independent: sum over the batch).
-        energy = _potential(model, op, y, c, u, s, cfg_scale, offset, refine_weight)
+        energy, x = _potential(model, op, y, c, u, s, cfg_scale, offsets, refine_weight)
+        if step >= steps + refine_steps - average_last:  # the last iterates, for the average
+            x_sum = x_sum + x.detach()
         opt.zero_grad(set_to_none=True)
         energy.sum().backward()
         opt.step()
         if callback is not None:
             callback({"step": step + 1, "total": steps + refine_steps, "energy": energy.detach()})
     with torch.no_grad():
-        x = _decode(model, u, c, cfg_scale, offset)
+        x = (x_sum + _decode(model, u, c, cfg_scale, offsets)) / (average_last + 1)
         x = data_consistency(op, x, y, prior_std) if consistency else x
     nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(model, cfg_scale)
     return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
@@ -206,7 +231,7 @@ def solve_latent_langevin(
     for step in range(steps):
         for j, u in enumerate(chains):
             u = u.detach().requires_grad_(True)
-            energy = _potential(model, op, y, c, u, s)
+            energy = _potential(model, op, y, c, u, s)[0]
             (grad,) = torch.autograd.grad(energy.sum(), u)
             # Langevin step: drift down the potential plus sqrt(2 tau) Gaussian noise.
             chains[j] = (u - step_size * grad + (2 * step_size) ** 0.5 * randn_like(u0, generator)).detach()

@@ -190,7 +190,7 @@ def test_latent_ilo_widens_the_range_of_g(model):
     # alone at the same number of steps; with no refinement it is latent_map.
     G, g = model.generator, torch.Generator().manual_seed(5)
     z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
-    y = G(z, model.null_condition(2), torch.randn(2, *G.net.grow_in_shape, generator=g))
+    y = G(z, model.null_condition(2), [torch.randn(2, *G.net.grow_in_shapes[0], generator=g)])
     op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
     fit = {"consistency": False, "encoder": "learned", "lr": 0.1}
     plain = solve("latent_map", model, op, y, steps=30, **fit)
@@ -200,6 +200,32 @@ def test_latent_ilo_widens_the_range_of_g(model):
     same = solve("latent_ilo", model, op, y, steps=30, refine_steps=0, **fit)
     torch.testing.assert_close(same.estimate, plain.estimate)
     assert (plain.info["solver"], ilo.info["nfe"]) == ("latent_map", 1 + 2 * 30 + 1)
+
+
+def test_latent_ilo_optimised_condition_widens_the_range_of_g(model):
+    # Fitting y = G(z, c) for a condition c other than the null one the solver starts from (A = I): optimising the
+    # condition vector too must explain y better than the latent alone, at the same steps and network evaluations.
+    G, g = model.generator, torch.Generator().manual_seed(6)
+    z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
+    cond = torch.nn.functional.normalize(torch.randn(2, model.null_condition(1).shape[-1], generator=g), dim=-1)
+    y = G(z, cond)
+    op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
+    fit = {"consistency": False, "encoder": "learned", "lr": 0.1, "steps": 30, "refine_steps": 0}
+    fixed, free = (solve("latent_ilo", model, op, y, cond_lr=lr, **fit) for lr in (0.0, 0.02))
+    misfit = [float((r.estimate - y).norm()) for r in (fixed, free)]
+    assert misfit[1] < 0.8 * misfit[0], misfit
+    assert fixed.info["nfe"] == free.info["nfe"]
+
+
+def test_latent_ilo_average_last_is_the_mean_of_the_last_iterates(model):
+    # The image decoded at step t of a run is the estimate of the same run stopped after t steps (same Adam path),
+    # so averaging the last 2 iterates and the final image is the mean of the runs stopped at steps 3, 4 and 5.
+    op, _, y = _problem("inpaint_random", sigma_y=0.05)
+    fit = {"consistency": False, "encoder": "learned", "refine_steps": 0}
+    stopped = [solve("latent_ilo", model, op, y, steps=t, **fit).estimate for t in (3, 4, 5)]
+    averaged = solve("latent_ilo", model, op, y, steps=5, average_last=2, **fit).estimate
+    torch.testing.assert_close(averaged, torch.stack(stopped).mean(0))
+    assert not torch.allclose(averaged, stopped[-1])
 
 
 def test_latent_solvers_start_from_a_latent_free_solver(model):
@@ -238,6 +264,13 @@ def test_latent_ilo_needs_growth_stages(model):
     op = make_operator("denoise", shape=(1, 8, 8), batch=1, seeds=[0])
     with pytest.raises(UserError, match="latent_ilo refines the features entering G's growth stages"):
         solve("latent_ilo", flat, op, torch.zeros(1, 1, 8, 8), encoder="learned")
+    op, _, y = _problem("inpaint_box")
+    levels = len(model.generator.net.grow)
+    with pytest.raises(UserError, match=rf"refine_levels={levels + 1}\); this G has {levels}"):
+        solve("latent_ilo", model, op, y, refine_levels=levels + 1, encoder="learned")
+    for bad, match in [({"average_last": -1}, "average_last must be between"), ({"cond_lr": -1.0}, "cond_lr must")]:
+        with pytest.raises(UserError, match=match):
+            solve("latent_ilo", model, op, y, encoder="learned", **bad)
 
 
 def test_unknown_solver_and_bad_measurement(model):
