@@ -149,7 +149,7 @@ def solve_latent_ilo(
         finer detail, which blur removes).
     :param cond_lr: Adam step of the condition vector, optimised along with the latent from the start (0: fixed).
         The condition pathway is part of G's range: starting from the null caption (or ``cond``), it lets G take
-        on the class the observation suggests (random inpainting: +0.13 dB on 256 training images,
+        on the class the observation suggests (random inpainting: +0.10 dB on 256 training images,
         docs/ilo-tuning.md).
     :param average_last: the estimate is the mean of the images decoded at the last ``average_last`` steps and
         the final one (no extra network evaluations; Adam's last iterates scatter around the optimum).

@@ -10,12 +10,16 @@ from pagoda_inverse.core.unet import UNet, UNetConfig
 @pytest.fixture(scope="module")
 def grown_twice():
     torch.manual_seed(0)
-    config = UNetConfig(channels=8, channel_mult=(1, 2), attn_resolutions=(), cond_dim=4, grow_channels=(8, 8))
-    return Generator(UNet(config)).eval()
+    config = UNetConfig(channels=8, channel_mult=(1, 2), attn_resolutions=(), cond_dim=4, grow_channels=(12, 8))
+    G = Generator(UNet(config)).eval()
+    with torch.no_grad():  # random weights everywhere (the heads start at zero, which would hide any shift)
+        for param in G.parameters():
+            param.normal_(0.0, 0.2)
+    return G
 
 
 def test_grow_in_shapes_are_the_features_entering_each_stage(grown_twice):
-    assert grown_twice.net.grow_in_shapes == [(16, 8, 8), (8, 16, 16)]
+    assert grown_twice.net.grow_in_shapes == [(8, 8, 8), (12, 16, 16)]  # trunk output, then stage 1 output
 
 
 def test_each_offset_shifts_its_own_stage_input(grown_twice):

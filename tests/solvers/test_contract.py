@@ -205,13 +205,12 @@ def test_latent_ilo_widens_the_range_of_g(model):
 def test_latent_ilo_optimised_condition_widens_the_range_of_g(model):
     # Fitting y = G(z, c) for a condition c other than the null one the solver starts from (A = I): optimising the
     # condition vector too must explain y better than the latent alone, at the same steps and network evaluations.
-    G, g = model.generator, torch.Generator().manual_seed(6)
+    G, g = model.generator, torch.Generator().manual_seed(0)
     z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
-    cond = torch.nn.functional.normalize(torch.randn(2, model.null_condition(1).shape[-1], generator=g), dim=-1)
-    y = G(z, cond)
+    y = G(z, 10 * torch.randn(2, model.null_condition(1).shape[-1], generator=g))  # far from the null condition
     op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
-    fit = {"consistency": False, "encoder": "learned", "lr": 0.1, "steps": 30, "refine_steps": 0}
-    fixed, free = (solve("latent_ilo", model, op, y, cond_lr=lr, **fit) for lr in (0.0, 0.02))
+    fit = {"consistency": False, "encoder": "learned", "lr": 0.1, "steps": 60, "refine_steps": 0}
+    fixed, free = (solve("latent_ilo", model, op, y, cond_lr=lr, **fit) for lr in (0.0, 0.3))
     misfit = [float((r.estimate - y).norm()) for r in (fixed, free)]
     assert misfit[1] < 0.8 * misfit[0], misfit
     assert fixed.info["nfe"] == free.info["nfe"]
