@@ -179,8 +179,9 @@ def solve_latent_ilo(
     x_sum = 0.0
     for step in range(steps + refine_steps):
         if step == steps:  # refinement: free the features entering the growth stages too (fresh Adam moments)
-            offsets = [torch.zeros(len(u), *shape, device=u.device, requires_grad=True) for shape in grow_in]
-            offsets = offsets[:refine_levels]
+            offsets = [
+                torch.zeros(len(u), *shape, device=u.device, requires_grad=True) for shape in grow_in[:refine_levels]
+            ]
             latent_lr = lr if refine_latent_lr is None else refine_latent_lr
             opt = torch.optim.Adam([{"params": [u], "lr": latent_lr}, {"params": offsets}, *cond_group], lr=lr)
         # Gradient step on the per-image potential (images are independent: sum over the batch).
