@@ -148,9 +148,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     if (path / "config.json").is_file():
         kind = load_config(path).get("kind")
         if kind not in parts:
-            raise CheckpointError(
-                f"{path / 'config.json'}: kind {kind!r} is not a teacher/decoder/encoder/guidance checkpoint"
-            )
+            raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a {'/'.join(parts)} checkpoint")
         parts = {kind: path}
     teacher = generator = encoder = guidance = colour = None
     config = tensors = None

@@ -80,6 +80,11 @@ def test_missing_config_and_foreign_config(tmp_path):
     (tmp_path / "t" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(CheckpointError, match="not a pagoda-inv config"):
         load_model(tmp_path / "t")
+    _save_teacher(tmp_path / "c", UNet(CFG))
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    (tmp_path / "c" / "config.json").write_text(json.dumps({**config, "kind": "classifier"}))
+    with pytest.raises(CheckpointError, match="kind 'classifier' is not a teacher/decoder/encoder/guidance/colour"):
+        load_model(tmp_path / "c")
 
 
 def test_unknown_model_name():
