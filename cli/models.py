@@ -25,7 +25,10 @@ def models() -> None:
         configs = {p: load_config(folder / p) for p in parts}
         res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
                else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
-        desc = ", ".join(f"{p} {r}px" for p, r in res.items())
+        families = sorted(p.parent.name for p in folder.glob("posterior/*/config.json"))
+        desc = ", ".join(
+            [*(f"{p} {r}px" for p, r in res.items()), *([f"posterior ({'/'.join(families)})"] * bool(families))]
+        )
         print(f"{name:16s} {desc:46s} {summary}")
 
 
@@ -54,6 +57,9 @@ def export(
     guidance: Path | None = typer.Option(None, "--guidance", help="Guidance map checkpoint folder (one-step CFG)."),
     classifier: Path | None = typer.Option(None, "--classifier", help="Classifier checkpoint folder."),
     colour: Path | None = typer.Option(None, "--colour", help="Colour network checkpoint folder ('train colour')."),
+    posterior: list[Path] = typer.Option(
+        [], "--posterior", help="Posterior encoder checkpoint folder ('train posterior'); repeat for several families."
+    ),
     card: Path | None = typer.Option(None, "--card", help="Markdown model card to include as card.md."),
     solver_defaults: str | None = typer.Option(
         None,
@@ -85,4 +91,4 @@ def export(
         "classifier": classifier,
         "colour": colour,
     }
-    print(export_model(out, **parts, card=text, solver_defaults=defaults, overwrite=overwrite))
+    print(export_model(out, **parts, posteriors=posterior, card=text, solver_defaults=defaults, overwrite=overwrite))

@@ -1,4 +1,4 @@
-"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier,colour}``: the training stages, each in a
+"""``pagoda-inv train {teacher,decoder,grow,encoder,guidance,classifier,colour,posterior}``: the training stages, each in a
 numbered run folder."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pagoda_inverse.cli.options import (
 )
 
 app = typer.Typer(
-    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance), the evaluation classifier and the "
-    "colour network.",
+    help="Train the PaGoDA stages (teacher, decoder, grow, encoder, guidance), the evaluation classifier, the "
+    "colour network and the posterior encoders.",
     no_args_is_help=True,
 )
 
@@ -257,3 +257,51 @@ def colour(
     from pagoda_inverse.train.colour import train_colour
 
     _run_stage("colour", preset, runs, resume, quiet, train_colour, steps=steps, batch_size=batch_size)
+
+
+POSTERIOR_EPILOG = """Examples:
+
+  pagoda-inv train posterior --family inpaint --preset smoke
+
+  pagoda-inv train posterior --family superres --preset fmnist --runs runs
+
+  pagoda-inv train posterior --family colorize --preset photo --model photo
+"""
+
+
+@app.command("posterior", epilog=POSTERIOR_EPILOG)
+def posterior(
+    family: str = typer.Option(
+        ..., "--family", help="Operator family: superres, inpaint, deblur, denoise or colorize (photo model)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model (embedded name or folder) whose generator q serves [default: the preset's]."
+    ),
+    preset: PresetOpt = "fmnist",
+    runs: RunsOpt = Path("runs"),
+    resume: ResumeOpt = None,
+    steps: StepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train an amortized posterior encoder q(y, A, eps) for one operator family into the model's frozen G (energy
+    score on data-consistent samples): one-step posterior sampling with the 'one_step' solver.
+
+    Export it into the model folder with: pagoda-inv export --out MODEL --posterior RUN/posterior-FAMILY --overwrite
+    """
+    from pagoda_inverse.ops.families import check_family
+    from pagoda_inverse.train.posterior import train_posterior
+
+    check_family(family)
+    _run_stage(
+        "posterior",
+        preset,
+        runs,
+        resume,
+        quiet,
+        train_posterior,
+        family=family,
+        model=model,
+        steps=steps,
+        batch_size=batch_size,
+    )

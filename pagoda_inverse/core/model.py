@@ -1,7 +1,8 @@
 """A PaGoDA model bundle: frozen teacher (the encoder), one-step generator G, and the caption embeddings.
 
 A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/``, ``guidance/`` and ``colour/``
-checkpoint folders (each ``config.json`` + ``model.safetensors``) and a ``card.md``; a single checkpoint folder also
+checkpoint folders (each ``config.json`` + ``model.safetensors``), ``posterior/<family>/`` posterior encoders and a
+``card.md``; a single checkpoint folder also
 loads (teacher-only or decoder-only).
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
@@ -19,6 +20,7 @@ from pagoda_inverse.core.colour_net import ColourNet
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.guidance import GuidanceMap
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
+from pagoda_inverse.core.posterior import load_posterior
 from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet, UNetConfig
@@ -76,6 +78,8 @@ class PagodaModel:
     :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
         the folder's ``solver_defaults.json``); :func:`pagoda_inverse.solvers.solve` applies them beneath the
         caller's own hyper-parameters.
+    :param posteriors: ``{family: PosteriorEncoder}`` from the folder's ``posterior/<family>/`` parts: amortized
+        posterior encoders into G for the ``one_step`` solver (:mod:`pagoda_inverse.core.posterior`).
     """
 
     path: Path
@@ -87,6 +91,7 @@ class PagodaModel:
     guidance: GuidanceMap | None = None
     colour: ColourNet | None = None
     solver_defaults: dict = field(default_factory=dict)
+    posteriors: dict = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -100,6 +105,11 @@ class PagodaModel:
     def resolution(self) -> int:
         """Output resolution of G (the teacher's when there is no generator)."""
         return self.generator.net.config.out_resolution if self.generator is not None else self.teacher_resolution
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, R, R)`` of the images G makes (the solvers' operators act on these)."""
+        return self.channels, self.resolution, self.resolution
 
     def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B]`` class indices -> ``[B, D]`` canonical-caption embeddings (no text encoder needed)."""
@@ -177,7 +187,10 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
     bank = CaptionBank.from_tensors(tensors)
-    return PagodaModel(path, teacher, generator, bank, config, encoder, guidance, colour, defaults)
+    model = PagodaModel(path, teacher, generator, bank, config, encoder, guidance, colour, defaults)
+    folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if generator is not None else []
+    model.posteriors = {p.name: load_posterior(p, model) for p in folders}
+    return model
 
 
 def read_solver_defaults(folder: Path) -> dict:

@@ -35,10 +35,10 @@ def _decode(model, u, c, cfg_scale: float = 1.0, offsets=()) -> torch.Tensor:
     return one_step(model, u * model.generator.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offsets)
 
 
-def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset_weight: float = 0.0):
-    """``(U(u) [B], x [B, C, R, R])``: the potential per image (plus ``offset_weight ||d||^2 / 2`` for each growth
-    feature offset ``d``) and the decoded images it was computed from."""
-    x = _decode(model, u, c, cfg_scale, offsets)
+def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset_weight: float = 0.0, base=()):
+    """``(U(u) [B], x [B, C, R, R])``: the potential per image (plus ``offset_weight ||d||^2 / 2`` for each free growth
+    feature offset ``d``, applied on top of the fixed ``base`` offsets) and the decoded images it was computed from."""
+    x = _decode(model, u, c, cfg_scale, _shifted(list(base), list(offsets)))
     energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
     for d in offsets:
         energy = energy + offset_weight * d.pow(2).flatten(1).sum(1) / 2
@@ -54,18 +54,47 @@ def _noise_level(op, sigma_floor: float, likelihood_std: float | None = None) ->
     return max(float(torch.as_tensor(op.sigma_y).max()), sigma_floor)
 
 
-def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int) -> torch.Tensor:
-    """Normalised latents ``[B, C, r, r]`` of the starting estimate: ``op.initial_estimate(y)``, or the estimate of
-    the latent-free solver ``init`` (e.g. ``wiener`` for blur, whose pseudo-inverse amplifies the noise)."""
+def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
+    """``(u [B, C, r, r], base offsets)``: normalised latents of the starting estimate and the growth-feature offsets
+    every decode keeps (empty unless ``init = "posterior"``).
+
+    ``init``: ``None`` encodes ``op.initial_estimate(y)``; a latent-free solver's name (e.g. ``wiener`` for blur,
+    whose pseudo-inverse amplifies the noise) encodes its estimate; ``"posterior"`` takes the central latent and
+    offsets of the model's posterior encoder for the operator's family (``q`` at zero noise, 1 NFE).
+    """
+    if init == "posterior":
+        from pagoda_inverse.core.posterior import describe_operator
+        from pagoda_inverse.solvers.one_step import posterior_encoder
+
+        q = posterior_encoder(model, op, announce=False)
+        if q is None:
+            raise UserError(f"init 'posterior': model {model.path.name!r} has no posterior encoder for this operator")
+        maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size)
+        u, offsets = q(maps, vector, c, maps.new_zeros(len(y), q.config.noise_channels, *maps.shape[-2:]))
+        return u, offsets
     if init is None:
         x0 = op.initial_estimate(y)
     else:
         from pagoda_inverse.solvers import LATENT_FREE, SOLVERS
 
         if init not in LATENT_FREE:
-            raise UserError(f"init {init!r} is not a latent-free solver; choose from {', '.join(LATENT_FREE)}")
+            raise UserError(
+                f"init {init!r} is neither 'posterior' nor a latent-free solver; choose from posterior, "
+                f"{', '.join(LATENT_FREE)}"
+            )
         x0 = SOLVERS[init](model, op, y).estimate
-    return encode_estimate(model, x0, c, encoder, num_steps) / model.generator.sigma_max
+    return encode_estimate(model, x0, c, encoder, num_steps) / model.generator.sigma_max, []
+
+
+def _shifted(base: list, free: list) -> list:
+    """Per growth stage, the base offset plus the free one (either may be missing)."""
+    return [
+        (base[i] if i < len(base) else 0) + (free[i] if i < len(free) else 0) for i in range(max(len(base), len(free)))
+    ]
+
+
+def _start_nfe(model, init: str | None, encoder: str, num_steps: int) -> int:
+    return 1 if init == "posterior" else encoder_nfe(model, encoder, num_steps)
 
 
 def solve_latent_map(
@@ -94,7 +123,9 @@ def solve_latent_map(
         image to within ``sigma_y``, and a larger ``s`` weighs the Gaussian latent prior more: a more typical latent
         where much of the image is hidden (the inpainting tasks' settings, chosen on 256 training images, raise
         PSNR by about 1 dB). The data-consistency step restores the fit to the observed pixels.
-    :param init: start from this latent-free solver's estimate instead of ``op.initial_estimate(y)``.
+    :param init: start from this latent-free solver's estimate instead of ``op.initial_estimate(y)``, or from the
+        model's posterior encoder (``"posterior"``: its central latent and growth-feature offsets, kept under the
+        optimised latent).
     :param cfg_scale: classifier-free guidance when ``cond`` is given (through the model's guidance map when it has
         one; twice the NFE, plus the map's pass, when != 1).
     """
@@ -157,7 +188,8 @@ def solve_latent_ilo(
     :param prior_std: the data-consistency prior around the estimate; tighter than ``latent_map``'s 0.2 because the
         refined estimate is closer to the truth (on 64 training images, 0.1 was as good or better on every task).
     :param init: start from this latent-free solver's estimate (``wiener`` for blur) instead of
-        ``op.initial_estimate(y)``.
+        ``op.initial_estimate(y)``, or from the posterior encoder's latent and offsets (``"posterior"``; the freed
+        offsets are then added to the encoder's, and their penalty is on the addition).
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     grow_in = model.generator.net.grow_in_shapes
@@ -172,7 +204,7 @@ def solve_latent_ilo(
         raise UserError(f"cond_lr must be >= 0, got {cond_lr}")
     s = _noise_level(op, sigma_floor, likelihood_std)
     with torch.no_grad():
-        u = _start(model, op, y, c, init, encoder, num_steps)
+        u, base = _start(model, op, y, c, init, encoder, num_steps)
     u, c, offsets = u.clone().requires_grad_(True), c.clone().requires_grad_(cond_lr > 0), []
     cond_group = [{"params": [c], "lr": cond_lr}] if cond_lr else []
     opt = torch.optim.Adam([{"params": [u]}, *cond_group], lr=lr)
@@ -185,7 +217,7 @@ def solve_latent_ilo(
             latent_lr = lr if refine_latent_lr is None else refine_latent_lr
             opt = torch.optim.Adam([{"params": [u], "lr": latent_lr}, {"params": offsets}, *cond_group], lr=lr)
         # Gradient step on the per-image potential (images are independent: sum over the batch).
-        energy, x = _potential(model, op, y, c, u, s, cfg_scale, offsets, refine_weight)
+        energy, x = _potential(model, op, y, c, u, s, cfg_scale, offsets, refine_weight, base)
         if step >= steps + refine_steps - average_last:  # the last iterates, for the average
             x_sum = x_sum + x.detach()
         opt.zero_grad(set_to_none=True)
@@ -194,9 +226,11 @@ def solve_latent_ilo(
         if callback is not None:
             callback({"step": step + 1, "total": steps + refine_steps, "energy": energy.detach()})
     with torch.no_grad():
-        x = (x_sum + _decode(model, u, c, cfg_scale, offsets)) / (average_last + 1)
+        x = (x_sum + _decode(model, u, c, cfg_scale, _shifted(base, offsets))) / (average_last + 1)
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = encoder_nfe(model, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(model, cfg_scale)
+    nfe = _start_nfe(model, init, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(
+        model, cfg_scale
+    )
     return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 
@@ -226,7 +260,7 @@ def solve_latent_langevin(
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     s = _noise_level(op, sigma_floor)
     with torch.no_grad():
-        u0 = _start(model, op, y, c, None, encoder, num_steps)
+        u0 = _start(model, op, y, c, None, encoder, num_steps)[0]
     # K chains per image; chain j of image i draws from image i's generator only.
     chains = [(1 - init_eta**2) ** 0.5 * u0 + init_eta * randn_like(u0, generator) for _ in range(samples)]
     for step in range(steps):

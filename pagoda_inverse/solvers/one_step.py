@@ -4,20 +4,26 @@
 resolution. For the area x(R/r) down-sampling that the encoder itself was trained with, this is PaGoDA's
 super-resolution by construction (Kim et al. 2024).
 
-``one_step``: posterior sampling around that encoding. Latents are drawn as
-``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a variance-preserving perturbation of the encoding, so
-``eta = 0`` is deterministic and ``eta = 1`` is a prior sample), decoded in one pass each, then pulled onto
-the measurements by the data-consistency step; optional re-encode rounds start from the last sample mean.
+``one_step``: one-step posterior sampling. With the model's posterior encoder for the operator's family
+(:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one batched pass of ``q`` and one of G over ``K`` noises,
+each pulled onto the measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents
+are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a
+variance-preserving perturbation, so ``eta = 0`` is deterministic and ``eta = 1`` a prior sample), decoded in one pass
+each and made data-consistent; optional re-encode rounds start from the last sample mean.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
 from pagoda_inverse.control.codec import decode
+from pagoda_inverse.control.generate import one_step, one_step_nfe
+from pagoda_inverse.core.posterior import PosteriorEncoder, describe_operator
 from pagoda_inverse.ops._rng import randn_like
+from pagoda_inverse.ops.families import operator_family
 from pagoda_inverse.solvers.base import (
     SolverResult,
     data_consistency,
@@ -59,6 +65,37 @@ def solve_encode_decode(
     )
 
 
+def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor, prior_std: float = 0.2,
+                      cfg_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(x [K, B, C, R, R], z [K, B, C, r, r])``: data-consistent posterior samples for the noises ``eps [K, B, n, R,
+    R]`` and the latents they decode from. One batched pass of ``q`` and of G (guided through the model's guidance
+    map when ``cfg_scale != 1``) over all ``K B`` rows, then the data-consistency step per sample. Differentiable in
+    ``q``'s weights (the training loss goes through it)."""
+    k, b = eps.shape[:2]
+    maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size)
+    rep = lambda t: t.repeat(k, *([1] * (t.dim() - 1)))  # noqa: E731 - sample-major rows: row k B + i is image i
+    u, offsets = q(rep(maps), rep(vector), rep(cond), eps.flatten(0, 1))
+    z = u * model.generator.sigma_max
+    x = one_step(model, z, rep(cond), cfg_scale=cfg_scale, grow_offset=offsets).unflatten(0, (k, b))
+    return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z.unflatten(0, (k, b))
+
+
+def posterior_encoder(model, op, *, announce: bool = True) -> PosteriorEncoder | None:
+    """The model's posterior encoder for ``op``'s family, or ``None`` (then, with ``announce``, a warning says once
+    per model and family that ``one_step`` falls back to perturbing the encoding of ``A^+ y``)."""
+    family = operator_family(op)
+    q = model.posteriors.get(family)
+    if q is None and announce:
+        what = f"{family} operators" if family else f"{type(op).__name__} (outside every operator family)"
+        hint = f"; train one with: pagoda-inv train posterior --family {family}" if family else ""
+        warnings.warn(
+            f"model {model.path.name!r} has no posterior encoder for {what}: one_step samples around the encoding "
+            f"of A^+ y instead{hint}",
+            stacklevel=2,
+        )
+    return q
+
+
 @torch.no_grad()
 def solve_one_step(
     model,
@@ -69,6 +106,7 @@ def solve_one_step(
     generator=None,
     callback=None,
     samples: int = 1,
+    posterior: bool = True,
     eta: float = 0.3,
     rounds: int = 1,
     encoder: str | None = None,
@@ -76,14 +114,26 @@ def solve_one_step(
     prior_std: float = 0.2,
     cfg_scale: float = 1.0,
 ) -> SolverResult:
-    """One-step posterior sampling: ``K = samples`` decodes of perturbed encodings, each made data-consistent.
+    """One-step posterior sampling: ``K = samples`` one-pass samples, each made data-consistent.
 
-    :param eta: stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
-    :param rounds: re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
+    :param posterior: use the model's posterior encoder for the operator's family when it has one (``K + 1`` NFE:
+        ``q`` once, G per sample); ``False`` (or no encoder) samples around the encoding of ``A^+ y``.
+    :param eta: (encoding path) stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
+    :param rounds: (encoding path) re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
-    :return: samples ``[K, B, ...]``, their mean as the estimate, and the latents of the last round.
+    :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
+    q = posterior_encoder(model, op) if posterior else None
+    if q is not None:
+        # K noises per image, image i's from its own generator; one batched pass of q and G; data consistency.
+        template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
+        eps = torch.stack([randn_like(template, generator) for _ in range(samples)])
+        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale)
+        if callback is not None:
+            callback({"step": 1, "total": 1, "x": xs.mean(0)})
+        nfe = 1 + samples * one_step_nfe(model, cfg_scale)
+        return result(xs, zs, timer, "one_step", nfe, posterior=operator_family(op))
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     sigma_max = model.generator.sigma_max

@@ -176,6 +176,45 @@ class ColourTrainConfig:
     checkpoint_every: int = 100
 
 
+@dataclass(frozen=True)
+class PosteriorTrainConfig:
+    """An amortized posterior encoder ``q`` for one operator family into a trained model's frozen G (energy score on
+    the data-consistent decoded samples, Adam with warm-up and cosine decay, EMA).
+
+    :param family: the operator family (see :data:`pagoda_inverse.ops.families.FAMILIES`).
+    :param model: the model (embedded name or folder) whose G ``q`` serves.
+    :param samples: decoded samples per training image (``>= 2``: the energy score's spread term needs two).
+    :param cond_dropout: share of images trained under the null caption (the rest under a caption of their class).
+    :param prior_std: the data-consistency step's prior width (as the ``one_step`` solver's).
+    :param eval_images: held-out test images (from index ``eval_offset``, away from the benchmark's first 256) scored
+        at the end, with ``eval_samples`` samples each.
+    """
+
+    family: str = ""
+    model: str = "fmnist"
+    data: DataConfig = field(default_factory=DataConfig)
+    channels: tuple[int, ...] = (32, 64, 64)
+    num_blocks: int = 1
+    noise_channels: int = 4
+    offset_levels: int = 2
+    emb_dim: int = 128
+    steps: int = 2000
+    batch_size: int = 32
+    samples: int = 2
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    cond_dropout: float = 0.5
+    prior_std: float = 0.2
+    hflip: bool = True
+    ema_decay: float = 0.995
+    eval_images: int = 64
+    eval_samples: int = 16
+    eval_offset: int = 5000
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 100
+
+
 #: The ``photo`` model's data: 64x64 RGB crops of the photos (see ``datasets/photos.py``), teacher at 16x16.
 PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
 
@@ -261,6 +300,25 @@ PRESETS: dict[str, dict[str, object]] = {
             checkpoint_every=3,
         ),
     },
+    "posterior": {
+        "fmnist": PosteriorTrainConfig(),
+        "photo": PosteriorTrainConfig(
+            model="photo", data=PHOTO_DATA, batch_size=16, cond_dropout=1.0, eval_images=32, eval_offset=0
+        ),
+        "smoke": PosteriorTrainConfig(
+            data=DataConfig(limit=256),
+            channels=(8, 8, 8),
+            emb_dim=16,
+            steps=6,
+            batch_size=4,
+            warmup_steps=2,
+            eval_images=4,
+            eval_samples=4,
+            eval_offset=0,
+            log_every=3,
+            checkpoint_every=3,
+        ),
+    },
     "grow": {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
         # PSNR-minded: a bicubic base under each new stage and a light adversarial term (the model serves solvers).
@@ -279,7 +337,7 @@ PRESETS: dict[str, dict[str, object]] = {
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour) with
+    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour/posterior) with
     non-``None`` ``overrides`` applied."""
     presets = PRESETS[kind]
     if preset not in presets:
@@ -306,6 +364,8 @@ def from_dict(kind: str, d: dict):
         return TeacherConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
     if kind == "colour":
         return ColourTrainConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
+    if kind == "posterior":
+        return PosteriorTrainConfig(**{**d, "data": DataConfig(**d["data"]), "channels": tuple(d["channels"])})
     if kind == "classifier":
         return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
     kinds = {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig,

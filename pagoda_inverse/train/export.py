@@ -1,9 +1,10 @@
-"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/`` +
-``card.md`` and ``solver_defaults.json``) from training outputs, as fp16."""
+"""Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/``,
+``posterior/<family>/`` + ``card.md`` and ``solver_defaults.json``) from training outputs, as fp16."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
@@ -23,6 +24,7 @@ def export_model(
     guidance: Path | None = None,
     classifier: Path | None = None,
     colour: Path | None = None,
+    posteriors: Sequence[Path] = (),
     card: str = "",
     solver_defaults: dict | None = None,
     overwrite: bool = False,
@@ -30,7 +32,8 @@ def export_model(
     """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write
     ``out/card.md`` and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked
     against the solvers' signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's
-    settings).
+    settings). Each of ``posteriors`` (a ``train posterior`` output) goes to ``out/posterior/<family>/``; it must have
+    been trained for the decoder that ``out`` holds (or gets in this call).
 
     Every source is read and checked before anything is written; a non-empty ``out`` is refused unless
     ``overwrite`` (then the parts given replace those of the same name, one atomic file at a time).
@@ -48,6 +51,15 @@ def export_model(
             raise CheckpointError(f"{src}: is a {config.get('kind')!r} checkpoint, expected a {name}")
         config.pop("format", None)
         loaded[name] = tensors, config
+    families = {}
+    for src in posteriors:
+        tensors, config = load_checkpoint(src)
+        if config.get("kind") != "posterior":
+            raise CheckpointError(f"{src}: is a {config.get('kind')!r} checkpoint, expected a posterior encoder")
+        config.pop("format", None)
+        families[config["posterior"]["family"]] = tensors, config
+    if families:
+        _check_posterior_decoder(out, decoder, families)
     if solver_defaults is not None:
         from pagoda_inverse.solvers import check_solver_defaults
 
@@ -55,8 +67,28 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     for name, (tensors, config) in loaded.items():
         save_checkpoint(out / name, tensors, config, half=True)
+    for family, (tensors, config) in families.items():
+        (out / "posterior").mkdir(exist_ok=True)
+        save_checkpoint(out / "posterior" / family, tensors, config, half=True)
     if card:
         write_text_atomic(out / "card.md", card)
     if solver_defaults is not None:
         write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
     return out
+
+
+def _check_posterior_decoder(out: Path, decoder: Path | None, families: dict) -> None:
+    """Refuse posterior encoders trained for another decoder than ``out/decoder`` (when no new decoder is exported
+    in the same call; its fp16 copy then replaces the one they were trained for)."""
+    from pagoda_inverse.core.encode import file_digest
+
+    if decoder is not None or not (out / "decoder" / "model.safetensors").is_file():
+        raise UserError(f"{out}: export posterior encoders into a model folder that already holds its decoder")
+    digest = file_digest(out / "decoder" / "model.safetensors")
+    for family, (_, config) in families.items():
+        made_for = config.get("generator", {})
+        if made_for.get("decoder_sha256") != digest:
+            raise CheckpointError(
+                f"the {family} posterior encoder was trained for the decoder of model {made_for.get('model')!r}, not "
+                f"the one in {out / 'decoder'}; retrain it with 'pagoda-inv train posterior --model {out}'"
+            )

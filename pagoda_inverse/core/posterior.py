@@ -1,0 +1,244 @@
+"""Amortized posterior encoder ``q(y, A, eps)`` into PaGoDA's frozen one-step generator.
+
+One network per operator family (:mod:`pagoda_inverse.ops.families`) maps an observation, a description of its
+operator and fresh noise to G's normalised latent ``u`` (``z = sigma_max u``) and to offsets of the features entering
+G's first growth stages (the features that ``latent_ilo`` frees), so that one posterior sample costs one pass of
+``q`` and one of G:
+
+    x_k = DC(G(sigma_max u_k, c; d_k)),    (u_k, d_k) = q(describe(A, y), c, eps_k),    eps_k ~ N(0, I).
+
+The operator is described by :func:`describe_operator`: per-pixel maps (a regularised inverse
+``(A^T A + gamma I)^{-1} A^T y``, the observation weight ``A^T A 1`` (the mask for inpainting, ``1/f^2`` for
+down-sampling by ``f``) and ``sigma_y``) and a vector (the ``A^T A`` response to a centred impulse, cropped: the
+blur's kernel autocorrelation, the down-sampling footprint). ``q`` is a small U-Net whose residual blocks take an
+embedding of that vector, of ``sigma_y`` and of the condition; noise enters at every resolution. G and the teacher
+stay frozen; ``q`` is trained with the energy score (:mod:`pagoda_inverse.train.posterior`), a proper scoring rule,
+so its samples approximate the posterior rather than its mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pagoda_inverse.core.unet import ResBlock, _head
+
+#: The ``sigma_y`` scale of the features (the largest training noise level).
+SIGMA_SCALE = 0.2
+
+
+@dataclass(frozen=True)
+class PosteriorConfig:
+    """Architecture of :class:`PosteriorEncoder` and the generator it serves; stored in the checkpoint.
+
+    :param family: the operator family (``superres``, ``inpaint``, ``deblur``, ``denoise``, ``colorize``).
+    :param in_channels: image channels ``C``.
+    :param resolution: G's output resolution ``R``.
+    :param latent_resolution: G's latent resolution ``r`` (the teacher's), ``R / r`` a power of 2.
+    :param grow_in_shapes: ``(C_i, r 2^i, r 2^i)`` of the features entering G's growth stages (``G.net.grow_in_shapes``).
+    :param offset_levels: how many of those get an offset from ``q`` (0: the latent only).
+    :param cond_dim: size of G's condition vector.
+    :param channels: widths of ``q``'s levels, from ``R`` down to ``r`` (``log2(R / r) + 1`` entries).
+    :param num_blocks: residual blocks per level on the way down (one more on the way up).
+    :param noise_channels: channels of the noise ``eps`` (at ``R``; pooled and rescaled to unit variance below).
+    :param probe_size: side of the cropped impulse response in the operator vector.
+    :param emb_dim: size of the embedding the residual blocks take.
+    """
+
+    family: str
+    in_channels: int = 1
+    resolution: int = 32
+    latent_resolution: int = 8
+    grow_in_shapes: tuple[tuple[int, int, int], ...] = ()
+    offset_levels: int = 2
+    cond_dim: int = 384
+    channels: tuple[int, ...] = (32, 64, 64)
+    num_blocks: int = 1
+    noise_channels: int = 4
+    probe_size: int = 9
+    emb_dim: int = 128
+
+    def __post_init__(self):
+        levels = (self.resolution // self.latent_resolution).bit_length()
+        if self.latent_resolution * 2 ** (levels - 1) != self.resolution:
+            raise ValueError(f"resolution {self.resolution} is not latent_resolution {self.latent_resolution} x 2^k")
+        if len(self.channels) != levels:
+            raise ValueError(f"channels needs {levels} entries (one per level from {self.resolution} down), got "
+                             f"{len(self.channels)}")  # fmt: skip
+        if not 0 <= self.offset_levels <= min(len(self.grow_in_shapes), levels - 1):
+            raise ValueError(
+                f"offset_levels {self.offset_levels} exceeds G's {len(self.grow_in_shapes)} growth stages"
+            )
+
+    @property
+    def feature_channels(self) -> int:
+        """Per-pixel operator maps: regularised inverse (C), observation weight (C), ``sigma_y`` (1)."""
+        return 2 * self.in_channels + 1
+
+    @property
+    def probe_dim(self) -> int:
+        return self.in_channels * self.probe_size**2 + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PosteriorConfig:
+        d = dict(d)
+        d["grow_in_shapes"] = tuple(tuple(int(v) for v in s) for s in d.get("grow_in_shapes", ()))
+        d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+
+@torch.no_grad()
+def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], probe_size: int = 9):
+    """``(maps [B, 2C + 1, H, W], vector [B, C probe_size^2 + 1])``: what ``q`` sees of an observation and its operator.
+
+    ``maps``: the regularised inverse ``(A^T A + gamma I)^{-1} A^T y`` with ``gamma = (max(sigma_y, 0.01) / 0.3)^2``
+    per image, the observation weight ``A^T A 1`` and ``sigma_y / 0.2`` as a constant map. ``vector``: ``A^T A delta``
+    for an impulse at the image centre, the ``probe_size`` square around it divided by its largest magnitude, and
+    ``sigma_y / 0.2``.
+    """
+    b = len(y)
+    c, h, w = image_shape
+    sigma = torch.as_tensor(op.sigma_y, dtype=torch.float32).reshape(-1).expand(b).to(y.device)
+    gamma = (sigma.clamp_min(0.01) / 0.3) ** 2
+    x_reg = op.tikhonov(y, None, gamma).float()
+    ones = torch.ones(b, c, h, w, device=y.device)
+    weight = op.A_adjoint_A(ones).float()
+    impulse = torch.zeros(b, c, h, w, device=y.device)
+    impulse[:, :, h // 2, w // 2] = 1
+    lo = probe_size // 2
+    top, left = h // 2 - lo, w // 2 - lo
+    response = op.A_adjoint_A(impulse).float()[:, :, top : top + probe_size, left : left + probe_size]
+    response = response / response.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None]
+    s = (sigma / SIGMA_SCALE)[:, None]
+    maps = torch.cat([x_reg, weight, s[:, :, None, None].expand(b, 1, h, w)], 1)
+    return maps, torch.cat([response.flatten(1), s], 1)
+
+
+class PosteriorEncoder(nn.Module):
+    """``forward(maps, vector, cond, eps) -> (u [B, C, r, r], offsets)``; ``offsets[i]`` is ``[B, *grow_in_shapes[i]]``.
+
+    >>> cfg = PosteriorConfig("inpaint", resolution=16, latent_resolution=4, grow_in_shapes=((8, 4, 4), (8, 8, 8)),
+    ...                       cond_dim=4, channels=(8, 8, 8), emb_dim=16)
+    >>> q = PosteriorEncoder(cfg)
+    >>> u, d = q(torch.zeros(2, 3, 16, 16), torch.zeros(2, 82), torch.zeros(2, 4), torch.randn(2, 4, 16, 16))
+    >>> tuple(u.shape), [tuple(t.shape) for t in d]
+    ((2, 1, 4, 4), [(2, 8, 4, 4), (2, 8, 8, 8)])
+    """
+
+    def __init__(self, config: PosteriorConfig):
+        super().__init__()
+        self.config = cfg = config
+        emb = cfg.emb_dim
+        self.embed = nn.Sequential(nn.Linear(cfg.probe_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.cond_embed = nn.Linear(cfg.cond_dim, emb, bias=False)
+        self.conv_in = nn.Conv2d(cfg.feature_channels, cfg.channels[0], 3, padding=1)
+        # Down path: at each level the noise (pooled to that size) enters through a 1x1 conv, then residual blocks.
+        self.noise_in = nn.ModuleList(nn.Conv2d(cfg.noise_channels, ch, 1) for ch in cfg.channels)
+        self.down = nn.ModuleList()
+        ch = cfg.channels[0]
+        for level, width in enumerate(cfg.channels):
+            blocks = nn.ModuleList([ResBlock(ch, width, emb, down=level > 0)])
+            blocks.extend(ResBlock(width, width, emb) for _ in range(cfg.num_blocks - 1))
+            self.down.append(blocks)
+            ch = width
+        self.mid = ResBlock(ch, ch, emb)
+        # Up path to the finest offset level, with skips from the down path.
+        self.up = nn.ModuleList()
+        for level in range(1, max(cfg.offset_levels, 1)):
+            width = cfg.channels[-1 - level]
+            self.up.append(nn.ModuleList([ResBlock(ch, ch, emb, up=True), ResBlock(ch + width, width, emb)]))
+            ch = width
+        # Heads (zero-initialised: q starts at G's image of u = 0 with no offsets).
+        self.latent_head = _head(cfg.channels[-1], cfg.in_channels)
+        widths = [cfg.channels[-1 - i] for i in range(cfg.offset_levels)]
+        self.offset_heads = nn.ModuleList(
+            _head(w, shape[0]) for w, shape in zip(widths, cfg.grow_in_shapes, strict=False)
+        )
+
+    def forward(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor):
+        """:param maps: ``[B, 2C + 1, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :func:`describe_operator`.
+        :param cond: ``[B, cond_dim]`` G's condition (the null caption when unconditional).
+        :param eps: ``[B, noise_channels, R, R]`` standard normal noise (zeros: the encoder's central latent).
+        """
+        emb = F.silu(self.embed(vector) + self.cond_embed(cond))
+        h = self.conv_in(maps)
+        skips = []
+        for level, (blocks, noise_in) in enumerate(zip(self.down, self.noise_in, strict=True)):
+            # Pooling 2^level x 2^level noise pixels: rescale to unit variance.
+            noise = F.avg_pool2d(eps, 2**level) * 2**level if level else eps
+            for i, block in enumerate(blocks):
+                h = block(h, emb)
+                if i == 0:
+                    h = h + noise_in(noise)
+            skips.append(h)
+        h = self.mid(h, emb)
+        features = [h]
+        skips.pop()
+        for up, block in self.up:
+            h = block(torch.cat([up(h, emb), skips.pop()], 1), emb)
+            features.append(h)
+        u = self.latent_head(features[0])
+        return u, [head(f) for head, f in zip(self.offset_heads, features, strict=False)]
+
+
+def generator_fingerprint(model) -> dict:
+    """What a posterior encoder must match in its generator: shapes, condition size and the decoder file's SHA-256."""
+    from pagoda_inverse.core.encode import file_digest
+
+    net = model.generator.net
+    decoder = model.path / "decoder" if (model.path / "decoder").is_dir() else model.path
+    return {
+        "model": model.path.name,
+        "in_channels": model.channels,
+        "resolution": model.resolution,
+        "latent_resolution": model.teacher_resolution,
+        "grow_in_shapes": [list(s) for s in net.grow_in_shapes],
+        "cond_dim": net.config.cond_dim,
+        "decoder_sha256": file_digest(decoder / "model.safetensors"),
+    }
+
+
+def check_fingerprint(trained_for: dict, model, source) -> None:
+    """Raise :class:`~pagoda_inverse.utils.errors.CheckpointError` naming both models unless the posterior encoder
+    at ``source`` (trained for the generator ``trained_for``) fits ``model``'s generator."""
+    from pagoda_inverse.utils.errors import CheckpointError
+
+    ours = generator_fingerprint(model)
+    if any(trained_for.get(key) != value for key, value in ours.items() if key != "model"):
+
+        def size(f):
+            return f"{f.get('in_channels')}-channel {f.get('resolution')}px, latent {f.get('latent_resolution')}px"
+
+        raise CheckpointError(
+            f"{source}: trained for the decoder of model {trained_for.get('model')!r} ({size(trained_for)}), not "
+            f"for this model {model.path.name!r} ({size(ours)}, decoder {ours['decoder_sha256'][:12]}); retrain it "
+            f"with 'pagoda-inv train posterior --model {model.path}'"
+        )
+
+
+def load_posterior(folder: Path, model) -> PosteriorEncoder:
+    """The posterior encoder in ``folder`` (``config.json`` + ``model.safetensors``, kind ``posterior``), checked
+    against ``model``'s generator (:func:`check_fingerprint`); frozen, in eval mode."""
+    from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
+    from pagoda_inverse.utils.errors import CheckpointError
+
+    tensors, config = load_checkpoint(folder)
+    if config.get("kind") != "posterior" or not isinstance(config.get("posterior"), dict):
+        raise CheckpointError(f"{folder / 'config.json'}: not a posterior encoder checkpoint (kind 'posterior')")
+    try:
+        cfg = PosteriorConfig.from_dict(config["posterior"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{folder / 'config.json'}: invalid 'posterior' section ({err})") from None
+    if cfg.family != folder.name:
+        raise CheckpointError(f"{folder}: holds the {cfg.family!r} encoder; its folder must be named {cfg.family}")
+    check_fingerprint(config.get("generator", {}), model, folder)
+    q = PosteriorEncoder(cfg)
+    load_module_state(q, split_prefix(tensors, "net"), folder / "model.safetensors")
+    return q.eval().requires_grad_(False)

@@ -1,0 +1,162 @@
+"""Train an amortized posterior encoder ``q`` (:mod:`pagoda_inverse.core.posterior`) for one operator family.
+
+Each step draws a batch of training images, a random member of the family with a per-image ``sigma_y`` in
+``[0, 0.2]`` (:func:`~pagoda_inverse.ops.families.sample_family_operator`) and the noisy observations, then ``K``
+posterior samples per image through ``q`` and the frozen G, each pulled onto its observation by the solvers'
+data-consistency step. The loss is the energy score (Gneiting & Raftery 2007), a strictly proper scoring rule:
+
+    ES = mean_k ||x_k - x|| - 1/(K(K-1)) sum_{k != l} ||x_k - x_l||     (norms per image, in RMS units),
+
+minimised in expectation only when the samples follow the true posterior, so ``q`` learns a spread and not one
+blurred mean. At the end the EMA weights are scored on held-out test images (:func:`evaluate_posterior`).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pagoda_inverse.core.checkpoint import save_checkpoint
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.core.posterior import PosteriorConfig, PosteriorEncoder, generator_fingerprint
+from pagoda_inverse.ops import make_operator
+from pagoda_inverse.ops.families import check_family, sample_family_operator
+from pagoda_inverse.solvers.one_step import posterior_samples
+from pagoda_inverse.train.batches import random_hflip, sample_condition
+from pagoda_inverse.train.config import PosteriorTrainConfig, to_dict
+from pagoda_inverse.train.data import load_images
+from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.utils.errors import UserError
+
+#: The held-out operators each family is scored on at the end of training (registry name, parameters).
+EVAL_OPERATORS = {
+    "superres": [("downsample_area", {"factor": 4}), ("downsample_bicubic", {"factor": 4}),
+                 ("downsample_area", {"factor": 2}), ("downsample_area", {"factor": 8})],
+    "inpaint": [("inpaint_mask", {}), ("inpaint_random", {"drop": 0.7}), ("inpaint_freeform", {})],
+    "deblur": [("gaussian_blur", {"sigma": 1.5, "size": 9}), ("motion_blur", {"size": 9})],
+    "denoise": [("denoise", {})],
+    "colorize": [("colorize", {})],
+}  # fmt: skip
+
+
+def energy_score(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """``[B]`` energy scores of ``samples [K, B, ...]`` (``K >= 2``) against ``truth [B, ...]``, norms in RMS units."""
+    k = len(samples)
+    flat, target = samples.flatten(2), truth.flatten(1)
+    scale = flat.shape[-1] ** 0.5
+    fit = (flat - target).norm(dim=-1).mean(0)
+    spread = torch.stack([(flat[i] - flat[j]).norm(dim=-1) for i in range(k) for j in range(i + 1, k)]).mean(0)
+    return (fit - 0.5 * spread) / scale
+
+
+@torch.no_grad()
+def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int, prior_std: float, seed: int = 0):
+    """Held-out scores of ``q`` on ``images`` for each of the family's :data:`EVAL_OPERATORS` at ``sigma_y = 0.05``:
+    PSNR of the mean of ``samples`` samples and of one sample, and the share of true pixels inside the samples'
+    central 90% interval (over the unobserved pixels for inpainting)."""
+    from pagoda_inverse.bench.metrics import interval_coverage, psnr
+
+    scores = {}
+    seeds = list(range(seed, seed + len(images)))
+    shape = tuple(images.shape[1:])
+    for name, params in EVAL_OPERATORS[family]:
+        op = make_operator(name, shape=shape, batch=len(images), seeds=seeds, sigma_y=0.05, **params)
+        y = op(images, generator=torch.Generator().manual_seed(seed))
+        eps = torch.randn(samples, len(images), q.config.noise_channels, *shape[1:],
+                          generator=torch.Generator().manual_seed(seed + 1))  # fmt: skip
+        xs = posterior_samples(model, q, op, y, model.null_condition(len(images)), eps, prior_std)[0]
+        hidden = (op.A_adjoint_A(torch.ones_like(images)) == 0) if family == "inpaint" else None
+        label = f"{name}" + "".join(f" {k}={v}" for k, v in params.items())
+        scores[label] = {
+            "psnr_mean": psnr(xs.mean(0), images).mean().item(),
+            "psnr_one": psnr(xs[0], images).mean().item(),
+            "coverage90": interval_coverage(xs, images, 0.9, hidden),
+        }
+    return scores
+
+
+def train_posterior(
+    cfg: PosteriorTrainConfig, run_dir: Path, *, callback: Callable[[dict], None] | None = None
+) -> Path:
+    """Train (or resume) the posterior encoder of ``cfg.family`` for ``cfg.model``'s G; returns the
+    ``run_dir/posterior-<family>`` checkpoint folder (EMA weights, held-out scores and training time in its config)."""
+    family = check_family(cfg.family) if cfg.family else None
+    if family is None:
+        raise UserError("train posterior needs --family (superres, inpaint, deblur, denoise or colorize)")
+    if cfg.samples < 2:
+        raise UserError(f"samples must be >= 2 for the energy score, got {cfg.samples}")
+    dist = init_distributed()
+    dist.check_batch(cfg.batch_size)
+    log = RunLog(run_dir, enabled=dist.is_main)
+    model = load_model(cfg.model)
+    if model.generator is None:
+        raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
+    model.generator.to(dist.device).requires_grad_(False)
+    images, labels = load_images(cfg.data)
+    shape = tuple(images.shape[1:])
+    if shape != tuple(model.image_shape):
+        raise UserError(f"the {cfg.data.dataset} images are {shape} but model {cfg.model!r} makes "
+                        f"{tuple(model.image_shape)}")  # fmt: skip
+    net_cfg = PosteriorConfig(
+        family, model.channels, model.resolution, model.teacher_resolution,
+        tuple(map(tuple, model.generator.net.grow_in_shapes)), cfg.offset_levels, model.generator.net.config.cond_dim,
+        cfg.channels, cfg.num_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim,
+    )  # fmt: skip
+    torch.manual_seed(cfg.seed)
+    q = PosteriorEncoder(net_cfg).to(dist.device)
+    dist.broadcast_(q)
+    q_ema = copy.deepcopy(q).requires_grad_(False)
+    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    modules, optimizers = {"q": q, "q_ema": q_ema}, {"q": opt}
+    start = load_train_state(run_dir, modules, optimizers)
+    log(
+        f"posterior {family}: {len(images)} images, {sum(p.numel() for p in q.parameters())} params, start step {start}"
+    )
+    callback = callback if dist.is_main else None
+    began = time.perf_counter()
+    for step in range(start, cfg.steps):
+        g = step_generator(cfg.seed, step)
+        # Global batch (random flips, a caption of each image's class or the null caption); this rank's slice.
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        x = dist.local(random_hflip(images[idx], g) if cfg.hflip else images[idx])
+        c = dist.local(sample_condition(model.bank, labels[idx], g, cfg.cond_dropout))
+        # A random operator of the family with per-image sigma_y, the observations and the samples' noise, from
+        # this rank's own stream (each rank's slice gets its own family member).
+        g_rank = step_generator(cfg.seed, step, stream=1 + dist.rank)
+        op = sample_family_operator(family, shape, len(x), g_rank).to(dist.device)
+        y = op(x, generator=g_rank)
+        eps = torch.randn(cfg.samples, len(x), cfg.noise_channels, *shape[1:], generator=g_rank).to(dist.device)
+        # K data-consistent samples per image through q and the frozen G; energy score; Adam step, EMA.
+        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
+        xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std)[0]
+        loss = update(dist, energy_score(xs, x).mean(), q, opt, q_ema, cfg.ema_decay)
+        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+    seconds = time.perf_counter() - began
+
+    out = Path(run_dir) / f"posterior-{family}"
+    dist.barrier()
+    if not dist.is_main:
+        return out
+    test, _ = load_images(cfg.data, "test", limit=cfg.eval_offset + cfg.eval_images)
+    scores = evaluate_posterior(model, q_ema.eval(), family, test[cfg.eval_offset :], cfg.eval_samples, cfg.prior_std)
+    config = {
+        "kind": "posterior",
+        "posterior": net_cfg.to_dict(),
+        "generator": generator_fingerprint(model),
+        "metrics": {"heldout": scores, "eval_images": len(test) - cfg.eval_offset, "eval_samples": cfg.eval_samples,
+                    "eval_first_test_index": cfg.eval_offset, "sigma_y": 0.05},
+        "train_seconds": seconds if start == 0 else None,
+        "train": to_dict(cfg),
+    }  # fmt: skip
+    save_checkpoint(out, {f"net.{k}": v for k, v in q_ema.state_dict().items()}, config)
+    for label, s in scores.items():
+        log(f"held-out {label}: mean-of-{cfg.eval_samples} {s['psnr_mean']:.2f} dB, one sample {s['psnr_one']:.2f} dB, "
+            f"90% coverage {s['coverage90']:.3f}")  # fmt: skip
+    log(f"trained {cfg.steps - start} steps in {seconds / 60:.1f} min; saved {out}")
+    return out
