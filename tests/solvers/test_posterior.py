@@ -1,0 +1,162 @@
+"""Amortized posterior encoders: the energy score, the operator description, the family sampler, smoke training
+with resume and export, the one_step solver through an encoder (NFE, per-image seeding, consistency, spread), the
+fallback without one, and the refusals (another model's encoder, an unknown family)."""
+
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+from cli_helpers import one_line_error, run_cli
+from conftest import FMNIST_TINY
+from resume_helpers import check_crash_and_resume
+
+from pagoda_inverse.core.model import MODELS_DIR, load_model
+from pagoda_inverse.core.posterior import describe_operator
+from pagoda_inverse.datasets import load_fmnist, to_model_range
+from pagoda_inverse.ops import make_operator
+from pagoda_inverse.ops.families import FAMILIES, MAX_SIGMA_Y, operator_family, sample_family_operator
+from pagoda_inverse.solvers import solve
+from pagoda_inverse.solvers.base import data_consistency
+from pagoda_inverse.train.config import resolve
+from pagoda_inverse.train.export import export_model
+from pagoda_inverse.train.posterior import energy_score, train_posterior
+from pagoda_inverse.utils.errors import CheckpointError, UserError
+
+SHAPE = (1, 32, 32)
+
+
+def test_energy_score_is_lowest_for_the_true_spread():
+    # Truth ~ N(0, I) per pixel: samples with the right spread score better than a collapsed or an inflated sampler.
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(512, 64, generator=g)
+    scores = {s: energy_score(s * torch.randn(4, 512, 64, generator=g), truth).mean().item() for s in (0.1, 1, 3)}
+    assert scores[1] < scores[0.1] and scores[1] < scores[3], scores
+
+
+def test_describe_operator_shows_mask_noise_and_footprint():
+    op = make_operator("inpaint_random", shape=SHAPE, batch=2, seeds=[0, 1], sigma_y=torch.tensor([0.0, 0.1]))
+    y = op(torch.rand(2, *SHAPE) * 2 - 1, generator=torch.Generator().manual_seed(0))
+    maps, vector = describe_operator(op, y, SHAPE)
+    assert maps.shape == (2, 3, 32, 32) and vector.shape == (2, 82)
+    torch.testing.assert_close(maps[:, 1:2], op.mask.float())  # the observation weight is the mask
+    assert maps[0, 2].eq(0).all() and maps[1, 2].eq(0.5).all()  # sigma_y / 0.2 per image
+    probes = [describe_operator(o, o.A(torch.zeros(1, *SHAPE)), SHAPE)[1] for o in
+              (make_operator("downsample_area", shape=SHAPE, factor=f) for f in (2, 4))]  # fmt: skip
+    assert not torch.allclose(probes[0], probes[1])  # the impulse response tells the factors apart
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "colorize"])
+def test_family_sampler_draws_members_with_per_image_noise(family):
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        op = sample_family_operator(family, SHAPE, 3, g)
+        assert operator_family(op) == family
+        assert op.sigma_y.shape == (3,) and 0 <= op.sigma_y.min() and op.sigma_y.max() <= MAX_SIGMA_Y
+        assert op(torch.zeros(3, *SHAPE), generator=g).shape[0] == 3
+    with pytest.raises(UserError, match="unknown operator family"):
+        sample_family_operator("inpainting", SHAPE, 1, g)
+
+
+def test_data_consistency_with_per_image_noise_equals_each_image_alone():
+    x = torch.rand(3, *SHAPE, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    sigmas = [0.0, 0.05, 0.2]
+    op = make_operator("downsample_area", shape=SHAPE, factor=4, sigma_y=torch.tensor(sigmas))
+    y = op(x, generator=torch.Generator().manual_seed(3))
+    x0 = torch.zeros_like(x)
+    batch = data_consistency(op, x0, y)
+    for i, s in enumerate(sigmas):
+        alone = data_consistency(make_operator("downsample_area", shape=SHAPE, factor=4, sigma_y=s), x0[i:i + 1],
+                                 y[i:i + 1])  # fmt: skip
+        torch.testing.assert_close(batch[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A smoke-trained inpainting encoder (killed mid-way and resumed) exported into a copy of the ``fmnist`` model."""
+    tmp = tmp_path_factory.mktemp("posterior")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+        config = check_crash_and_resume(train_posterior, resolve("posterior", "smoke", family="inpaint"), tmp)
+    model_dir = tmp / "fmnist-copy"
+    shutil.copytree(MODELS_DIR / "fmnist", model_dir)
+    export_model(model_dir, posteriors=[tmp / "full" / "posterior-inpaint"], overwrite=True)
+    return config, model_dir
+
+
+def test_smoke_training_records_held_out_scores(trained):
+    config, model_dir = trained
+    assert config["kind"] == "posterior" and config["posterior"]["family"] == "inpaint"
+    scores = config["metrics"]["heldout"]
+    assert set(scores) == {"inpaint_mask", "inpaint_random drop=0.7", "inpaint_freeform"}
+    assert all(10 < s["psnr_mean"] < 40 and 0 <= s["coverage90"] <= 1 for s in scores.values())
+    assert (model_dir / "posterior" / "inpaint" / "model.safetensors").is_file()
+
+
+def _box(batch=3):
+    """The centred box task on the first test images of the Fashion-MNIST slice."""
+    op = make_operator("inpaint_mask", shape=SHAPE, sigma_y=0.05)
+    x = to_model_range(load_fmnist("test", root=FMNIST_TINY, limit=batch)[0])
+    return op, x, op(x, generator=torch.Generator().manual_seed(5))
+
+
+def test_one_step_samples_through_the_encoder(trained):
+    model = load_model(trained[1])
+    assert set(model.posteriors) == {"inpaint"}
+    op, _, y = _box()
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    res = solve("one_step", model, op, y, samples=8, generator=gens)
+    assert res.info["posterior"] == "inpaint" and res.info["nfe"] == 9  # q once, G per sample
+    assert res.samples.shape == (8, 3, *SHAPE) and res.latents.shape == (8, 3, 1, 8, 8)
+    # Sample k of image i depends only on image i's generator.
+    alone = solve("one_step", model, op, y[2:], samples=8, generator=[torch.Generator().manual_seed(2)])
+    torch.testing.assert_close(alone.samples[:, 0], res.samples[:, 2], rtol=1e-4, atol=1e-4)
+    # Consistent with the measurements to within sigma_y, and the spread is in the hole, not on the observed pixels.
+    residual = (op.A(res.estimate) - y).pow(2).sum((1, 2, 3)) / op.mask.sum()
+    assert residual.sqrt().max() <= 0.05
+    hole = op.mask[0, 0] == 0
+    std = res.std[:, 0]
+    assert std[:, hole].mean() > 10 * std[:, ~hole].mean()
+
+
+def test_latent_ilo_starts_from_the_encoder(trained):
+    model = load_model(trained[1])
+    op, x, y = _box(2)
+    res = solve("latent_ilo", model, op, y, init="posterior", steps=2, refine_steps=2)
+    assert res.info["nfe"] == 1 + 2 * 4 + 1 and res.estimate.shape == x.shape
+    blur = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=5)
+    with pytest.raises(UserError, match="has no posterior encoder"):
+        solve("latent_ilo", model, blur, blur.A(x), init="posterior", steps=1, refine_steps=0)
+
+
+def test_one_step_falls_back_once_without_an_encoder(trained):
+    model = load_model(trained[1])
+    blur = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=5, sigma_y=0.05)
+    y = blur.A(torch.zeros(1, *SHAPE))
+    warnings.resetwarnings()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            res = solve("one_step", model, blur, y, samples=2, encoder="learned")
+    messages = [str(w.message) for w in caught if "posterior encoder" in str(w.message)]
+    assert len(messages) == 1 and "train posterior --family deblur" in messages[0], messages
+    assert "posterior" not in res.info and res.info["encoder"] == "learned"
+
+
+def test_another_models_encoder_is_refused(trained, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained[1], folder)
+    config_path = folder / "posterior" / "inpaint" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["generator"].update(model="other", decoder_sha256="0" * 64, resolution=64)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"trained for the decoder of model 'other' \(1-channel 64px.*'model'"):
+        load_model(folder)
+    with pytest.raises(CheckpointError, match="trained for the decoder of model 'other'"):
+        export_model(folder, posteriors=[folder / "posterior" / "inpaint"], overwrite=True)
+
+
+def test_train_posterior_refuses_an_unknown_family():
+    one_line_error(run_cli("train", "posterior", "--family", "inpainting", "--preset", "smoke"),
+                   "unknown operator family 'inpainting'", "superres, inpaint, deblur, denoise, colorize")  # fmt: skip
