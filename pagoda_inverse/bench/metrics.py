@@ -95,13 +95,26 @@ def kernel_distance(
     return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
 
 
+def interval_ranks(k: int, level: float) -> tuple[int, int, float]:
+    """The central ``level`` interval of ``k`` samples as order statistics: ``(j, k + 1 - j, expected)``, 1-based
+    ranks, with ``j = max(1, round((k + 1)(1 - level) / 2))``. For a calibrated sampler a true value falls between
+    the ``j``-th smallest and ``j``-th largest of ``k`` samples with probability ``expected = (k + 1 - 2j) / (k + 1)``
+    exactly (the truth and the samples are ``k + 1`` exchangeable draws).
+
+    >>> interval_ranks(16, 0.9), interval_ranks(16, 0.5)[2]
+    ((1, 16, 0.8823529411764706), 0.5294117647058824)
+    """
+    j = max(1, round((k + 1) * (1 - level) / 2))
+    if 2 * j > k:
+        j = k // 2
+    return j, k + 1 - j, (k + 1 - 2 * j) / (k + 1)
+
+
 def interval_coverage(
     samples: torch.Tensor, truth: torch.Tensor, level: float = 0.9, where: torch.Tensor | None = None
 ) -> float:
-    """Share of true pixels inside the samples' central ``level`` interval, per pixel (empirical quantiles over ``K``).
-
-    A calibrated posterior sampler gives about ``level`` (a little less for small ``K``: ``K`` samples' range
-    ``[q_(1-level)/2, q_(1+level)/2]`` is estimated, not exact).
+    """Share of true pixels inside each pixel's central ``level`` interval of the samples, between the order
+    statistics of :func:`interval_ranks` (a calibrated sampler scores its ``expected``: 0.882 at ``K = 16``, 90%).
 
     :param samples: ``[K, B, C, H, W]`` posterior samples (``K >= 2``); ``truth``: ``[B, C, H, W]``.
     :param where: optional boolean ``[B, C, H, W]`` selection (e.g. the unobserved pixels); all pixels when ``None``.
@@ -110,9 +123,9 @@ def interval_coverage(
     >>> round(interval_coverage(s, torch.zeros(1, 1, 8, 8)), 2), interval_coverage(s, torch.full((1, 1, 8, 8), 5.0))
     (1.0, 0.0)
     """
-    tail = (1 - level) / 2
-    lo, hi = torch.quantile(samples.float(), torch.tensor([tail, 1 - tail]), dim=0)
-    inside = (truth >= lo) & (truth <= hi)
+    lo, hi, _ = interval_ranks(len(samples), level)
+    ordered = samples.float().sort(0).values
+    inside = (truth >= ordered[lo - 1]) & (truth <= ordered[hi - 1])
     if where is not None:
         inside = inside[where.expand_as(inside)]
     return inside.float().mean().item() if inside.numel() else float("nan")
