@@ -115,9 +115,8 @@ def train_posterior(
     opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
     modules, optimizers = {"q": q, "q_ema": q_ema}, {"q": opt}
     start = load_train_state(run_dir, modules, optimizers)
-    log(
-        f"posterior {family}: {len(images)} images, {sum(p.numel() for p in q.parameters())} params, start step {start}"
-    )
+    params = sum(p.numel() for p in q.parameters())
+    log(f"posterior {family}: {len(images)} images, {params} params, start step {start}, {dist.world_size} rank(s)")
     callback = callback if dist.is_main else None
     began = time.perf_counter()
     for step in range(start, cfg.steps):

@@ -3,7 +3,10 @@ with resume and export, the one_step solver through an encoder (NFE, per-image s
 fallback without one, and the refusals (another model's encoder, an unknown family)."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -12,6 +15,7 @@ from cli_helpers import one_line_error, run_cli
 from conftest import FMNIST_TINY
 from resume_helpers import check_crash_and_resume
 
+from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.model import MODELS_DIR, load_model
 from pagoda_inverse.core.posterior import describe_operator
 from pagoda_inverse.datasets import load_fmnist, to_model_range
@@ -155,6 +159,20 @@ def test_another_models_encoder_is_refused(trained, tmp_path):
         load_model(folder)
     with pytest.raises(CheckpointError, match="trained for the decoder of model 'other'"):
         export_model(folder, posteriors=[folder / "posterior" / "inpaint"], overwrite=True)
+
+
+def test_torchrun_two_ranks_train_and_stay_in_sync(tmp_path, fmnist_tiny):
+    # Each rank draws its own operator for its half of the batch; gradients are averaged and the weights are
+    # checked to be equal on both ranks at every checkpoint (a divergence would fail the job).
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+           "pagoda_inverse.cli", "train", "posterior", "--family", "deblur", "--preset", "smoke", "--runs",
+           str(tmp_path), "-q"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = tmp_path.glob("*-posterior-smoke")
+    assert "2 rank(s)" in (run / "log.txt").read_text()
+    assert load_checkpoint(run / "posterior-deblur")[1]["posterior"]["family"] == "deblur"
 
 
 def test_train_posterior_refuses_an_unknown_family():
