@@ -72,17 +72,17 @@ def solve_wiener(
     model, op, y, *, cond=None, generator=None, callback=None, balance: float | None = None
 ) -> SolverResult:
     """``skimage.restoration.wiener`` with the operator's kernel; ``balance`` (the regularisation weight) defaults
-    to ``(sigma_y / 2)^2 / 0.05`` from the noise level in ``[0, 1]`` units, at least 1e-3."""
+    to ``(sigma_y / 2)^2 / 0.05`` from each image's noise level in ``[0, 1]`` units, at least 1e-3."""
     restoration = _restoration()
     timer = Timer()
     if not isinstance(op, Blur):
         raise UserError("the wiener solver only applies to blur (deblur tasks)")
-    if balance is None:
-        balance = max((float(torch.as_tensor(op.sigma_y).max()) / 2) ** 2 / 0.05, 1e-3)
+    sigma = torch.as_tensor(op.sigma_y, dtype=torch.float64).reshape(-1).expand(len(y))
 
     def deconvolve(i, img):
         k = _kernel(op, i)
-        return np.stack([restoration.wiener(img[..., c], k, balance) for c in range(img.shape[-1])], axis=-1)
+        weight = max((float(sigma[i]) / 2) ** 2 / 0.05, 1e-3) if balance is None else balance  # image i's own noise
+        return np.stack([restoration.wiener(img[..., c], k, weight) for c in range(img.shape[-1])], axis=-1)
 
     return result(_per_image(y, deconvolve), None, timer, "wiener", 0, balance=balance)
 

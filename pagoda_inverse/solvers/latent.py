@@ -39,19 +39,22 @@ def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset
     """``(U(u) [B], x [B, C, R, R])``: the potential per image (plus ``offset_weight ||d||^2 / 2`` for each free growth
     feature offset ``d``, applied on top of the fixed ``base`` offsets) and the decoded images it was computed from."""
     x = _decode(model, u, c, cfg_scale, _shifted(list(base), list(offsets)))
+    s = s.to(x.device) if torch.is_tensor(s) else s
     energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
     for d in offsets:
         energy = energy + offset_weight * d.pow(2).flatten(1).sum(1) / 2
     return energy, x
 
 
-def _noise_level(op, sigma_floor: float, likelihood_std: float | None = None) -> float:
-    """The potential's ``s``: ``likelihood_std`` when given, else ``max(sigma_y, sigma_floor)``."""
+def _noise_level(op, sigma_floor: float, likelihood_std: float | None = None) -> float | torch.Tensor:
+    """The potential's ``s``: ``likelihood_std`` when given, else ``max(sigma_y, sigma_floor)`` (a ``[B]`` tensor for
+    a per-image ``sigma_y``, so that each image's potential uses its own noise level)."""
     if likelihood_std is not None:
         if not likelihood_std > 0:
             raise UserError(f"likelihood_std must be > 0, got {likelihood_std}")
         return float(likelihood_std)
-    return max(float(torch.as_tensor(op.sigma_y).max()), sigma_floor)
+    sigma = torch.as_tensor(op.sigma_y, dtype=torch.float32)
+    return max(float(sigma), sigma_floor) if sigma.numel() == 1 else sigma.reshape(-1).clamp_min(sigma_floor)
 
 
 def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):

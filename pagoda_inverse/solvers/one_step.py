@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -89,7 +90,7 @@ def posterior_encoder(model, op, *, announce: bool = True) -> PosteriorEncoder |
         what = f"{family} operators" if family else f"{type(op).__name__} (outside every operator family)"
         hint = f"; train one with: pagoda-inv train posterior --family {family}" if family else ""
         warnings.warn(
-            f"model {model.path.name!r} has no posterior encoder for {what}: one_step samples around the encoding "
+            f"model {Path(model.path).name!r} has no posterior encoder for {what}: one_step samples around the encoding "
             f"of A^+ y instead{hint}",
             stacklevel=2,
         )

@@ -301,3 +301,19 @@ def test_noiseless_data_consistency_corrects_smooth_errors_smoothly():
     for _ in range(op.back_project_steps):
         x = x + op.back_project(y - op.A(x))
     assert (op.A(x) - y).abs().max() < 1e-2 * (op.A(x0) - y).abs().max()
+
+
+@pytest.mark.parametrize("solver", ["one_step", "latent_map", "latent_ilo", "wiener"])
+def test_per_image_noise_levels_give_each_image_its_own_result(model, solver):
+    # A batch whose images carry different sigma_y equals each image solved alone with its own sigma_y.
+    name = "gaussian_blur" if solver == "wiener" else "inpaint_random"
+    params = {"sigma": 1.0, "size": 5} if solver == "wiener" else {}
+    sigmas = [0.0, 0.05, 0.2]
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(3)) * 1.6 - 0.8
+    op = make_operator(name, shape=(1, 16, 16), batch=3, seeds=[0, 1, 2], sigma_y=torch.tensor(sigmas), **params)
+    y = op(x, generator=_gens(10, 11, 12))
+    batch = solve(solver, model, op, y, generator=_gens(0, 1, 2), **FAST.get(solver, {})).estimate
+    for i, s in enumerate(sigmas):
+        alone_op = make_operator(name, shape=(1, 16, 16), batch=1, seeds=[i], sigma_y=s, **params)
+        alone = solve(solver, model, alone_op, y[i : i + 1], generator=_gens(i), **FAST.get(solver, {})).estimate
+        torch.testing.assert_close(batch[i : i + 1], alone, rtol=1e-4, atol=1e-4)
