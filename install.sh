@@ -11,4 +11,4 @@ else
   echo "install.sh: not root, skipping apt; for training and benchmarks run:" \
        "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist plasma-workspace-wallpapers (or set PAGODA_FMNIST_DIR)" >&2
 fi
-python3 -m pip install -q -e ".[all]"
+python3 -m pip install -q -c constraints.txt -e ".[all]"

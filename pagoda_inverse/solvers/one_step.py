@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from einops import rearrange, repeat
 
 from pagoda_inverse.control.codec import decode
 from pagoda_inverse.control.generate import one_step, one_step_nfe
@@ -72,13 +73,15 @@ def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor
     R]`` and the latents they decode from. One batched pass of ``q`` and of G (guided through the model's guidance
     map when ``cfg_scale != 1``) over all ``K B`` rows, then the data-consistency step per sample. Differentiable in
     ``q``'s weights (the training loss goes through it)."""
-    k, b = eps.shape[:2]
+    k = len(eps)
     maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size)
-    rep = lambda t: t.repeat(k, *([1] * (t.dim() - 1)))  # noqa: E731 - sample-major rows: row k B + i is image i
-    u, offsets = q(rep(maps), rep(vector), rep(cond), eps.flatten(0, 1))
+    # Sample-major rows: row k B + i is sample k of image i.
+    maps, vector, cond = (repeat(t, "b ... -> (k b) ...", k=k) for t in (maps, vector, cond))
+    u, offsets = q(maps, vector, cond, rearrange(eps, "k b ... -> (k b) ..."))
     z = u * model.generator.sigma_max
-    x = one_step(model, z, rep(cond), cfg_scale=cfg_scale, grow_offset=offsets).unflatten(0, (k, b))
-    return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z.unflatten(0, (k, b))
+    x = rearrange(one_step(model, z, cond, cfg_scale=cfg_scale, grow_offset=offsets), "(k b) ... -> k b ...", k=k)
+    z = rearrange(z, "(k b) ... -> k b ...", k=k)
+    return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
 
 
 def posterior_encoder(model, op, *, announce: bool = True) -> PosteriorEncoder | None:
