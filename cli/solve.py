@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -166,19 +167,26 @@ def _run(
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
     if defaults := {k: v for k, v in m.solver_defaults.get(solver, {}).items() if k not in kwargs}:
         console.print(f"{solver} with the model's settings: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    with warnings.catch_warnings(record=True) as notes:  # the solvers' notes (e.g. no posterior encoder) as lines
+        warnings.simplefilter("always")
+        if tiled:
+            with progress_callback("tiles") as callback:
+                result = solve_tiled(
+                    solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback, **kwargs
+                )
+        else:
+            result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
+    for message in dict.fromkeys(str(n.message) for n in notes):
+        console.print(f"note: {message}")
+    if result.info.get("posterior"):
+        console.print(f"one_step through the model's {result.info['posterior']} posterior encoder")
     if tiled:
-        with progress_callback("tiles") as callback:
-            result = solve_tiled(
-                solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback, **kwargs
-            )
         tile, overlap = result.info["tile"], result.info["overlap"]
         console.print(
             f"{result.info['tiles']} tiles of {tile}x{tile}, overlap {overlap}"
             if tile
             else "one pass over the whole image"
         )
-    else:
-        result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
     zoom = 1 if tiled else max(1, 128 // res)
     save_image(result.estimate[0], output, scale=zoom)
     if grid:
