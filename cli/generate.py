@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import ModelOpt, parse_int_list
+from pagoda_inverse.cli.options import ModelOpt, PreviewOpt, parse_int_list
 
 EPILOG = """Examples:
 
   pagoda-inv generate --class 9 --seeds 0-63 --out boots.png
+
+  pagoda-inv generate --class 9 --seeds 0-999 --out-dir boots/ --tensor boots.safetensors
 
   pagoda-inv generate --prompt "a pair of jeans" --cfg 2 --out jeans.png
 
@@ -29,8 +31,41 @@ def _class_index(value: str, names: tuple[str, ...]) -> int:
     raise typer.BadParameter(f"unknown class {value!r}; choose one of: {choices}", param_hint="--class")
 
 
+def _write_tensor(path: Path, x, metadata: dict) -> None:
+    """``[N, C, H, W]`` samples in ``[-1, 1]`` as ``.safetensors`` (key ``samples``, ``metadata`` in the header) or
+    ``.npy`` (float32, with ``metadata`` in ``PATH.json`` beside it)."""
+    import json
+
+    from pagoda_inverse.core.checkpoint import save_tensors
+    from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+
+    if path.suffix == ".safetensors":
+        save_tensors(path, {"samples": x}, {k: json.dumps(v) for k, v in metadata.items()})
+        return
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, x.float().numpy())
+    write_text_atomic(path.with_name(path.name + ".json"), json.dumps(metadata, indent=2))
+
+
 def generate(
-    out: Path = typer.Option(..., "--out", "-o", help="Output PNG (a grid of all seeds).", rich_help_panel="Output"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output PNG: a grid of all seeds at their true size.", rich_help_panel="Output"
+    ),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out-dir",
+        help="Folder for one PNG per seed (SEED.png, 6 digits), at the true size.",
+        rich_help_panel="Output",
+    ),  # fmt: skip
+    tensor: Path | None = typer.Option(
+        None,
+        "--tensor",
+        help="All samples as one [N, C, H, W] tensor in [-1, 1]: .safetensors (seeds, condition and "
+        "settings in its metadata) or .npy (metadata in FILE.npy.json).",
+        rich_help_panel="Output",
+    ),  # fmt: skip
     class_: str | None = typer.Option(None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot')."),
     prompt: str | None = typer.Option(None, "--prompt", help="Free-text prompt (runs the text encoder)."),
     seeds: str = typer.Option("0-63", "--seeds", help="Seeds, e.g. 0-63 or 1,5,9; one sample each."),
@@ -45,15 +80,26 @@ def generate(
     steps: int = typer.Option(18, "--steps", min=2, help="Heun grid points (heun sampler only)."),
     model: ModelOpt = "fmnist",
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing output file.", rich_help_panel="Output"
+        False, "--overwrite", help="Replace existing output files.", rich_help_panel="Output"
     ),
+    preview_scale: PreviewOpt = 1,
 ) -> None:
-    """Generate samples conditioned on a class or a prompt and save them as a PNG grid."""
+    """Generate samples conditioned on a class or a prompt: a PNG grid, one PNG per seed, and/or one tensor file."""
     if class_ is not None and prompt is not None:
         raise typer.BadParameter("give --class or --prompt, not both", param_hint="--class/--prompt")
+    if out is None and out_dir is None and tensor is None:
+        raise typer.BadParameter(
+            "give at least one of --out GRID.png, --out-dir DIR, --tensor FILE", param_hint="--out"
+        )
+    if tensor is not None and tensor.suffix not in (".safetensors", ".npy"):
+        raise typer.BadParameter(f"{tensor}: write .safetensors or .npy", param_hint="--tensor")
     seed_list = parse_int_list(seeds)
-    if out.exists() and not overwrite:
-        raise typer.BadParameter(f"{out} exists; pass --overwrite to replace it", param_hint="--out")
+    preview = out.with_name(f"{out.stem}-x{preview_scale}.png") if out is not None and preview_scale > 1 else None
+    targets = [p for p in (out, preview, tensor) if p is not None]
+    targets += [out_dir / f"{seed:06d}.png" for seed in seed_list] if out_dir is not None else []
+    for path in targets:
+        if path.exists() and not overwrite:
+            raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--out")
     import time
 
     import torch
@@ -62,7 +108,7 @@ def generate(
     from pagoda_inverse.control.generate import generate as generate_samples
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.datasets import FMNIST_CLASSES
-    from pagoda_inverse.utils.images import save_grid
+    from pagoda_inverse.utils.images import save_grid, save_image
 
     label = _class_index(class_, FMNIST_CLASSES) if class_ is not None else None
     m = load_model(model)
@@ -76,5 +122,22 @@ def generate(
     start = time.time()
     x = generate_samples(m, cond, seed_list, cfg_scale=cfg, sampler=sampler, num_steps=steps)
     elapsed = time.time() - start
-    save_grid(x, out, scale=max(1, 128 // x.shape[-1]))
-    console.print(f"{n} samples at {x.shape[-1]}x{x.shape[-1]} ({sampler}, cfg {cfg}) in {elapsed:.2f} s -> {out}")
+    written = []
+    if out is not None:
+        save_grid(x, out)
+        written.append(out)
+        if preview is not None:
+            save_grid(x, preview, scale=preview_scale)
+            written.append(preview)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for seed, image in zip(seed_list, x, strict=True):
+            save_image(image, out_dir / f"{seed:06d}.png")
+        written.append(out_dir)
+    if tensor is not None:
+        meta = {"seeds": seed_list, "class": label, "prompt": prompt, "cfg": cfg, "sampler": sampler,
+                "model": str(model), "range": [-1, 1]}  # fmt: skip
+        _write_tensor(tensor, x.clamp(-1, 1).cpu(), meta)
+        written.append(tensor)
+    where = ", ".join(map(str, written))
+    console.print(f"{n} samples at {x.shape[-1]}x{x.shape[-1]} ({sampler}, cfg {cfg}) in {elapsed:.2f} s -> {where}")

@@ -35,6 +35,16 @@ DatasetOpt = Annotated[
         "--dataset", help="fmnist (default) or a folder of images (read as grayscale, resized to the preset's size)."
     ),
 ]
+PreviewOpt = Annotated[
+    int,
+    typer.Option(
+        "--preview-scale",
+        min=1,
+        help="Also write each picture enlarged N times for viewing, as NAME-xN.png (the outputs themselves always "
+        "hold the images at their true size).",
+        rich_help_panel="Output",
+    ),
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Embedded model name or a checkpoint folder.", rich_help_panel="Model")
 ]

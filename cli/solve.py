@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from pagoda_inverse.cli.options import PreviewOpt
 
 app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model.", no_args_is_help=True)
 
@@ -105,6 +108,7 @@ def _run(
     tile_batch,
     simulate,
     overwrite,
+    preview_scale,
 ):
     """Shared body of the task commands."""
     output = output or input.with_name(f"{input.stem}-{task}.png")
@@ -114,7 +118,8 @@ def _run(
     )
     if simulate:
         extra.append(output.with_name(f"{output.stem}-observed.png"))
-    for path in (output, *extra):
+    previews = [p.with_name(f"{p.stem}-x{preview_scale}.png") for p in (output, *extra)] if preview_scale > 1 else []
+    for path in (output, *extra, *previews):
         if path.resolve() == input.resolve():
             raise typer.BadParameter(f"{path} is the input; inputs are never overwritten", param_hint="--output")
         if path.exists() and not overwrite:
@@ -127,7 +132,7 @@ def _run(
     from pagoda_inverse.solvers import solve
     from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
     from pagoda_inverse.utils.errors import UserError
-    from pagoda_inverse.utils.images import save_grid, save_image
+    from pagoda_inverse.utils.images import make_grid, save_image
     from pagoda_inverse.utils.io import load_image, open_image
 
     m = load_model(model or _default_model(input, task))
@@ -187,21 +192,24 @@ def _run(
             if tile
             else "one pass over the whole image"
         )
-    zoom = 1 if tiled else max(1, 128 // res)
-    save_image(result.estimate[0], output, scale=zoom)
+    # Every output at its true size; the enlarged previews (--preview-scale) are separate files.
+    pictures = [(result.estimate[0], output)]
     if grid:
-        save_grid(result.samples[:, 0], extra[0], scale=zoom)
         std = result.std[0] / result.std.max().clamp(min=1e-8) * 2 - 1  # normalised to [-1, 1] for display
-        save_image(std, extra[1], scale=zoom)
+        pictures += [(make_grid(result.samples[:, 0].float()), extra[0]), (std, extra[1])]
     if simulate:
         shown = y if y.shape[-1] == w else torch.nn.functional.interpolate(y, size=(h, w), mode="nearest")
-        save_image(shown[0], extra[-1], scale=zoom)
+        pictures.append((shown[0], extra[-1]))
+    for (picture, path), preview in itertools.zip_longest(pictures, previews):
+        save_image(picture, path)
+        if preview is not None:
+            save_image(picture, preview, scale=preview_scale)
         mse = (result.estimate.clamp(-1, 1) - image).pow(2).mean()
         console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
     console.print(
         f"{solver}: {result.info['nfe']} network evaluations per image or tile, {result.info['seconds']:.2f} s"
     )
-    for path in (output, *extra):
+    for path in (output, *extra, *previews):
         print(path)
 
 
@@ -222,6 +230,7 @@ def superres(
     tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
+    preview_scale: PreviewOpt = 1,
 ) -> None:
     """Super-resolution: the input is the low-resolution image (area down-sampling by --scale)."""
     _run("superres", "downsample_area", {"factor": scale}, **locals_without(locals(), "scale"))
@@ -248,6 +257,7 @@ def inpaint(
     tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
+    preview_scale: PreviewOpt = 1,
 ) -> None:
     """Inpainting with a mask file, a box hole, or randomly dropped pixels (exactly one of them)."""
     if sum([mask is not None, box, drop_frac is not None]) != 1:
@@ -286,6 +296,7 @@ def deblur(
     tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
+    preview_scale: PreviewOpt = 1,
 ) -> None:
     """Deblurring with a kernel file, a Gaussian blur or a random motion blur (exactly one of them)."""
     if sum([kernel is not None, blur_sigma is not None, motion]) != 1:
@@ -315,6 +326,7 @@ def denoise(
     tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
+    preview_scale: PreviewOpt = 1,
 ) -> None:
     """Denoising of Gaussian noise of std --sigma-y."""
     _run("denoise", "denoise", {}, **locals())
@@ -342,6 +354,7 @@ def colorize(
     tile_batch: TileBatchOpt = 16,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
+    preview_scale: PreviewOpt = 1,
 ) -> None:
     """Colorization of a grayscale image (needs an RGB model)."""
     _run("colorize", "colorize", {}, **locals())
