@@ -69,12 +69,13 @@ def generate(
     class_: str | None = typer.Option(None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot')."),
     prompt: str | None = typer.Option(None, "--prompt", help="Free-text prompt (runs the text encoder)."),
     seeds: str = typer.Option("0-63", "--seeds", help="Seeds, e.g. 0-63 or 1,5,9; one sample each."),
-    cfg: float = typer.Option(
-        1.0,
+    cfg: float | None = typer.Option(
+        None,
         "--cfg",
         min=0.0,
         help="Classifier-free guidance scale (1 = none); a model with a guidance map takes 1 to its trained maximum "
-        "(4.5 for fmnist).",
+        "(4.5 for fmnist). [default: the model's recommended scale (fmnist: 2), else 1]",
+        show_default=False,
     ),  # fmt: skip
     sampler: str = typer.Option("onestep", "--sampler", help="onestep (G, 1 NFE) or heun (teacher PF-ODE)."),
     steps: int = typer.Option(18, "--steps", min=2, help="Heun grid points (heun sampler only)."),
@@ -112,6 +113,14 @@ def generate(
 
     label = _class_index(class_, FMNIST_CLASSES) if class_ is not None else None
     m = load_model(model)
+    conditioned = label is not None or prompt is not None
+    if cfg is None:  # guidance only acts on a condition: the model's recommended scale for conditioned samples
+        cfg = float(m.generation_defaults.get("cfg_scale", 1.0)) if conditioned else 1.0
+        if conditioned and "cfg_scale" in m.generation_defaults:
+            why = m.generation_defaults.get("why")
+            console.print(
+                f"cfg {cfg:g}: the model's recommended guidance{f' ({why})' if why else ''}; --cfg 1 for none"
+            )
     n = len(seed_list)
     if label is not None:
         cond = m.class_condition(torch.full((n,), label))

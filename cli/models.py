@@ -66,6 +66,11 @@ def export(
         "--solver-defaults",
         help='The model\'s recommended solver settings as JSON, e.g. \'{"one_step": {"samples": 4}}\'.',
     ),
+    generation_defaults: str | None = typer.Option(
+        None,
+        "--generation-defaults",
+        help='The model\'s recommended guidance for generate as JSON, e.g. \'{"cfg_scale": 2, "why": "lowest FD"}\'.',
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace parts of an existing model folder."),
 ) -> None:
     """Assemble a model folder (fp16 safetensors + config.json + card.md) usable with --model."""
@@ -75,14 +80,17 @@ def export(
     if card is not None and not card.is_file():
         raise UserError(f"{card}: no such model card; pass a markdown file")
     text = card.read_text() if card else ""
-    defaults = None
-    if solver_defaults is not None:
+
+    def parse(text: str | None, option: str):
         import json
 
         try:
-            defaults = json.loads(solver_defaults)
+            return None if text is None else json.loads(text)
         except json.JSONDecodeError as err:
-            raise UserError(f"--solver-defaults: not valid JSON ({err})") from None
+            raise UserError(f"{option}: not valid JSON ({err})") from None
+
+    defaults = parse(solver_defaults, "--solver-defaults")
+    generation = parse(generation_defaults, "--generation-defaults")
     parts = {
         "teacher": teacher,
         "decoder": decoder,
@@ -91,4 +99,5 @@ def export(
         "classifier": classifier,
         "colour": colour,
     }
-    print(export_model(out, **parts, posteriors=posterior, card=text, solver_defaults=defaults, overwrite=overwrite))
+    print(export_model(out, **parts, posteriors=posterior, card=text, solver_defaults=defaults,
+                       generation_defaults=generation, overwrite=overwrite))  # fmt: skip

@@ -78,6 +78,8 @@ class PagodaModel:
     :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
         the folder's ``solver_defaults.json``); :func:`pagoda_inverse.solvers.solve` applies them beneath the
         caller's own hyper-parameters.
+    :param generation_defaults: the model's recommended generation settings (``{"cfg_scale": w}`` from the folder's
+        ``generation.json``); ``pagoda-inv generate`` uses them when ``--cfg`` is not given.
     :param posteriors: ``{family: PosteriorEncoder}`` from the folder's ``posterior/<family>/`` parts: amortized
         posterior encoders into G for the ``one_step`` solver (:mod:`pagoda_inverse.core.posterior`).
     """
@@ -92,6 +94,7 @@ class PagodaModel:
     colour: ColourNet | None = None
     solver_defaults: dict = field(default_factory=dict)
     posteriors: dict = field(default_factory=dict)
+    generation_defaults: dict = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -188,9 +191,33 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     defaults = read_solver_defaults(path)
     bank = CaptionBank.from_tensors(tensors)
     model = PagodaModel(path, teacher, generator, bank, config, encoder, guidance, colour, defaults)
+    model.generation_defaults = read_generation_defaults(path)
     folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if generator is not None else []
     model.posteriors = {p.name: load_posterior(p, model) for p in folders}
     return model
+
+
+def read_generation_defaults(folder: Path) -> dict:
+    """``folder/generation.json`` as ``{"cfg_scale": w}`` (``{}`` when absent); anything else is a
+    :class:`CheckpointError` naming the file."""
+    path = Path(folder) / "generation.json"
+    if not path.is_file():
+        return {}
+    try:
+        defaults = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
+    check_generation_defaults(defaults, path)
+    return defaults
+
+
+def check_generation_defaults(defaults, source) -> None:
+    """Raise :class:`CheckpointError` unless ``defaults`` is ``{"cfg_scale": w}`` with a number ``w >= 0`` (plus an
+    optional ``"why"`` text)."""
+    ok = isinstance(defaults, dict) and set(defaults) <= {"cfg_scale", "why"} and "cfg_scale" in defaults
+    scale = defaults.get("cfg_scale") if isinstance(defaults, dict) else None
+    if not ok or isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
+        raise CheckpointError(f'{source}: expected {{"cfg_scale": w >= 0, "why": "..."}}, got {defaults!r}')
 
 
 def read_solver_defaults(folder: Path) -> dict:

@@ -27,12 +27,14 @@ def export_model(
     posteriors: Sequence[Path] = (),
     card: str = "",
     solver_defaults: dict | None = None,
+    generation_defaults: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write
     ``out/card.md`` and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked
     against the solvers' signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's
-    settings). Each of ``posteriors`` (a ``train posterior`` output) goes to ``out/posterior/<family>/``; it must have
+    settings) and, if given, ``out/generation.json`` (``{"cfg_scale": w, "why": ...}``, the guidance ``pagoda-inv
+    generate`` uses without ``--cfg``). Each of ``posteriors`` (a ``train posterior`` output) goes to ``out/posterior/<family>/``; it must have
     been trained for the decoder that ``out`` holds (or gets in this call).
 
     Every source is read and checked before anything is written; a non-empty ``out`` is refused unless
@@ -60,6 +62,10 @@ def export_model(
         families[config["posterior"]["family"]] = tensors, config
     if families:
         _check_posterior_decoder(out, decoder, families)
+    if generation_defaults is not None:
+        from pagoda_inverse.core.model import check_generation_defaults
+
+        check_generation_defaults(generation_defaults, "generation defaults")
     if solver_defaults is not None:
         from pagoda_inverse.solvers import check_solver_defaults
 
@@ -74,6 +80,8 @@ def export_model(
         write_text_atomic(out / "card.md", card)
     if solver_defaults is not None:
         write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
+    if generation_defaults is not None:
+        write_text_atomic(out / "generation.json", json.dumps(generation_defaults, indent=2))
     return out
 
 
