@@ -232,7 +232,7 @@ def test_latent_solvers_start_from_a_latent_free_solver(model):
     fit = {"encoder": "ode", "num_steps": 4, "steps": 2}
     start = solve("latent_map", model, op, y, init="biharmonic", **fit)
     assert not torch.allclose(start.latents, solve("latent_map", model, op, y, **fit).latents)
-    with pytest.raises(UserError, match="'one_step' is not a latent-free solver"):
+    with pytest.raises(UserError, match="'one_step' is neither 'posterior' nor a latent-free solver"):
         solve("latent_map", model, op, y, init="one_step", **fit)
     with pytest.raises(UserError, match="only applies to blur"):
         solve("latent_ilo", model, op, y, init="wiener", **fit)
