@@ -204,6 +204,7 @@ def _run(
         save_image(picture, path)
         if preview is not None:
             save_image(picture, preview, scale=preview_scale)
+    if simulate:
         mse = (result.estimate.clamp(-1, 1) - image).pow(2).mean()
         console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
     console.print(

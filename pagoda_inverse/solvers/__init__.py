@@ -88,9 +88,9 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     >>> from pagoda_inverse.ops import make_operator
     >>> model = load_model("fmnist")
     >>> op = make_operator("downsample_area", shape=(1, 32, 32), factor=4)
-    >>> res = solve("one_step", model, op, torch.zeros(1, 1, 8, 8), samples=2, encoder="ode", num_steps=4)
+    >>> res = solve("one_step", model, op, torch.zeros(1, 1, 8, 8), samples=2)  # through the superres encoder
     >>> res.estimate.shape, res.samples.shape, res.info["nfe"]
-    (torch.Size([1, 1, 32, 32]), torch.Size([2, 1, 1, 32, 32]), 8)
+    (torch.Size([1, 1, 32, 32]), torch.Size([2, 1, 1, 32, 32]), 3)
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")

@@ -84,7 +84,7 @@ def trained(tmp_path_factory):
         mp.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
         config = check_crash_and_resume(train_posterior, resolve("posterior", "smoke", family="inpaint"), tmp)
     model_dir = tmp / "fmnist-copy"
-    shutil.copytree(MODELS_DIR / "fmnist", model_dir)
+    shutil.copytree(MODELS_DIR / "fmnist", model_dir, ignore=shutil.ignore_patterns("posterior"))  # ours only
     export_model(model_dir, posteriors=[tmp / "full" / "posterior-inpaint"], overwrite=True)
     return config, model_dir
 
