@@ -197,16 +197,23 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     return model
 
 
+def _read_json(path: Path):
+    """The JSON in ``path``, or ``None`` when there is no such file; invalid JSON is a :class:`CheckpointError`."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
+
+
 def read_generation_defaults(folder: Path) -> dict:
     """``folder/generation.json`` as ``{"cfg_scale": w}`` (``{}`` when absent); anything else is a
     :class:`CheckpointError` naming the file."""
     path = Path(folder) / "generation.json"
-    if not path.is_file():
+    defaults = _read_json(path)
+    if defaults is None:
         return {}
-    try:
-        defaults = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
     check_generation_defaults(defaults, path)
     return defaults
 
@@ -224,14 +231,11 @@ def read_solver_defaults(folder: Path) -> dict:
     """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON,
     an unknown solver or a hyper-parameter the solver does not take is a :class:`CheckpointError` naming the file."""
     path = Path(folder) / "solver_defaults.json"
-    if not path.is_file():
+    defaults = _read_json(path)
+    if defaults is None:
         return {}
     from pagoda_inverse.solvers import check_solver_defaults  # only for a model that has settings
 
-    try:
-        defaults = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
     try:
         check_solver_defaults(defaults)
     except UserError as err:
