@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pagoda_inverse.cli.options import DeviceOpt
+
 EPILOG = """Examples:
 
   pagoda-inv bench --task superres_x4 --limit 32
@@ -45,11 +47,13 @@ def bench(
         None, "--inception-weights", help="torchvision Inception-v3 weights: adds FID to generation tasks."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    device: DeviceOpt = None,
 ) -> None:
     """Benchmark solvers on task suites (PSNR, SSIM, consistency, diversity, time, NFE, memory) and generators on
     generation tasks (FD/KID-FMNIST, control accuracy, samples/s)."""
     from pagoda_inverse.bench.tasks import parse_seeds, select_tasks
     from pagoda_inverse.train.distributed import Distributed, init_distributed
+    from pagoda_inverse.utils.device import resolve_device
 
     specs = select_tasks(task)
     if cfg_scale is not None:
@@ -93,16 +97,18 @@ def bench(
     dist = Distributed.from_env()
     if dist.active:
         init_distributed()
+    # Each torchrun rank on its own GPU (or the CPU); --device chooses for a single process.
+    where = dist.device if dist.active or device is None else resolve_device(device)
     results = []
     for spec in specs:
         with progress_callback(spec.name, None, quiet) as cb:
             if isinstance(spec, GenerationSpec):
                 if dist.is_main:
                     results.append(run_generation(spec, samplers=names, model=model, limit=limit, seeds=seed_list,
-                                                  inception=inception, callback=cb))  # fmt: skip
+                                                  inception=inception, device=where, callback=cb))  # fmt: skip
                 continue
             part = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb,
-                            shard=(dist.rank, dist.world_size), lpips=lpips)  # fmt: skip
+                            shard=(dist.rank, dist.world_size), lpips=lpips, device=where)  # fmt: skip
             parts = dist.gather_json({k: v for k, v in part.items() if k != "examples"})
             results.append(merge_shards([part, *parts[1:]]))
     if not dist.is_main:
@@ -118,6 +124,7 @@ def bench(
         "cfg_scale": cfg_scale,
         "limit": limit,
         "seeds": seeds,
+        "device": str(where),
         "lpips_weights": str(lpips_weights) if lpips_weights else None,
         "inception_weights": str(inception_weights) if inception_weights else None,
         "tasks": [s.to_dict() for s in specs],

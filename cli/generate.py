@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pagoda_inverse.cli.options import ModelOpt, PreviewOpt, parse_int_list
+from pagoda_inverse.cli.options import DeviceOpt, ModelOpt, PreviewOpt, parse_int_list
 
 EPILOG = """Examples:
 
@@ -84,6 +84,7 @@ def generate(
         False, "--overwrite", help="Replace existing output files.", rich_help_panel="Output"
     ),
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Generate samples conditioned on a class or a prompt: a PNG grid, one PNG per seed, and/or one tensor file."""
     if class_ is not None and prompt is not None:
@@ -109,10 +110,11 @@ def generate(
     from pagoda_inverse.control.generate import generate as generate_samples
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.datasets import FMNIST_CLASSES
+    from pagoda_inverse.utils.device import resolve_device
     from pagoda_inverse.utils.images import save_grid, save_image
 
     label = _class_index(class_, FMNIST_CLASSES) if class_ is not None else None
-    m = load_model(model)
+    m = load_model(model).to(resolve_device(device))
     conditioned = label is not None or prompt is not None
     if cfg is None:  # guidance only acts on a condition: the model's recommended scale for conditioned samples
         cfg = float(m.generation_defaults.get("cfg_scale", 1.0)) if conditioned else 1.0
@@ -129,7 +131,7 @@ def generate(
     else:
         cond = m.null_condition(n)
     start = time.time()
-    x = generate_samples(m, cond, seed_list, cfg_scale=cfg, sampler=sampler, num_steps=steps)
+    x = generate_samples(m, cond, seed_list, cfg_scale=cfg, sampler=sampler, num_steps=steps).cpu()
     elapsed = time.time() - start
     written = []
     if out is not None:

@@ -45,6 +45,14 @@ PreviewOpt = Annotated[
         rich_help_panel="Output",
     ),
 ]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto (a GPU when torch sees one), cpu, cuda or cuda:N [default: $PAGODA_DEVICE, else auto].",
+        rich_help_panel="Model",
+    ),
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Embedded model name or a checkpoint folder.", rich_help_panel="Model")
 ]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pagoda_inverse.cli.options import PreviewOpt
+from pagoda_inverse.cli.options import DeviceOpt, PreviewOpt
 
 app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model.", no_args_is_help=True)
 
@@ -109,6 +110,7 @@ def _run(
     simulate,
     overwrite,
     preview_scale,
+    device,
 ):
     """Shared body of the task commands."""
     output = output or input.with_name(f"{input.stem}-{task}.png")
@@ -133,16 +135,18 @@ def _run(
     from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
     from pagoda_inverse.utils.errors import UserError
     from pagoda_inverse.utils.images import make_grid, save_image
+    from pagoda_inverse.utils.device import resolve_device
     from pagoda_inverse.utils.io import load_image, open_image
 
-    m = load_model(model or _default_model(input, task))
+    where = resolve_device(device)
+    m = load_model(model or _default_model(input, task)).to(where)
     solver = solver or ("colour_net" if m.colour is not None else "one_step")  # only colorize leaves it open
     res = m.resolution
     if task == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
     factor = int(params.get("factor", 1))  # only super-resolution changes the size
     y_channels = 1 if operator == "colorize" else m.channels
-    image = load_image(input, m.channels if simulate else y_channels)[None]
+    image = load_image(input, m.channels if simulate else y_channels)[None].to(where)
     with open_image(input) as header:
         if header.mode in ("RGBA", "LA", "PA") or "transparency" in header.info:
             console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
@@ -155,7 +159,7 @@ def _run(
             f"{input}: is {image.shape[-1]}x{image.shape[-2]} but {what} must be {expected}x{expected} for model "
             f"{m.path.name!r} (use --model photo for photos of any size)"
         )
-    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, **params)
+    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, device=where, **params)
     if tiled:
         side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
         console.print(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
@@ -181,6 +185,8 @@ def _run(
                 )
         else:
             result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
+    result = replace(result, estimate=result.estimate.cpu(), samples=result.samples.cpu())
+    y, image = y.cpu(), image.cpu()
     for message in dict.fromkeys(str(n.message) for n in notes):
         console.print(f"note: {message}")
     if result.info.get("posterior"):
@@ -232,6 +238,7 @@ def superres(
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Super-resolution: the input is the low-resolution image (area down-sampling by --scale)."""
     _run("superres", "downsample_area", {"factor": scale}, **locals_without(locals(), "scale"))
@@ -259,6 +266,7 @@ def inpaint(
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Inpainting with a mask file, a box hole, or randomly dropped pixels (exactly one of them)."""
     if sum([mask is not None, box, drop_frac is not None]) != 1:
@@ -298,6 +306,7 @@ def deblur(
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Deblurring with a kernel file, a Gaussian blur or a random motion blur (exactly one of them)."""
     if sum([kernel is not None, blur_sigma is not None, motion]) != 1:
@@ -328,6 +337,7 @@ def denoise(
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Denoising of Gaussian noise of std --sigma-y."""
     _run("denoise", "denoise", {}, **locals())
@@ -356,6 +366,7 @@ def colorize(
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Colorization of a grayscale image (needs an RGB model)."""
     _run("colorize", "colorize", {}, **locals())

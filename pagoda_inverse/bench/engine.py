@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from pagoda_inverse.bench import metrics as M
 from pagoda_inverse.bench.tasks import TaskSpec
+from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError
 
 SOLVER_SEED_OFFSET = 1_000_003
@@ -33,7 +34,7 @@ class SolverScores:
     skipped: str = ""
 
     def add(self, name: str, v: torch.Tensor) -> None:
-        self.values.setdefault(name, []).extend(float(t) for t in v)
+        self.values.setdefault(name, []).extend(v.detach().cpu().tolist())
 
     def to_dict(self) -> dict:
         return {"values": self.values, "seconds": self.seconds, "nfe": self.nfe, "images": self.images,
@@ -69,6 +70,7 @@ def run_task(
     keep: int = 8,
     shard: tuple[int, int] = (0, 1),
     lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
     callback: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run ``spec`` and return ``{"task", "images", "scores": {solver: summary}, "per_image", "examples", "timing"}``.
@@ -82,6 +84,9 @@ def run_task(
         user passed) to score every estimate with; ``None``: no LPIPS.
     :param shard: ``(rank, world_size)``: run only this rank's contiguous share of the images (``torchrun``);
         :func:`merge_shards` joins the shards' results into the single-process result.
+    :param device: where the model, the images and the solvers run (operator parameters and noise are still drawn
+        from the images' CPU generators, so the measurements do not depend on it); a solver's time is measured to
+        the end of its device work.
     """
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.ops import make_operator
@@ -97,11 +102,13 @@ def run_task(
     seed_list = spec.run_seeds(limit, seeds)
     lo, hi = shard_bounds(len(seed_list), *shard)
     seed_list = seed_list[lo:hi]
-    model = load_model(model or spec.model)
+    device = torch.device(device)
+    model = load_model(model or spec.model).to(device)
     res = model.resolution
     images = load_images(DataConfig(dataset=spec.dataset, resolution=res), spec.split, limit=hi)[0][lo:]
     if images.shape[-1] != res:
         images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
+    images = images.to(device)
     scores = {n: SolverScores() for n in names}
     examples: dict[str, torch.Tensor] = {}
     setup_seconds, solver_seconds, metric_seconds = time.perf_counter() - start, 0.0, 0.0
@@ -115,6 +122,7 @@ def run_task(
             batch=len(x),
             seeds=batch_seeds,
             sigma_y=spec.sigma_y,
+            device=device,
             **spec.operator_params,
         )
         y = op(x, generator=_generators(batch_seeds))
@@ -128,6 +136,7 @@ def run_task(
             except UserError as err:  # the solver does not apply to this operator: a warning row, not a crash
                 scores[name].skipped = str(err)
                 continue
+            synchronize(device)
             elapsed = time.perf_counter() - t0
             solver_seconds += elapsed
             s = scores[name]
@@ -149,16 +158,15 @@ def run_task(
                 s.add("lpips", lpips(est, x))
             metric_seconds += time.perf_counter() - t0
             if b0 == 0:
-                examples[name] = est[:keep].clamp(-1, 1)
+                examples[name] = est[:keep].clamp(-1, 1).cpu()
         if b0 == 0:
             shown = y if y.shape[1:] == x.shape[1:] else F.interpolate(y, size=x.shape[-2:], mode="nearest")
             if shown.shape[1] != x.shape[1]:
                 shown = shown.expand(-1, x.shape[1], -1, -1)
-            examples = {"observation": shown[:keep].clamp(-1, 1), **examples, "truth": x[:keep]}
+            examples = {"observation": shown[:keep].clamp(-1, 1).cpu(), **examples, "truth": x[:keep].cpu()}
         if callback is not None:
             callback({"step": b0 + len(x), "total": len(seed_list)})
     total = time.perf_counter() - start
-    device = images.device
     return {
         "task": spec.to_dict(),
         "images": len(seed_list),

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from pagoda_inverse.bench import metrics as M
 from pagoda_inverse.control.generate import generate, one_step_nfe
+from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError
 
 
@@ -37,19 +38,20 @@ def sample_conditions(model, kind: str, count: int) -> tuple[torch.Tensor, torch
         return model.class_condition(labels), labels
     if kind == "prompt":
         j = i % len(model.bank.heldout_labels)
-        return model.bank.heldout_embeddings[j], model.bank.heldout_labels[j]
+        return model.bank.heldout_embeddings[j], model.bank.heldout_labels[j].cpu()
     raise UserError(f"unknown condition kind {kind!r}; choose 'class' or 'prompt'")
 
 
 def run_sampler(
     params: dict, default_model: str, cond_kind: str, seeds: tuple[int, ...], cfg_scale: float, resolution: int,
-    callback: Callable[[dict], None] | None = None,
+    callback: Callable[[dict], None] | None = None, device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor, float, int]:  # fmt: skip
-    """Samples of one sampler at ``resolution``: ``(samples [N, C, R, R], requested labels, seconds, NFE/sample)``."""
+    """Samples of one sampler at ``resolution``: ``(samples [N, C, R, R] on the CPU, requested labels, seconds,
+    NFE/sample)``; the sampler runs on ``device`` and its time is measured to the end of the device work."""
     from pagoda_inverse.core.model import load_model
 
     kind = params.get("sampler")
-    model = load_model(params.get("model", default_model))
+    model = load_model(params.get("model", default_model)).to(device)
     cond, labels = sample_conditions(model, cond_kind, len(seeds))
     num_steps = int(params.get("num_steps", 18))
     start = time.perf_counter()
@@ -59,7 +61,9 @@ def run_sampler(
     if samples.shape[-1] != resolution:  # a low-resolution teacher: bicubic up-sampling to the evaluation size
         samples = F.interpolate(samples, size=(resolution, resolution), mode="bicubic", align_corners=False)
         samples = samples.clamp(-1, 1)
+    synchronize(device)
     seconds = time.perf_counter() - start
+    samples = samples.cpu()
     guided = 2 if cfg_scale != 1.0 else 1
     nfe = one_step_nfe(model, cfg_scale) if kind == "onestep" else guided * (2 * num_steps - 1)
     return samples, labels, seconds, nfe
@@ -74,6 +78,7 @@ def run_generation(
     seeds: tuple[int, ...] | None = None,
     keep: int = 10,
     inception: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
     callback: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run a generation task (:class:`pagoda_inverse.bench.tasks.GenerationSpec`); same result layout as
@@ -85,6 +90,7 @@ def run_generation(
     :param keep: leading samples per sampler kept for the report grid.
     :param inception: Inception features (:class:`~pagoda_inverse.bench.backbones.InceptionFeatures`, from a
         weights file the user passed) for FID against the same reference split; ``None``: no FID.
+    :param device: where the samplers run (the noise is drawn on the CPU per seed; scoring runs on the CPU).
     """
     from pagoda_inverse.bench.engine import peak_memory_mb
     from pagoda_inverse.core.classifier import classify, load_classifier
@@ -106,7 +112,7 @@ def run_generation(
     for label in labels_run:
         samples, requested, seconds, nfe = run_sampler(
             spec.samplers[label], model or spec.model, spec.condition, seed_list, spec.cfg_scale, clf.config.resolution,
-            callback=callback,
+            callback=callback, device=device,
         )  # fmt: skip
         sampler_seconds += seconds
         feats, pred = classify(clf, samples)
@@ -135,6 +141,6 @@ def run_generation(
             "total_seconds": total,
             "solver_seconds": sampler_seconds,
             "engine_overhead": (total - sampler_seconds) / total,
-            "peak_memory_mb": peak_memory_mb(torch.device("cpu")),
+            "peak_memory_mb": peak_memory_mb(torch.device(device)),
         },
     }

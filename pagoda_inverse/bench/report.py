@@ -42,13 +42,14 @@ def tables(results: list[dict]) -> list[tuple[list[tuple[str, str]], list[dict]]
     return out
 
 
-def machine_description() -> str:
-    """CPU / GPU, core count and torch version, for the report header."""
+def machine_description(device: str | torch.device = "cpu") -> str:
+    """Processor, core count, where the solvers ran and the torch version, for the report header."""
     import os
     import platform
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+    device = torch.device(device)
+    where = f"on {torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else "on the CPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, solvers {where}, torch {torch.__version__}"
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
@@ -129,7 +130,7 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
     md = [
         f"# Benchmark: {', '.join(r['task']['name'] for r in results)}",
         "",
-        f"Machine: {machine_description()}. Total wall time {total / 60:.1f} min. Command: `{config.get('command', '')}`",
+        f"Machine: {machine_description(config.get('device', 'cpu'))}. Total wall time {total / 60:.1f} min. Command: `{config.get('command', '')}`",
         "",
     ]
     for columns, group_rows in tables(results):

@@ -66,7 +66,7 @@ def generate(
         and G's output is guided at the same scale, ``G_w(M(z, c, w), c)`` (3 evaluations, one of them at the
         teacher's resolution); without one, ``G_w(z, c)`` (2 evaluations). Heun: the teacher's CFG.
     :param num_steps: Heun grid points (``2 num_steps - 1`` evaluations, doubled by CFG).
-    :return: ``[B, C, R, R]`` in ``[-1, 1]`` (clamped).
+    :return: ``[B, C, R, R]`` in ``[-1, 1]`` (clamped), on the model's device.
 
     >>> from pagoda_inverse.core.model import load_model
     >>> model = load_model("fmnist")
@@ -84,7 +84,7 @@ def generate(
     shape = (model.channels, model.teacher_resolution, model.teacher_resolution)
     out = []
     for start in range(0, len(seeds), batch_size):
-        z = randn_for_seeds(seeds[start : start + batch_size], shape)
+        z = randn_for_seeds(seeds[start : start + batch_size], shape, model.device)  # drawn on the CPU
         c = cond[start : start + batch_size]
         if sampler == "onestep":
             x = one_step(model, z * model.generator.sigma_max, c, cfg_scale=cfg_scale)

@@ -114,9 +114,26 @@ class PagodaModel:
         """``(C, R, R)`` of the images G makes (the solvers' operators act on these)."""
         return self.channels, self.resolution, self.resolution
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's networks and caption embeddings are (see :meth:`to`)."""
+        return self.bank.null_embedding.device
+
+    def to(self, device: torch.device | str) -> PagodaModel:
+        """Move every network and the caption embeddings to ``device`` (in place) and return the model.
+
+        >>> load_model("fmnist").to("cpu").device
+        device(type='cpu')
+        """
+        for net in (self.teacher, self.generator, self.encoder, self.guidance, self.colour, *self.posteriors.values()):
+            if net is not None:
+                net.to(device)
+        self.bank = self.bank.to(device)
+        return self
+
     def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B]`` class indices -> ``[B, D]`` canonical-caption embeddings (no text encoder needed)."""
-        labels = torch.as_tensor(labels).long()
+        labels = torch.as_tensor(labels).long().to(self.device)
         self._require_conditional("--class")
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.bank.num_classes):
             raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
@@ -127,7 +144,7 @@ class PagodaModel:
         from pagoda_inverse.core.text import TextEncoder
 
         self._require_conditional("--prompt")
-        return TextEncoder().encode(list(prompts))
+        return TextEncoder().encode(list(prompts)).to(self.device)
 
     @property
     def patch_prior(self) -> bool:

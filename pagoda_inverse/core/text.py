@@ -49,6 +49,42 @@ def _model_dir() -> Path:
     return folder
 
 
+def caption_cache_path(strings: Sequence[str]) -> Path:
+    """Cache file of the embeddings of ``strings``: ``$PAGODA_CACHE_DIR`` (default ``$XDG_CACHE_HOME/pagoda-inv``,
+    i.e. ``~/.cache/pagoda-inv``) ``/captions-<hash>.safetensors``, the hash over the encoder's name and the
+    strings."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join([_MODEL_PACKAGE, *strings]).encode()).hexdigest()[:20]
+    base = os.environ.get("PAGODA_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = Path(base) if os.environ.get("PAGODA_CACHE_DIR") else Path(base) / "pagoda-inv"
+    return folder / f"captions-{digest}.safetensors"
+
+
+def _cached_embeddings(strings: Sequence[str]) -> torch.Tensor:
+    """``[N, 384]`` embeddings of ``strings`` from their cache file, else encoded and written there (a cache that
+    cannot be written, or a damaged one, is only skipped)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    path = caption_cache_path(strings)
+    try:
+        emb = load_file(path)["embeddings"]
+        if emb.shape == (len(strings), EMBED_DIM) and torch.isfinite(emb).all():
+            return emb.float()
+    except (OSError, SafetensorError, KeyError):
+        pass  # no cache yet, or a damaged one: encode again
+    emb = TextEncoder().encode(list(strings))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"embeddings": emb.contiguous()}, tmp)
+        os.replace(tmp, path)  # atomic: concurrent ranks never read half a file
+    except OSError:
+        pass
+    return emb
+
+
 class TextEncoder:
     """all-MiniLM-L6-v2 sentence encoder: mean pooling over tokens, then L2 normalisation.
 
@@ -213,17 +249,22 @@ class CaptionBank:
     def build(cls, encoder: TextEncoder | None = None) -> CaptionBank:
         """Embed every caption of :mod:`pagoda_inverse.datasets.captions` once (about 560 strings).
 
-        :param encoder: the text encoder; ``None`` creates a CPU :class:`TextEncoder`.
+        Without an ``encoder``, the embeddings are read from the cache file of exactly these captions when there is
+        one (:func:`caption_cache_path`: named by the SHA-256 of the encoder's name and every caption, so an edited
+        caption list never reads stale vectors), else computed by a CPU :class:`TextEncoder` and cached. A machine
+        without the text encoder can thus train once the cache file is copied there.
+
+        :param encoder: the text encoder to use (the cache is then neither read nor written).
         :return: the bank (``float32`` embeddings, ``int64`` labels, on CPU).
-        :raises UserError: the text encoder is not installed.
+        :raises UserError: the text encoder is not installed and there is no cache file for these captions.
         """
         from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, NULL_CAPTION, all_captions, canonical_caption
 
-        encoder = TextEncoder() if encoder is None else encoder
         train, train_labels = all_captions("train")
         heldout, heldout_labels = all_captions("heldout")
         canon = [canonical_caption(c) for c in sorted(CLASS_SYNONYMS)]
-        emb = encoder.encode([*train, *heldout, *canon, NULL_CAPTION])
+        strings = [*train, *heldout, *canon, NULL_CAPTION]
+        emb = _cached_embeddings(strings) if encoder is None else encoder.encode(strings)
         a, b, c = len(train), len(train) + len(heldout), len(train) + len(heldout) + len(canon)
         return cls(emb[:a], train_labels, emb[a:b], heldout_labels, emb[b:c], emb[c])
 
@@ -240,6 +281,10 @@ class CaptionBank:
         empty = torch.zeros(0, embed_dim)
         none = torch.zeros(0, dtype=torch.int64)
         return cls(empty, none, empty.clone(), none.clone(), empty.clone(), torch.zeros(embed_dim))
+
+    def to(self, device: torch.device | str) -> CaptionBank:
+        """The same bank with every tensor on ``device``."""
+        return CaptionBank(**{f: getattr(self, f).to(device) for f in _FIELDS})
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """Flat dict of contiguous CPU tensors for a safetensors checkpoint, keys ``"captions.<field>"``.

@@ -24,12 +24,13 @@ def _restoration():
 
 
 def _per_image(y: torch.Tensor, fn) -> torch.Tensor:
-    """Apply ``fn(i, image [H, W, C] float64 in [0, 1]) -> same`` to each image of ``[B, C, H, W]`` in ``[-1, 1]``."""
+    """Apply ``fn(i, image [H, W, C] float64 in [0, 1]) -> same`` to each image of ``[B, C, H, W]`` in ``[-1, 1]``
+    (scikit-image runs on the CPU; the result goes back to ``y``'s device)."""
     out = []
-    for i, img in enumerate(((y.double() + 1) / 2).clamp(0, 1)):
+    for i, img in enumerate(((y.detach().cpu().double() + 1) / 2).clamp(0, 1)):
         res = fn(i, img.permute(1, 2, 0).numpy())
         out.append(torch.from_numpy(np.ascontiguousarray(res)).permute(2, 0, 1))
-    return (torch.stack(out).float() * 2 - 1)[None]
+    return (torch.stack(out).float() * 2 - 1)[None].to(y.device)
 
 
 def solve_biharmonic(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
@@ -38,7 +39,7 @@ def solve_biharmonic(model, op, y, *, cond=None, generator=None, callback=None) 
     timer = Timer()
     if not isinstance(op, Inpaint) or not op.binary:
         raise UserError("the biharmonic solver only applies to inpainting with a binary mask")
-    holes = (op.mask == 0).expand(len(y), -1, -1, -1) if len(op.mask) == 1 else op.mask == 0
+    holes = ((op.mask == 0).expand(len(y), -1, -1, -1) if len(op.mask) == 1 else op.mask == 0).cpu()
 
     def fill(i, img):
         return restoration.inpaint_biharmonic(img, holes[i, 0].numpy(), channel_axis=-1)
@@ -48,7 +49,7 @@ def solve_biharmonic(model, op, y, *, cond=None, generator=None, callback=None) 
 
 def _kernel(op: Blur, i: int) -> np.ndarray:
     k = op.kernel[i if len(op.kernel) > 1 else 0, 0]
-    return k.double().numpy()
+    return k.detach().cpu().double().numpy()
 
 
 def solve_richardson_lucy(

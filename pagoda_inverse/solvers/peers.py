@@ -79,7 +79,7 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
     """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
     from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
 
-    prior_model = load_prior(prior)
+    prior_model = load_prior(prior).to(y.device)  # the cached prior follows the measurement's device
     if prior_model.teacher is None:
         raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
     check_model_and_op(prior_model, op, y, need="teacher")  # the operator acts at the prior's resolution
@@ -106,7 +106,7 @@ def solve_dps(
     timer = Timer()
     den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     sampler = dinv.sampling.DPS(den, num_steps=num_steps, guidance=guidance, weight=weight, dtype=torch.float32,
-                                rng=torch.Generator())  # fmt: skip
+                                rng=torch.Generator(y.device))  # fmt: skip
     x01 = sampler(y01, physics, seed=_seed(generator))
     return _finish(x01.detach(), timer, "dps", den.calls, prior)
 
@@ -144,7 +144,7 @@ def solve_pigdm(
     if not isinstance(physics.noise_model, dinv.physics.GaussianNoise):  # PiGDM's guidance needs sigma_y > 0
         physics.noise_model = dinv.physics.GaussianNoise(sigma=1e-3)
     timesteps = torch.linspace(1, 0, num_steps, dtype=torch.float64)
-    solver = dinv.sampling.DDIMSolver(timesteps=timesteps, rng=torch.Generator())
+    solver = dinv.sampling.DDIMSolver(timesteps=timesteps, rng=torch.Generator(y.device))
     sampler = dinv.sampling.PosteriorDiffusion(data_fidelity=dinv.sampling.PiGDMDataFidelity(), denoiser=den,
                                                sde=dinv.sampling.VariancePreservingDiffusion(), solver=solver,
                                                dtype=torch.float32)  # fmt: skip

@@ -141,8 +141,9 @@ def solve_tiled(
         res = solver(model, op_t, y_t, cond=c_t, generator=gens, **hparams)
         info = res.info
         if total is None:
-            total = torch.zeros(len(res.samples), 1, c, h, w)
-            weight = torch.zeros(1, 1, h, w)
+            total = torch.zeros(len(res.samples), 1, c, h, w, device=res.samples.device)
+            weight = torch.zeros(1, 1, h, w, device=res.samples.device)
+            window = window.to(res.samples.device)
         # Accumulate the window-weighted samples of each tile.
         for i, (top, left) in enumerate(batch):
             total[:, 0, :, top : top + size, left : left + size] += res.samples[:, i] * window

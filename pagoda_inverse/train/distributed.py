@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pagoda_inverse.utils.device import resolve_device
 from pagoda_inverse.utils.errors import UserError
 
 
@@ -155,16 +156,9 @@ class Distributed:
 
 def training_device(local_rank: int = 0) -> torch.device:
     """The device a training process uses: ``$PAGODA_DEVICE`` = ``auto`` (default: ``cuda:local_rank`` when torch
-    sees a GPU, else the CPU), ``cpu`` or ``cuda``; anything else, or ``cuda`` without a GPU, is a :class:`UserError`.
-    """
-    want = os.environ.get("PAGODA_DEVICE", "auto").strip().lower()
-    if want not in ("auto", "cpu", "cuda"):
-        raise UserError(f"PAGODA_DEVICE={want!r}: use auto, cpu or cuda")
-    if want == "cpu" or (want == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise UserError("PAGODA_DEVICE=cuda but torch sees no CUDA device; unset it to train on the CPU")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    sees a GPU, else the CPU), ``cpu`` or ``cuda``; anything else, or ``cuda`` without a GPU, is a :class:`UserError`
+    (see :func:`pagoda_inverse.utils.device.resolve_device`)."""
+    return resolve_device(None, local_rank)
 
 
 def init_distributed() -> Distributed:

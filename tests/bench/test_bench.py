@@ -215,3 +215,20 @@ def test_colorize_task_on_held_out_photo_crops(tiny_photo_model_dir, monkeypatch
     # A gray photo is its own grayscale copy; every solver is measurement-consistent.
     assert out["scores"]["gray"]["psnr"] > 40
     assert all(out["scores"][s]["consistency"] < 1e-4 for s in ("gray", "pinv", "one_step"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_engine_on_cuda_scores_as_on_the_cpu(tmp_path, tiny_model_dir, monkeypatch):
+    # The measurements come from the images' CPU generators, and the solvers' noise too: only float32 summation order
+    # may differ between the devices.
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    path = tmp_path / "t.toml"
+    path.write_text(TASK)
+    spec = load_task(path)
+    cpu = run_task(spec, model=str(tiny_model_dir), device="cpu")
+    gpu = run_task(spec, model=str(tiny_model_dir), device="cuda")
+    for solver, scores in cpu["scores"].items():
+        for key in ("psnr", "ssim", "consistency"):
+            assert gpu["scores"][solver][key] == pytest.approx(scores[key], rel=1e-4, abs=1e-5), (solver, key)
+    assert gpu["examples"]["truth"].device.type == "cpu" and gpu["timing"]["peak_memory_mb"] > 0

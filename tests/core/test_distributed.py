@@ -36,7 +36,7 @@ def test_device_and_backend_follow_pagoda_device(monkeypatch):
     monkeypatch.setenv("PAGODA_DEVICE", "cpu")
     assert training_device(1) == torch.device("cpu") and Distributed.from_env().backend == "gloo"
     monkeypatch.setenv("PAGODA_DEVICE", "tpu")
-    with pytest.raises(UserError, match="use auto, cpu or cuda"):
+    with pytest.raises(UserError, match="use auto, cpu, cuda or cuda:N"):
         training_device()
     # A GPU rank uses its local GPU and nccl (the selection only: this machine has no GPU to train on).
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -91,3 +91,26 @@ def test_torchrun_two_ranks_follow_the_single_process_run(tmp_path, fmnist_tiny,
     worst = max((single[k] - multi[k]).abs().max().item() for k in single)
     print("max |single - 2 ranks| weight difference", worst)
     assert worst < 1e-3, worst
+
+
+def test_explicit_device_names_and_their_errors(monkeypatch):
+    from pagoda_inverse.utils.device import resolve_device
+
+    monkeypatch.setenv("PAGODA_DEVICE", "cuda")  # an explicit name wins over the environment
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("gpu", "cpu:0", "cuda:x"):
+        with pytest.raises(UserError, match=r"--device=.*use auto, cpu, cuda or cuda:N"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1) and resolve_device("auto", 3) == torch.device("cuda", 1)
+    with pytest.raises(UserError, match=r"sees 2 CUDA device\(s\), cuda:0 .. cuda:1"):
+        resolve_device("cuda:2")
+
+
+def test_device_option_without_a_gpu_is_a_one_line_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_cli("generate", "--class", "9", "--seeds", "0-1", "--out", str(tmp_path / "g.png"), "--device", "cuda")
+    one_line_error(result, "--device='cuda' but torch sees no CUDA device")
+    assert not (tmp_path / "g.png").exists()

@@ -120,3 +120,26 @@ def test_build_bank(text_encoder):
     ref = text_encoder.encode([canonical_caption(9), NULL_CAPTION])
     torch.testing.assert_close(bank.class_embeddings[9], ref[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(bank.null_embedding, ref[1], atol=1e-5, rtol=0)
+
+
+def test_caption_bank_is_cached_by_content_and_survives_a_damaged_cache(tmp_path, monkeypatch):
+    # A fake encoder stands in for all-MiniLM (the cache logic is what is tested): build() encodes once, then reads
+    # the cache file named by the captions' hash; a damaged file is encoded again and rewritten.
+    calls = []
+
+    class FakeEncoder:
+        def encode(self, strings):
+            calls.append(len(strings))
+            g = torch.Generator().manual_seed(len(strings))
+            return torch.nn.functional.normalize(torch.randn(len(strings), text.EMBED_DIM, generator=g), dim=-1)
+
+    monkeypatch.setenv("PAGODA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(text, "TextEncoder", FakeEncoder)
+    first = text.CaptionBank.build()
+    files = list(tmp_path.glob("captions-*.safetensors"))
+    assert len(files) == 1 and calls == [len(first.train_labels) + len(first.heldout_labels) + first.num_classes + 1]
+    again = text.CaptionBank.build()
+    assert len(calls) == 1 and torch.equal(again.train_embeddings, first.train_embeddings)
+    files[0].write_bytes(files[0].read_bytes()[:50])  # truncated
+    assert torch.equal(text.CaptionBank.build().class_embeddings, first.class_embeddings) and len(calls) == 2
+    assert text.caption_cache_path(["a"]) != text.caption_cache_path(["b"])

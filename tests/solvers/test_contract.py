@@ -119,6 +119,28 @@ def test_contract(model, prior_dir, solver, operator):
         torch.testing.assert_close(op.A(res.estimate), y, rtol=0, atol=1e-4)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+@pytest.mark.parametrize("operator", ["downsample_area", "inpaint_box"])
+def test_cuda_gives_the_cpu_result(model, prior_dir, solver, operator):
+    # The model, operator and measurement on the GPU, the generators on the CPU (noise is drawn there and moved):
+    # the result equals the CPU run up to float32 summation order. deepinv's samplers draw their own noise on the
+    # device, so for the peers only the device, shape and finiteness are checked.
+    import copy
+
+    if (solver, operator) in NOT_APPLICABLE:
+        pytest.skip("not applicable")
+    op, x, y = _problem(operator, sigma_y=0.05)
+    hparams = _hparams(solver, prior_dir)
+    cpu = solve(solver, model, op, y, generator=_gens(0, 1), **hparams)
+    gpu = solve(solver, copy.deepcopy(model).to("cuda"), op.to("cuda"), y.cuda(), generator=_gens(0, 1), **hparams)
+    assert gpu.estimate.device.type == "cuda" and torch.isfinite(gpu.samples).all()
+    assert gpu.samples.shape == cpu.samples.shape
+    if solver not in PEER_STEPS:
+        torch.testing.assert_close(gpu.samples.cpu(), cpu.samples, rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize("solver", ["richardson_lucy", "wiener", "diffpir"])
 def test_deconvolution_baselines_undo_a_blur(model, prior_dir, solver):
     op = make_operator("gaussian_blur", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma=1.0, size=7)
