@@ -45,9 +45,8 @@ def measure(name: str, device: torch.device, batch: int, batches: int, repeats: 
     cond = model.class_condition(torch.arange(batch) % 10) if model.conditional else model.null_condition(batch)
     shape = (batch, model.channels, model.teacher_resolution, model.teacher_resolution)
     z = torch.randn(shape, device=device) * model.generator.sigma_max
-    rows = []
+    rows, seeds = [], list(range(batch))
     for w in scales:
-        seeds = list(range(batch))
         end_to_end = best_seconds(lambda w=w: generate(model, cond, seeds, cfg_scale=w, batch_size=batch), device,
                                   batches, repeats)  # fmt: skip
         network = best_seconds(lambda w=w: one_step(model, z, cond, cfg_scale=w), device, batches, repeats)

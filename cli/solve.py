@@ -133,9 +133,9 @@ def _run(
     from pagoda_inverse.ops import make_operator
     from pagoda_inverse.solvers import solve
     from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
+    from pagoda_inverse.utils.device import resolve_device
     from pagoda_inverse.utils.errors import UserError
     from pagoda_inverse.utils.images import make_grid, save_image
-    from pagoda_inverse.utils.device import resolve_device
     from pagoda_inverse.utils.io import load_image, open_image
 
     where = resolve_device(device)

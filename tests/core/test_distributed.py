@@ -111,6 +111,8 @@ def test_explicit_device_names_and_their_errors(monkeypatch):
 def test_device_option_without_a_gpu_is_a_one_line_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = run_cli("generate", "--class", "9", "--seeds", "0-1", "--out", str(tmp_path / "g.png"), "--device", "cuda")
+    result = run_cli(
+        "generate", "--class", "9", "--seeds", "0-1", "--out", str(tmp_path / "g.png"), "--device", "cuda"
+    )
     one_line_error(result, "--device='cuda' but torch sees no CUDA device")
     assert not (tmp_path / "g.png").exists()
