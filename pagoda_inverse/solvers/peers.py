@@ -85,7 +85,7 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
     check_model_and_op(prior_model, op, y, need="teacher")  # the operator acts at the prior's resolution
     den = _denoiser_class()(prior_model.teacher, condition(model, cond, len(y)), prior_model.bank.null_embedding,
                             cfg_scale)  # fmt: skip
-    return den, to_deepinv(op), measurement_to_01(op, y)
+    return den, to_deepinv(op).to(y.device), measurement_to_01(op, y)
 
 
 def _finish(x01: torch.Tensor, timer: Timer, solver: str, nfe: int, prior: str) -> SolverResult:
@@ -106,7 +106,7 @@ def solve_dps(
     timer = Timer()
     den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     sampler = dinv.sampling.DPS(den, num_steps=num_steps, guidance=guidance, weight=weight, dtype=torch.float32,
-                                rng=torch.Generator(y.device))  # fmt: skip
+                                device=y.device, rng=torch.Generator(y.device))  # fmt: skip
     x01 = sampler(y01, physics, seed=_seed(generator))
     return _finish(x01.detach(), timer, "dps", den.calls, prior)
 
@@ -142,12 +142,12 @@ def solve_pigdm(
     timer = Timer()
     den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     if not isinstance(physics.noise_model, dinv.physics.GaussianNoise):  # PiGDM's guidance needs sigma_y > 0
-        physics.noise_model = dinv.physics.GaussianNoise(sigma=1e-3)
+        physics.noise_model = dinv.physics.GaussianNoise(sigma=1e-3).to(y.device)
     timesteps = torch.linspace(1, 0, num_steps, dtype=torch.float64)
     solver = dinv.sampling.DDIMSolver(timesteps=timesteps, rng=torch.Generator(y.device))
     sampler = dinv.sampling.PosteriorDiffusion(data_fidelity=dinv.sampling.PiGDMDataFidelity(), denoiser=den,
-                                               sde=dinv.sampling.VariancePreservingDiffusion(), solver=solver,
-                                               dtype=torch.float32)  # fmt: skip
+                                               sde=dinv.sampling.VariancePreservingDiffusion(device=y.device),
+                                               solver=solver, dtype=torch.float32, device=y.device)  # fmt: skip
     x01 = sampler(y01, physics, seed=_seed(generator))
     return _finish(x01.detach(), timer, "pigdm", den.calls, prior)
 
@@ -163,7 +163,7 @@ def _svd_physics(op: LinearOperator, i: int):
         return dinv.physics.Denoising(noise_model=noise)
     if isinstance(op, Inpaint) and op.binary and op.in_shape is not None:
         mask = op.mask[i if len(op.mask) > 1 else 0].expand(op.in_shape).float()
-        return dinv.physics.Inpainting(img_size=op.in_shape, mask=mask, noise_model=noise)
+        return dinv.physics.Inpainting(img_size=op.in_shape, mask=mask, noise_model=noise, device=mask.device)
     raise UserError(
         f"DDRM needs an operator with a pixel-basis SVD (inpainting, denoising); {type(op).__name__} has none here. "
         "Use dps, diffpir or pigdm"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.unet import UNet
@@ -67,6 +69,7 @@ def grow_decoder(
     G = load_model(decoder_dir).generator
     if G is None:
         raise CheckpointError(f"{decoder_dir}: not a decoder checkpoint; growing needs one from 'train decoder'")
+    torch.manual_seed(cfg.seed)  # the new stage's random weights: the same in every run and on every device
     G = grow_generator(G, width, cfg.upsample)
     freeze_trunk(G)
     return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback)

@@ -150,6 +150,13 @@ def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
     for key in ("conv_in.weight", "enc.0.0.conv0.weight", "mid.0.conv0.weight", "cond_embed.weight"):
         torch.testing.assert_close(after[key], before[key])  # frozen trunk (EMA of an unchanged tensor)
     assert not torch.equal(after["out.2.weight"], before["out.2.weight"])
+    # The new stage's random initial weights come from the config's seed: a second run gives the same weights.
+    torch.manual_seed(12345)  # whatever the global generator held before
+    again = grow_decoder(
+        resolve("grow", "smoke"), new_run_dir(tmp_path, "grow"), smoke["decoder"], smoke["teacher"], smoke["latents"]
+    )
+    for key, value in load_model(again).generator.net.state_dict().items():
+        torch.testing.assert_close(value, after[key], rtol=0, atol=0, msg=key)
     with pytest.raises(UserError, match="not a decoder"):
         grow_decoder(
             resolve("grow", "smoke"),
