@@ -53,11 +53,13 @@ SimulateOpt = Annotated[
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel="Output")]
 TileBatchOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--tile-batch",
         min=1,
-        help="Tiles per solver call when the image is larger than the model (bounds the memory).",
+        help="Tiles per solver call when the image is larger than the model (bounds the memory) [default: 16 on the "
+        "CPU, 256 on a GPU].",
+        show_default=False,
         rich_help_panel="Solver",
     ),
 ]
@@ -181,7 +183,16 @@ def _run(
         if tiled:
             with progress_callback("tiles") as callback:
                 result = solve_tiled(
-                    solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback, **kwargs
+                    solver,
+                    m,
+                    op,
+                    y,
+                    seed=seed,
+                    cond=cond,
+                    callback=callback,
+                    **kwargs,
+                    tile_batch=tile_batch
+                    or (256 if where.type == "cuda" else 16),  # 4096x3072 on an H200: 85 s -> 18 s
                 )
         else:
             result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
@@ -234,7 +245,7 @@ def superres(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = 16,
+    tile_batch: TileBatchOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
@@ -262,7 +273,7 @@ def inpaint(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = 16,
+    tile_batch: TileBatchOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
@@ -302,7 +313,7 @@ def deblur(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = 16,
+    tile_batch: TileBatchOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
@@ -333,7 +344,7 @@ def denoise(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = 16,
+    tile_batch: TileBatchOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,
@@ -362,7 +373,7 @@ def colorize(
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = 16,
+    tile_batch: TileBatchOpt = None,
     simulate: SimulateOpt = False,
     overwrite: OverwriteOpt = False,
     preview_scale: PreviewOpt = 1,

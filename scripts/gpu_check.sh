@@ -4,7 +4,8 @@
 #   2. the smoke pipeline (teacher, encode, decoder, grow) under torchrun with nccl on CUDA and with gloo on the CPU
 #      of the same machine, and the weights of every stage compared (benchmarks/device_agreement.py);
 #   3. pagoda-inv bench --task superres_x4,inpaint_box --limit 64 on CUDA (the CPU numbers come from a CPU machine);
-#   4. one-step generation throughput at batch 256 (benchmarks/throughput.py).
+#   4. one-step generation throughput at batch 256 (benchmarks/throughput.py);
+#   5. a 1024x768 photo super-resolved x4 in tiles by `pagoda-inv solve` (tile batch 16, the default, and 256).
 # Data: the 256/64-image Fashion-MNIST fixture (the bench's first 64 test images are in it).
 # Usage: OUT=results-folder bash scripts/gpu_check.sh  (writes tests.log, train.log, train-agreement.json,
 # bench-cuda.json, bench-cuda.md and throughput.json there)
@@ -43,12 +44,23 @@ done
 timeout 120 python3 benchmarks/device_agreement.py "$WORK/cpu" "$WORK/cuda" --json "$OUT/train-agreement.json"
 
 part "bench on CUDA"
-timeout 200 pagoda-inv bench --task superres_x4,inpaint_box --limit 64 --device cuda --out "$WORK/bench-cuda" \
-  -q >"$WORK/bench-cuda.log" 2>&1
+timeout 240 pagoda-inv bench --task superres_x4,inpaint_box --limit 64 --device cuda --out "$WORK/bench-cuda" -q \
+  --solvers bicubic,biharmonic,pinv,encode_decode,one_step,latent_map,latent_ilo,diffpir,ddrm >"$WORK/bench-cuda.log" 2>&1
 echo "bench exit $?"; tail -n 5 "$WORK/bench-cuda.log"
 cp "$WORK/bench-cuda/results.json" "$OUT/bench-cuda.json" 2>/dev/null
 cp "$WORK/bench-cuda/results.md" "$OUT/bench-cuda.md" 2>/dev/null && head -n 40 "$OUT/bench-cuda.md"
 
 part "generation throughput at batch 256"
 timeout 100 python3 benchmarks/throughput.py --device cuda --batch 256 --batches 20 --json "$OUT/throughput.json"
+part "a 1024x768 photo to 4096x3072 (solve superres, photo model, in tiles) on CUDA"
+python3 -c "
+from PIL import Image; import skimage.data
+Image.fromarray(skimage.data.chelsea()).resize((1024, 768), Image.BICUBIC).save('$WORK/large.png')"
+for tb in 16 256; do
+  SECONDS=0
+  timeout 150 pagoda-inv solve superres --input "$WORK/large.png" --model photo --device cuda --tile-batch $tb \
+    -o "$WORK/large-x4-$tb.png" 2>&1 | tail -n 2
+  echo "tile batch $tb: exit ${PIPESTATUS[0]}, $SECONDS s wall"
+done
+python3 -c "from PIL import Image; print('output', Image.open('$WORK/large-x4-256.png').size)"
 part done

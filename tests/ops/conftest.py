@@ -14,7 +14,9 @@ from pagoda_inverse.ops import registry
 #: deepinv's odd test size: catches H/W transposition and padding bugs.
 SHAPE = (3, 37, 31)
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: The CUDA case carries the ``gpu`` marker from collection on, so ``pytest -m gpu`` selects it (a marker applied
+#: inside a fixture comes too late for ``-m``).
+DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.gpu)] if torch.cuda.is_available() else [])
 
 VARIANTS = [
     ("gaussian_blur", {"padding": "valid", "size": 9, "sigma": 1.5}),
@@ -54,8 +56,6 @@ def _one_thread():
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
     """Every available device (CUDA cases also carry the ``gpu`` marker)."""
-    if request.param == "cuda":
-        request.applymarker(pytest.mark.gpu)
     return request.param
 
 
