@@ -81,4 +81,4 @@ def test_custom_dataset_recipe_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((tmp_path / "my_images").glob("[0-9][0-9][0-9][0-9].png"))) == 256  # the fixture's train split
     assert (tmp_path / "my-model" / "decoder" / "model.safetensors").is_file()
-    assert "PSNR vs the clean input" in done.stdout and (tmp_path / "my_images" / "0000-superres.png").is_file()
+    assert "PSNR vs the clean input" in done.stderr and (tmp_path / "my_images" / "0000-superres.png").is_file()
