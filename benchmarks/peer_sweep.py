@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.bench import metrics as M
 from pagoda_inverse.bench.tasks import load_task
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.solvers import check_hparams, solve
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
+from pagoda_inverse.utils import metrics as M
 
 
 def parse_config(text: str) -> tuple[str, dict]:

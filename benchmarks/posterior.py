@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.bench.engine import SOLVER_SEED_OFFSET
-from pagoda_inverse.bench.metrics import interval_coverage, interval_ranks, psnr
 from pagoda_inverse.bench.report import machine_description
 from pagoda_inverse.bench.tasks import load_task
 from pagoda_inverse.core.model import load_model
@@ -30,6 +29,7 @@ from pagoda_inverse.solvers import solve
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils.images import save_panels
+from pagoda_inverse.utils.metrics import interval_coverage, interval_ranks, psnr
 
 TASKS = ("inpaint_box", "superres_x4")
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

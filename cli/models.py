@@ -11,8 +11,7 @@ import typer
 def models() -> None:
     """List the embedded models (name, resolutions, first line of the model card)."""
     from pagoda_inverse.core.checkpoint import load_config
-    from pagoda_inverse.core.model import MODELS_DIR, embedded_models
-    from pagoda_inverse.train.export import MODEL_PARTS
+    from pagoda_inverse.core.model import MODEL_PARTS, MODELS_DIR, embedded_models
 
     names = embedded_models()
     if not names:

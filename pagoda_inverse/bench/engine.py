@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.bench import metrics as M
 from pagoda_inverse.bench.tasks import TaskSpec
+from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError
 

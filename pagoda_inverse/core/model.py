@@ -27,6 +27,8 @@ from pagoda_inverse.core.unet import UNet, UNetConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: The checkpoint folders a model folder may hold (besides ``posterior/<family>/``), in export order.
+MODEL_PARTS = ("teacher", "decoder", "encoder", "guidance", "classifier", "colour")
 DEFAULT_MODEL = "fmnist"
 #: The RGB patch model: the CLI's default for colour photos and colorization.
 PHOTO_MODEL = "photo"
@@ -174,7 +176,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     (8, 32, 1)
     """
     path = resolve_model_path(name_or_path)
-    parts = {name: path / name for name in ("teacher", "decoder", "encoder", "guidance", "colour")}
+    parts = {name: path / name for name in MODEL_PARTS if name != "classifier"}  # the classifier: load_classifier
     if (path / "config.json").is_file():
         kind = load_config(path).get("kind")
         if kind not in parts:
@@ -245,16 +247,13 @@ def check_generation_defaults(defaults, source) -> None:
 
 
 def read_solver_defaults(folder: Path) -> dict:
-    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON,
-    an unknown solver or a hyper-parameter the solver does not take is a :class:`CheckpointError` naming the file."""
+    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON or
+    another shape is a :class:`CheckpointError` naming the file. The solver names and hyper-parameters are checked
+    against the solvers by :func:`pagoda_inverse.solvers.solve` (and by ``export`` before it writes the file)."""
     path = Path(folder) / "solver_defaults.json"
     defaults = _read_json(path)
     if defaults is None:
         return {}
-    from pagoda_inverse.solvers import check_solver_defaults  # only for a model that has settings
-
-    try:
-        check_solver_defaults(defaults)
-    except UserError as err:
-        raise CheckpointError(f"{path}: {err}") from None
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise CheckpointError(f'{path}: must map solver names to objects, e.g. {{"one_step": {{"samples": 4}}}}')
     return defaults

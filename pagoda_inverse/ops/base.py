@@ -23,8 +23,8 @@ import torch
 
 from ._checks import as_batch_scalar, check_nonneg, fail
 from ._linalg import conjugate_gradient
-from ._rng import GeneratorLike
 from .noise import NoiseModel, make_noise
+from .rng import GeneratorLike
 
 
 class LinearOperator(torch.nn.Module):

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import as_batch_scalar, check_batch, check_choice, check_image, check_positive, fail
-from ._rng import GeneratorLike
 from .base import LinearOperator
 from .kernels import as_kernel, gaussian_kernel, motion_kernels
+from .rng import GeneratorLike
 
 PADDINGS = ("circular", "reflect", "replicate", "constant", "zeros", "valid")
 

@@ -25,9 +25,9 @@ import functools
 import torch
 
 from ._checks import fail
-from ._rng import GeneratorLike
 from .base import LinearOperator
 from .noise import GaussianNoise, NoiseModel, NoNoise, PoissonNoise
+from .rng import GeneratorLike
 
 
 def image_to_01(x: torch.Tensor) -> torch.Tensor:

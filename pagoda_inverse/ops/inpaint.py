@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from ._checks import as_batch_scalar, check_batch, check_image, fail
-from ._rng import GeneratorLike
 from .base import LinearOperator
 from .masks import load_mask, make_masks
+from .rng import GeneratorLike
 
 
 def as_mask(mask, invert: bool = False) -> torch.Tensor:

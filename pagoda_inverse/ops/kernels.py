@@ -15,7 +15,7 @@ import torch
 
 from ._checks import check_int, check_positive, fail
 from ._io import read_2d
-from ._rng import GeneratorLike, per_image_generators, uniform
+from .rng import GeneratorLike, per_image_generators, uniform
 
 
 def as_kernel(kernel, name: str = "kernel", normalise: bool = True) -> torch.Tensor:
@@ -194,7 +194,7 @@ def motion_kernels(
     generator: GeneratorLike = None,
     seeds: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """``batch`` motion kernels, kernel i drawn from generator i (see :func:`~pagoda_inverse.ops._rng`).
+    """``batch`` motion kernels, kernel i drawn from generator i (see :func:`~pagoda_inverse.ops.rng`).
 
     :param batch: number of kernels B.
     :param size: kernel size.

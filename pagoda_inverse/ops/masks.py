@@ -16,7 +16,7 @@ import torch
 
 from ._checks import check_choice, check_int, fail
 from ._io import read_2d
-from ._rng import GeneratorLike, per_image_generators, uniform
+from .rng import GeneratorLike, per_image_generators, uniform
 
 
 def _randint(gen, low: int, high: int) -> int:

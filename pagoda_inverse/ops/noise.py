@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import as_batch_scalar, check_choice, check_nonneg, check_positive
-from ._rng import GeneratorLike, poisson, randn_like
+from .rng import GeneratorLike, poisson, randn_like
 
 
 class NoiseModel(torch.nn.Module):

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._checks import check_int, fail
-from ._rng import GeneratorLike
 from .base import Identity, LinearOperator
 from .blur import Blur
 from .colour import ColourMix, Grayscale
@@ -28,6 +27,7 @@ from .compose import Composed
 from .downsample import AreaDownsample, BicubicDownsample
 from .inpaint import Inpaint
 from .masks import box_mask
+from .rng import GeneratorLike
 
 Factory = Callable[..., LinearOperator]
 

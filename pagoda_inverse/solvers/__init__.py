@@ -12,6 +12,8 @@ the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
 from pagoda_inverse.solvers.classical import CLASSICAL
@@ -19,7 +21,7 @@ from pagoda_inverse.solvers.colour import solve_colour_net
 from pagoda_inverse.solvers.latent import solve_latent_ilo, solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
 from pagoda_inverse.solvers.peers import PEERS
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 SOLVERS = {
     "pinv": solve_pinv,
@@ -94,8 +96,13 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
-    defaults = getattr(model, "solver_defaults", {}).get(method, {})  # checked when the model was loaded
-    return SOLVERS[method](model, op, y, **{**defaults, **kwargs})  # the model's settings beneath the caller's
+    defaults = getattr(model, "solver_defaults", {})
+    if defaults:
+        try:
+            check_solver_defaults(defaults)
+        except UserError as err:
+            raise CheckpointError(f"{Path(model.path) / 'solver_defaults.json'}: {err}") from None
+    return SOLVERS[method](model, op, y, **{**defaults.get(method, {}), **kwargs})  # the model's beneath the caller's
 
 
 def check_solver_defaults(defaults) -> None:

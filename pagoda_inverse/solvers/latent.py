@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from pagoda_inverse.control.generate import one_step, one_step_nfe
-from pagoda_inverse.ops._rng import randn_like
+from pagoda_inverse.ops.rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
     data_consistency,

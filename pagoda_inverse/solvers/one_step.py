@@ -24,8 +24,8 @@ from einops import rearrange, repeat
 from pagoda_inverse.control.codec import decode
 from pagoda_inverse.control.generate import one_step, one_step_nfe
 from pagoda_inverse.core.posterior import PosteriorEncoder, describe_operator
-from pagoda_inverse.ops._rng import randn_like
 from pagoda_inverse.ops.families import operator_family
+from pagoda_inverse.ops.rng import randn_like
 from pagoda_inverse.solvers.base import (
     SolverResult,
     data_consistency,
@@ -153,5 +153,5 @@ def solve_one_step(
         estimate = xs.mean(0)
         if callback is not None:
             callback({"step": r + 1, "total": rounds, "x": estimate})
-    nfe = rounds * (encoder_nfe(model, encoder, num_steps) + samples * (1 if cfg_scale == 1 else 2))
+    nfe = rounds * (encoder_nfe(model, encoder, num_steps) + samples * one_step_nfe(model, cfg_scale))
     return result(xs, zs, timer, "one_step", nfe, encoder=encoder, eta=eta, rounds=rounds)

@@ -14,6 +14,7 @@ solved in one pass, a larger one in tiles of that side, one at a time.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable
 
@@ -85,7 +86,8 @@ def solve_tiled(
     :param tile_batch: tiles per solver call (bounds the memory).
     :param seed: tile ``i`` uses the generator seeded with ``seed * 1_000_003 + i`` (reruns are identical).
     :param cond: ``[1, D]`` condition shared by every tile (``None``: unconditional).
-    :param prior_std: the final data-consistency step's prior width (as in ``one_step``).
+    :param prior_std: the data-consistency prior width (as in ``one_step``): of the final whole-image step, and of
+        every tile's own step when the solver takes one.
     :param callback: called after each tile batch with ``{"step": tiles done, "total": tiles}``.
     :param hparams: the solver's hyper-parameters (e.g. ``samples``).
     :return: the blended estimate ``[1, C, H, W]``, samples ``[K, 1, C, H, W]``, no latents, and ``info`` with
@@ -101,10 +103,13 @@ def solve_tiled(
     >>> res.estimate.shape, res.info["tiles"], float((op.A(res.estimate)).abs().max()) < 1e-6
     (torch.Size([1, 3, 40, 56]), 15, True)
     """
-    from pagoda_inverse.solvers import solve
+    from pagoda_inverse.solvers import SOLVERS, solve
 
     timer = Timer()
     solver = functools.partial(solve, method) if isinstance(method, str) else method  # solve() checks the name
+    function = SOLVERS.get(method) if isinstance(method, str) else method  # None: solve() names the valid ones
+    if function is not None and "prior_std" in inspect.signature(function).parameters:
+        hparams = {**hparams, "prior_std": prior_std}  # each tile's own consistency step uses the caller's width
     image_shape = image_shape or op.in_shape
     if image_shape is None:
         raise UserError("pass image_shape=(C, H, W): the operator does not record its input shape")

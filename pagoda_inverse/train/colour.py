@@ -33,7 +33,7 @@ def gray_copy(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def colour_psnr(net: ColourNet, images: torch.Tensor, batch: int = 64) -> tuple[float, float]:
     """Mean per-image PSNR (dB) of ``net``'s colorization of ``images`` and of their gray copy."""
-    from pagoda_inverse.bench.metrics import psnr
+    from pagoda_inverse.utils.metrics import psnr
 
     ours, gray = [], []
     for x in images.split(batch):

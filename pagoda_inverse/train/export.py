@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
+from pagoda_inverse.core.model import MODEL_PARTS
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: The checkpoint folders a model folder may hold, in listing order.
-MODEL_PARTS = ("teacher", "decoder", "encoder", "guidance", "classifier", "colour")
 
 
 def export_model(

@@ -60,7 +60,7 @@ def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int
     """Held-out scores of ``q`` on ``images`` for each of the family's :data:`EVAL_OPERATORS` at ``sigma_y = 0.05``:
     PSNR of the mean of ``samples`` samples and of one sample, and the share of true pixels inside the samples'
     central 90% interval (over the unobserved pixels for inpainting)."""
-    from pagoda_inverse.bench.metrics import interval_coverage, psnr
+    from pagoda_inverse.utils.metrics import interval_coverage, psnr
 
     scores = {}
     seeds = list(range(seed, seed + len(images)))

@@ -102,7 +102,7 @@ def test_optional_solvers_run_only_when_named(tmp_path):
 def test_psnr_matches_piq():
     import piq
 
-    from pagoda_inverse.bench.metrics import psnr
+    from pagoda_inverse.utils.metrics import psnr
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(5, 3, 16, 16, generator=g) * 2 - 1, torch.rand(5, 3, 16, 16, generator=g) * 2 - 1

@@ -8,12 +8,12 @@ import torch
 from cli_helpers import run_cli
 
 from pagoda_inverse.bench.generation import run_generation, sample_conditions
-from pagoda_inverse.bench.metrics import frechet_distance, kernel_distance
 from pagoda_inverse.bench.tasks import GenerationSpec, load_task, select_tasks
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.classifier import Classifier, ClassifierConfig
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.metrics import frechet_distance, kernel_distance
 
 FMNIST_TINY = Path(__file__).parents[1] / "fixtures" / "fmnist-tiny"
 

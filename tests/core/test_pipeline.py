@@ -202,6 +202,7 @@ def test_learned_encoder_and_codec(smoke, tmp_path):
 
 def test_guidance_map_pairs_training_and_generation(smoke, tmp_path):
     from pagoda_inverse.control.codec import decode
+    from pagoda_inverse.core.generator import generate_guided
     from pagoda_inverse.core.guidance import GuidanceMap
     from pagoda_inverse.core.ode import encode_heun, sample_heun
     from pagoda_inverse.core.precond import guided_denoiser
@@ -248,7 +249,10 @@ def test_guidance_map_pairs_training_and_generation(smoke, tmp_path):
     zs = 80 * randn_for_seeds([0, 1], (1, 8, 8))
     zw = guided.guidance(zs, c, 3.0)
     assert not torch.equal(zw, zs)
-    torch.testing.assert_close(generate(guided, c, [0, 1], cfg_scale=3.0), decode(guided, zw, c, cfg_scale=3.0))
+    # Generation and decoding guide alike: G_w(M(z, c, w), c), the guided G of the mapped latent.
+    expected = generate_guided(guided.generator, zw, c, guided.bank.null_embedding, 3.0).clamp(-1, 1)
+    torch.testing.assert_close(generate(guided, c, [0, 1], cfg_scale=3.0), expected)
+    torch.testing.assert_close(decode(guided, zs, c, cfg_scale=3.0), expected)
     with pytest.raises(UserError, match=r"guidance scale .* \[1, 4.5\]"):
         generate(guided, c, [0, 1], cfg_scale=cfg.w_max + 1)
 

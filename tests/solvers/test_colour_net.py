@@ -9,7 +9,6 @@ import torch
 from cli_helpers import run_cli
 from resume_helpers import check_crash_and_resume
 
-from pagoda_inverse.bench.metrics import psnr
 from pagoda_inverse.core.colour_net import ColourNet, luma
 from pagoda_inverse.core.model import PagodaModel, load_model
 from pagoda_inverse.core.text import CaptionBank
@@ -21,6 +20,7 @@ from pagoda_inverse.train.config import PHOTO_DATA, resolve
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.export import export_model
 from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.metrics import psnr
 
 
 @pytest.fixture(scope="module")

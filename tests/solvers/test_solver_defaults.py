@@ -27,9 +27,14 @@ def test_defaults_apply_beneath_the_callers_settings(model_dir):
     assert solve("one_step", model, op, y).samples.shape[0] == 3  # the model's setting
     assert solve("one_step", model, op, y, samples=2).samples.shape[0] == 2  # the caller's wins
     assert solve("encode_decode", model, op, y).samples.shape[0] == 1  # other solvers are untouched
-    # A default the solver does not take is refused when the model loads, naming the file.
+    # A default the solver does not take is refused when the model is used (by any solver), naming the file; the
+    # file's shape is checked when the model loads (the model layer does not know the solvers).
     (model_dir / "solver_defaults.json").write_text('{"one_step": {"samplez": 3}}')
-    with pytest.raises(CheckpointError, match=r"solver_defaults.json: solver 'one_step' has no hyper-parameter"):
+    for solver in ("one_step", "encode_decode"):
+        with pytest.raises(CheckpointError, match=r"solver_defaults.json: solver 'one_step' has no hyper-parameter"):
+            solve(solver, load_model(model_dir), op, y)
+    (model_dir / "solver_defaults.json").write_text('{"one_step": 3}')
+    with pytest.raises(CheckpointError, match="solver_defaults.json: must map solver names to objects"):
         load_model(model_dir)
     (model_dir / "solver_defaults.json").write_text('{"one_step": [1')
     with pytest.raises(CheckpointError, match="solver_defaults.json: not valid JSON"):

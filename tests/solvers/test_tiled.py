@@ -80,6 +80,22 @@ def test_tiled_one_step_is_consistent_and_seeded(rgb_model, name, params):
     assert not torch.allclose(run(1, 4).samples, res.samples)
 
 
+def test_the_callers_prior_std_reaches_every_tile(rgb_model):
+    # A solver that takes prior_std gets the caller's in every tile batch, not its own default.
+    from pagoda_inverse.solvers import solve
+
+    seen = []
+
+    def spy(model, op, y, *, prior_std=0.2, **kwargs):
+        seen.append(prior_std)
+        return solve("pinv", model, op, y, **kwargs)
+
+    op = make_operator("downsample_area", shape=SHAPE, seeds=[0], factor=2, sigma_y=0.1)
+    y = op(_image())
+    solve_tiled(spy, rgb_model, op, y, image_shape=SHAPE, tile_batch=5, prior_std=0.7)
+    assert len(seen) == 3 and set(seen) == {0.7}  # 15 tiles in batches of 5
+
+
 def test_tiled_blur_is_consistent_across_tile_borders(rgb_model):
     op = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=7, sigma_y=0.0)
     y = op(_image())
