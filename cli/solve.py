@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -74,26 +72,6 @@ AutoModelOpt = Annotated[
 ]
 
 
-def _default_model(path: Path, task: str) -> str:
-    """``photo`` for colorization and colour images (when it is installed), else the default model."""
-    import torch
-
-    from pagoda_inverse.core.model import DEFAULT_MODEL, PHOTO_MODEL, embedded_models
-    from pagoda_inverse.utils.errors import UserError
-    from pagoda_inverse.utils.io import load_image
-
-    if PHOTO_MODEL not in embedded_models():
-        return DEFAULT_MODEL
-    if task == "colorize":
-        return PHOTO_MODEL
-    try:
-        rgb = load_image(path, 3)  # the loader's own conversions (16-bit, palette, CMYK, alpha)
-    except UserError:  # unreadable: the main load reports it with the fix
-        return DEFAULT_MODEL
-    colour = not (torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2]))
-    return PHOTO_MODEL if colour else DEFAULT_MODEL
-
-
 def _run(
     task: str,
     operator: str,
@@ -131,84 +109,31 @@ def _run(
     import torch
 
     from pagoda_inverse.cli.display import console, progress_callback
-    from pagoda_inverse.core.model import load_model
-    from pagoda_inverse.ops import make_operator
-    from pagoda_inverse.solvers import solve
-    from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
-    from pagoda_inverse.utils.device import resolve_device
-    from pagoda_inverse.utils.errors import UserError
+    from pagoda_inverse.solvers.image import solve_image
     from pagoda_inverse.utils.images import make_grid, save_image
-    from pagoda_inverse.utils.io import load_image, open_image
+    from pagoda_inverse.utils.io import open_image
 
-    where = resolve_device(device)
-    m = load_model(model or _default_model(input, task)).to(where)
-    solver = solver or ("colour_net" if m.colour is not None else "one_step")  # only colorize leaves it open
-    res = m.resolution
-    if task == "colorize" and m.channels != 3:
-        raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
-    factor = int(params.get("factor", 1))  # only super-resolution changes the size
-    y_channels = 1 if operator == "colorize" else m.channels
-    image = load_image(input, m.channels if simulate else y_channels)[None].to(where)
     with open_image(input) as header:
         if header.mode in ("RGBA", "LA", "PA") or "transparency" in header.info:
             console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
-    c, h, w = m.channels, image.shape[-2] * (1 if simulate else factor), image.shape[-1] * (1 if simulate else factor)
-    tiled = (h, w) != (res, res)
-    if tiled and not m.patch_prior:
-        expected = res if simulate else res // factor
-        what = "the clean image" if simulate else f"the {task} observation"
-        raise UserError(
-            f"{input}: is {image.shape[-1]}x{image.shape[-2]} but {what} must be {expected}x{expected} for model "
-            f"{m.path.name!r} (use --model photo for photos of any size)"
-        )
-    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, device=where, **params)
-    if tiled:
-        side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
-        console.print(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
-    else:
-        console.print(f"model {m.path.name}: works on {c}-channel {res}x{res} images")
-    y = op(image, generator=torch.Generator().manual_seed(seed)) if simulate else image
-    cond = None
-    if class_ is not None:
-        cond = m.class_condition(torch.tensor([class_]))
-    elif prompt is not None:
-        cond = m.prompt_condition([prompt])
-    kwargs = {"samples": samples} if samples is not None and solver in ("one_step", "latent_langevin") else {}
-    if grid and not kwargs:
-        raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
-    if defaults := {k: v for k, v in m.solver_defaults.get(solver, {}).items() if k not in kwargs}:
-        console.print(f"{solver} with the model's settings: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
-    with warnings.catch_warnings(record=True) as notes:  # the solvers' notes (e.g. no posterior encoder) as lines
-        warnings.simplefilter("always")
-        if tiled:
-            with progress_callback("tiles") as callback:
-                result = solve_tiled(
-                    solver,
-                    m,
-                    op,
-                    y,
-                    seed=seed,
-                    cond=cond,
-                    callback=callback,
-                    **kwargs,
-                    tile_batch=tile_batch
-                    or (256 if where.type == "cuda" else 16),  # 4096x3072 on an H200: 85 s -> 18 s
-                )
-        else:
-            result = solve(solver, m, op, y, cond=cond, generator=[torch.Generator().manual_seed(seed)], **kwargs)
-    result = replace(result, estimate=result.estimate.cpu(), samples=result.samples.cpu())
-    y, image = y.cpu(), image.cpu()
-    for message in dict.fromkeys(str(n.message) for n in notes):
+    with progress_callback("solving") as callback:  # a bar over the tiles of a tiled solve
+        out = solve_image(input, operator, params, model=model, solver=solver,
+                          samples=samples, seed=seed, sigma_y=sigma_y, class_=class_, prompt=prompt,
+                          simulate=simulate, tile_batch=tile_batch, device=device, log=console.print,
+                          callback=callback)  # fmt: skip
+    result, y, solver = out.result, out.observation, out.solver
+    for message in out.notes:
         console.print(f"note: {message}")
     if result.info.get("posterior"):
         console.print(f"one_step through the model's {result.info['posterior']} posterior encoder")
-    if tiled:
+    if out.tiled:
         tile, overlap = result.info["tile"], result.info["overlap"]
         console.print(
             f"{result.info['tiles']} tiles of {tile}x{tile}, overlap {overlap}"
             if tile
             else "one pass over the whole image"
         )
+    h, w = result.estimate.shape[-2:]
     # Every output at its true size; the enlarged previews (--preview-scale) are separate files.
     pictures = [(result.estimate[0], output)]
     if grid:
@@ -222,7 +147,7 @@ def _run(
         if preview is not None:
             save_image(picture, preview, scale=preview_scale)
     if simulate:
-        mse = (result.estimate.clamp(-1, 1) - image).pow(2).mean()
+        mse = (result.estimate.clamp(-1, 1) - out.clean).pow(2).mean()
         console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
     console.print(
         f"{solver}: {result.info['nfe']} network evaluations per image or tile, {result.info['seconds']:.2f} s"

@@ -22,6 +22,7 @@ _LAZY = {
     "decode": "pagoda_inverse.control.codec",
     "solve": "pagoda_inverse.solvers",
     "solve_tiled": "pagoda_inverse.solvers.tiled",
+    "solve_image": "pagoda_inverse.solvers.image",
     "SOLVERS": "pagoda_inverse.solvers",
 }
 

@@ -82,3 +82,13 @@ def test_custom_dataset_recipe_runs_as_written(tmp_path):
     assert len(list((tmp_path / "my_images").glob("[0-9][0-9][0-9][0-9].png"))) == 256  # the fixture's train split
     assert (tmp_path / "my-model" / "decoder" / "model.safetensors").is_file()
     assert "PSNR vs the clean input" in done.stderr and (tmp_path / "my_images" / "0000-superres.png").is_file()
+
+
+@needs_model
+def test_readme_python_api_block_runs():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Python API") :].split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # the page's code, as a user would paste it
+    assert scope["x"].shape == (8, 1, 32, 32) and scope["out"].result.estimate.shape == (1, 1, 32, 32)
+    assert scope["res"].samples.shape == (8, 2, 1, 32, 32)

@@ -5,6 +5,8 @@ import pytest
 from cli_helpers import one_line_error, run_cli
 from PIL import Image
 
+from pagoda_inverse.utils.errors import UserError
+
 
 @pytest.fixture
 def images(tmp_path):
@@ -79,7 +81,7 @@ def test_superres_observation_and_wrong_size(images, tiny_model_dir):
         "--output",
         str(images / "bad.png"),
     )
-    one_line_error(bad, "is 16x16 but the superres observation must be 8x8")
+    one_line_error(bad, "is 16x16 but the observation must be 8x8")
     assert not (images / "bad.png").exists()
 
 
@@ -198,3 +200,31 @@ def test_wrong_size_for_a_whole_image_model_points_to_photo(images, tiny_model_d
         run_cli("solve", "denoise", "--input", str(images / "small.png"), "--model", str(tiny_model_dir)),
         "use --model photo",
     )
+
+
+def test_the_python_api_gives_the_cli_result(images, tiny_model_dir, tiny_photo_model_dir):
+    # solve_image() is what the CLI runs: the same file, settings and seed give the file the CLI wrote.
+    import torch
+
+    from pagoda_inverse.solvers.image import default_model, solve_image
+    from pagoda_inverse.utils.images import to_uint8
+    from pagoda_inverse.utils.io import load_image
+
+    cli = run_cli("solve", "superres", "--input", str(images / "small.png"), "--scale", "2", "--samples", "2",
+                  "--seed", "5", "--model", str(tiny_model_dir), "--output", str(images / "cli.png"))  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    lines = []
+    out = solve_image(load_image(images / "small.png", 1), "downsample_area", {"factor": 2}, model=tiny_model_dir,
+                      samples=2, seed=5, log=lines.append)  # fmt: skip
+    written = torch.from_numpy(np.asarray(Image.open(images / "cli.png")))
+    assert torch.equal(to_uint8(out.result.estimate[0])[0], written)
+    assert out.solver == "one_step" and not out.tiled and out.result.samples.shape == (2, 1, 1, 16, 16)
+    assert lines[0] == "model tiny-model0: works on 1-channel 16x16 images"
+    # The model choice: colour photos go to the photo model, gray images to the default one.
+    rgb = torch.rand(3, 8, 8) * 2 - 1
+    assert default_model(rgb, "downsample_area") == "photo" and default_model(rgb[:1], "downsample_area") == "fmnist"
+    assert default_model(rgb[:1], "colorize") == "photo"
+    with pytest.raises(UserError, match=r"the image must be \[1, H, W\]"):
+        solve_image(rgb, "downsample_area", {"factor": 2}, model=tiny_model_dir)
+    with pytest.raises(UserError, match="the image is 6x6 but the observation must be 8x8"):
+        solve_image(rgb[:1, :6, :6], "downsample_area", {"factor": 2}, model=tiny_model_dir)
