@@ -192,7 +192,7 @@ def encoder(
 
     Example: pagoda-inv train encoder --teacher runs/00000-teacher-fmnist/teacher --latents runs/latents-train
     """
-    from pagoda_inverse.train.encoder import train_encoder
+    from pagoda_inverse.train.learned_encoder import train_encoder
 
     _run_stage(
         "encoder", preset, runs, resume, quiet, train_encoder, (teacher, latents), steps=steps, batch_size=batch_size

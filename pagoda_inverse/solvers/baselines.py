@@ -30,6 +30,3 @@ def solve_gray(model, op, y, *, cond=None, generator=None, callback=None) -> Sol
     if op.in_shape is None or y.shape[1] != 1 or op.in_shape[0] == 1:
         raise UserError("the gray solver only applies to colorization (one-channel measurements of colour images)")
     return result(y.expand(-1, op.in_shape[0], -1, -1)[None], None, timer, "gray", 0)
-
-
-BASELINES = {"pinv": solve_pinv, "bicubic": solve_bicubic, "gray": solve_gray}

@@ -100,7 +100,7 @@ def solve_dps(
 ) -> SolverResult:  # fmt: skip
     """DPS (Chung et al. 2023) via ``deepinv.sampling.DPS`` (VP schedule, DDPM steps, gradient of the measurement
     misfit through the denoiser). ``guidance="annealed"`` with ``weight`` 1: deepinv's default ``"norm"`` needs a
-    weight in the hundreds (``../shared/docs/peers.md``)."""
+    weight in the hundreds (deepinv's DPS documentation)."""
     import deepinv as dinv
 
     timer = Timer()

@@ -169,8 +169,8 @@ def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
 
 def test_learned_encoder_and_codec(smoke, tmp_path):
     from pagoda_inverse.control.codec import decode, encode
-    from pagoda_inverse.train.encoder import train_encoder
     from pagoda_inverse.train.export import export_model
+    from pagoda_inverse.train.learned_encoder import train_encoder
 
     enc = train_encoder(resolve("encoder", "smoke"), new_run_dir(tmp_path, "enc"), smoke["teacher"], smoke["latents"])
     bundle = export_model(
