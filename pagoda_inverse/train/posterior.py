@@ -31,7 +31,7 @@ from pagoda_inverse.train.config import PosteriorTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.train.state import RunLog, load_train_state, step_generator, training_seconds
 from pagoda_inverse.utils.errors import UserError
 
 #: The held-out operators each family is scored on at the end of training (registry name, parameters).
@@ -136,7 +136,7 @@ def train_posterior(
         xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std)[0]
         loss = update(dist, energy_score(xs, x).mean(), q, opt, q_ema, cfg.ema_decay)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
-    seconds = time.perf_counter() - began
+    seconds, total_seconds = time.perf_counter() - began, training_seconds(run_dir)
 
     out = Path(run_dir) / f"posterior-{family}"
     dist.barrier()
@@ -150,12 +150,14 @@ def train_posterior(
         "generator": generator_fingerprint(model),
         "metrics": {"heldout": scores, "eval_images": len(test) - cfg.eval_offset, "eval_samples": cfg.eval_samples,
                     "eval_first_test_index": cfg.eval_offset, "sigma_y": 0.05},
-        "train_seconds": seconds if start == 0 else None,
+        "train_seconds": total_seconds,  # every session of a resumed run
         "train": to_dict(cfg),
     }  # fmt: skip
     save_checkpoint(out, {f"net.{k}": v for k, v in q_ema.state_dict().items()}, config)
     for label, s in scores.items():
         log(f"held-out {label}: mean-of-{cfg.eval_samples} {s['psnr_mean']:.2f} dB, one sample {s['psnr_one']:.2f} dB, "
             f"90% coverage {s['coverage90']:.3f}")  # fmt: skip
-    log(f"trained {cfg.steps - start} steps in {seconds / 60:.1f} min; saved {out}")
+    log(
+        f"trained {cfg.steps - start} steps in {seconds / 60:.1f} min ({total_seconds / 60:.1f} min in all); saved {out}"
+    )
     return out

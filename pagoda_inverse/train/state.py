@@ -78,6 +78,22 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):
     return tensors, sd["param_groups"]
 
 
+#: Run folder -> (this session's start, seconds trained in earlier sessions), set by :func:`load_train_state`.
+_CLOCKS: dict[str, tuple[float, float]] = {}
+
+
+def _clock_key(run_dir: Path) -> str:
+    return str(Path(run_dir).resolve())
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Seconds spent training the run in ``run_dir``, summed over every session of a resumed run: each session counts
+    from its :func:`load_train_state` call; earlier sessions' time up to their last checkpoint travels in the
+    checkpoint (time after a session's last checkpoint is redone, so it is not counted)."""
+    start, before = _CLOCKS.get(_clock_key(run_dir), (time.perf_counter(), 0.0))
+    return before + time.perf_counter() - start
+
+
 def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) -> None:
     """Save every module's weights, every optimizer's state and the step in one atomic write.
 
@@ -90,7 +106,7 @@ def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) 
     for name, opt in optimizers.items():
         flat, groups[name] = _flatten_optimizer(f"opt_{name}", opt)
         tensors.update(flat)
-    meta = json.dumps({"step": step, "param_groups": groups})
+    meta = json.dumps({"step": step, "param_groups": groups, "seconds": training_seconds(run_dir)})
     save_tensors(Path(run_dir) / "train_state.safetensors", tensors, metadata={"train_state": meta})
     write_text_atomic(Path(run_dir) / "train_state.json", meta)
 
@@ -106,12 +122,14 @@ def save_synced_train_state(dist, run_dir: Path, step: int, modules: dict, optim
 def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
     """Restore what :func:`save_train_state` wrote; returns the step to continue from (0 if none saved)."""
     path = Path(run_dir) / "train_state.safetensors"
+    _CLOCKS[_clock_key(run_dir)] = (time.perf_counter(), 0.0)
     if not path.is_file():
         return 0
     tensors, metadata = load_tensors(path, with_metadata=True)
     if "train_state" not in metadata:
         raise CheckpointError(f"{path}: has no train_state metadata; it was not written by pagoda-inv training")
     meta = json.loads(metadata["train_state"])
+    _CLOCKS[_clock_key(run_dir)] = (time.perf_counter(), float(meta.get("seconds", 0.0)))
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})

@@ -90,3 +90,20 @@ def test_missing_config_and_foreign_config(tmp_path):
 def test_unknown_model_name():
     with pytest.raises(UserError, match="neither an embedded model"):
         load_model("no-such-model")
+
+
+def test_training_time_adds_up_over_resumed_sessions(tmp_path, monkeypatch):
+    # Session 1 trains 10 s to its checkpoint (and 5 s more, lost to a kill); session 2 resumes and trains 7 s.
+    import pagoda_inverse.train.state as state
+
+    now = [100.0]
+    monkeypatch.setattr(state.time, "perf_counter", lambda: now[0])
+    net = torch.nn.Linear(2, 2)
+    modules, optimizers = {"net": net}, {"net": torch.optim.Adam(net.parameters())}
+    assert state.load_train_state(tmp_path, modules, optimizers) == 0
+    now[0] += 10
+    state.save_train_state(tmp_path, 3, modules, optimizers)
+    now[0] += 5 + 3600  # the kill, then an hour before the resume
+    assert state.load_train_state(tmp_path, modules, optimizers) == 3
+    now[0] += 7
+    assert state.training_seconds(tmp_path) == pytest.approx(17.0)
