@@ -68,6 +68,11 @@ def generate(
     ),  # fmt: skip
     class_: str | None = typer.Option(None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot')."),
     prompt: str | None = typer.Option(None, "--prompt", help="Free-text prompt (runs the text encoder)."),
+    raw_prompt: bool = typer.Option(
+        False,
+        "--raw-prompt",
+        help="Condition on the prompt's own embedding instead of the training caption nearest to it.",
+    ),
     seeds: str = typer.Option("0-63", "--seeds", help="Seeds, e.g. 0-63 or 1,5,9; one sample each."),
     cfg: float | None = typer.Option(
         None,
@@ -127,7 +132,7 @@ def generate(
     if label is not None:
         cond = m.class_condition(torch.full((n,), label))
     elif prompt is not None:
-        cond = m.prompt_condition([prompt]).expand(n, -1)
+        cond = m.prompt_condition([prompt], snap=not raw_prompt).expand(n, -1)
     else:
         cond = m.null_condition(n)
     start = time.time()

@@ -141,12 +141,19 @@ class PagodaModel:
             raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
         return self.bank.class_embeddings[labels]
 
-    def prompt_condition(self, prompts: list[str]) -> torch.Tensor:
-        """Free-text prompts -> ``[B, D]`` embeddings (runs the text encoder)."""
+    def prompt_condition(self, prompts: list[str], snap: bool = True) -> torch.Tensor:
+        """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
+
+        :param snap: move each embedding onto the training caption it is closest to
+            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 3``): on 60 held-out everyday prompts
+            (``datasets/prompts-heldout.txt``, ``benchmarks/prompts.py``) 78.9% of fmnist's samples are in the asked
+            class against 72.2% from the raw embedding. ``False``: the raw embedding.
+        """
         from pagoda_inverse.core.text import TextEncoder
 
         self._require_conditional("--prompt")
-        return TextEncoder().encode(list(prompts)).to(self.device)
+        embeddings = TextEncoder().encode(list(prompts)).to(self.device)
+        return self.bank.snap(embeddings, k=3) if snap else embeddings
 
     @property
     def patch_prior(self) -> bool:

@@ -323,6 +323,25 @@ class CaptionBank:
             return self.null_embedding.expand(len(labels), -1).clone()
         return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
 
+    def snap(self, embeddings: torch.Tensor, k: int = 3) -> torch.Tensor:
+        """Free-text embeddings ``[B, D]`` moved onto a condition the networks were trained on: the class whose ``k``
+        most similar training captions are the most similar on average (cosine), then that class's training caption
+        nearest to the prompt. A wording no template used then conditions as the trained caption it is closest to.
+
+        :param k: captions per class that vote for it (1: the single nearest caption decides).
+        :return: ``[B, D]`` training-caption embeddings, on ``embeddings``' device (unchanged for a bank without
+            training captions).
+        """
+        train, labels = self.train_embeddings.to(embeddings.device), self.train_labels.to(embeddings.device)
+        if len(train) == 0:
+            return embeddings
+        similarity = F.normalize(embeddings.float(), dim=-1) @ train.T  # [B, M] cosine
+        votes = torch.stack([similarity[:, labels == c].topk(min(k, int((labels == c).sum())), dim=1).values.mean(1)
+                             for c in range(self.num_classes)], dim=1)  # fmt: skip
+        chosen = votes.argmax(1)  # [B] classes
+        nearest = similarity.masked_fill(labels[None] != chosen[:, None], -2.0).argmax(1)  # within the chosen class
+        return train[nearest]
+
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw, for each label, the embedding of a uniformly random training caption of that class.
 

@@ -143,3 +143,20 @@ def test_caption_bank_is_cached_by_content_and_survives_a_damaged_cache(tmp_path
     files[0].write_bytes(files[0].read_bytes()[:50])  # truncated
     assert torch.equal(text.CaptionBank.build().class_embeddings, first.class_embeddings) and len(calls) == 2
     assert text.caption_cache_path(["a"]) != text.caption_cache_path(["b"])
+
+
+def test_snap_moves_a_prompt_onto_the_nearest_trained_caption_of_the_voted_class():
+    # Class 1's three captions sit near the prompt, class 0's single nearest caption is nearer still: with k = 3
+    # the class vote goes to 1 and the condition is class 1's nearest caption; with k = 1 the single nearest wins.
+    d = 8
+    basis = torch.eye(d)
+    prompt = F.normalize(basis[0] + 0.1 * basis[1], dim=0)
+    near0 = F.normalize(basis[0] + 0.12 * basis[1], dim=0)  # the closest caption, class 0
+    far0 = F.normalize(-basis[0] + basis[5], dim=0)
+    class1 = [F.normalize(basis[0] + s * basis[2], dim=0) for s in (0.2, 0.3, 0.4)]
+    train = torch.stack([near0, far0, far0, *class1])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    bank = CaptionBank(train, labels, train[:0], labels[:0], torch.stack([near0, class1[0]]), torch.zeros(d))
+    assert torch.equal(bank.snap(prompt[None], k=3)[0], class1[0])
+    assert torch.equal(bank.snap(prompt[None], k=1)[0], near0)
+    assert torch.equal(CaptionBank.unconditional(d).snap(prompt[None]), prompt[None])  # no captions: unchanged
