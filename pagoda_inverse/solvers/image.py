@@ -113,7 +113,8 @@ def solve_image(
     :param class_: condition on a class index; ``prompt``: on a text prompt (runs the text encoder).
     :param simulate: treat ``image`` as the clean image: degrade it with the operator (and ``sigma_y``) first.
     :param tile_batch: tiles per solver call for an image larger than the model (default 16 on the CPU, 256 on a GPU).
-    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (default ``$PAGODA_DEVICE``, else auto).
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (default: a given model's own device; a loaded one goes to
+        ``$PAGODA_DEVICE``, else auto).
     :param log: called with one-line messages as the work goes (the model, tiling, the model's settings).
     :param callback: tile progress ``{"step", "total"}`` (tiled solving only).
     """
@@ -124,9 +125,11 @@ def solve_image(
 
     say = log or (lambda _: None)
     params = dict(params or {})
-    where = resolve_device(device)
-    m = model if isinstance(model, PagodaModel) else load_model(model or default_model(image, operator))
-    m.to(where)
+    if isinstance(model, PagodaModel):  # a caller's model stays where it is unless a device is asked for
+        m = model if device is None else model.to(resolve_device(device))
+    else:
+        m = load_model(model or default_model(image, operator)).to(resolve_device(device))
+    where = m.device
     solver = solver or ("colour_net" if m.colour is not None else "one_step")
     if operator == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
