@@ -1,11 +1,11 @@
 """Prompt control on free-text prompts: the share of one-step samples that ``fmnist-clf`` puts in the asked class.
 
-For every ``label<TAB>prompt`` line of a list (``datasets/prompts-tuning.txt`` to choose settings,
-``datasets/prompts-heldout.txt`` to report), ``--samples`` seeds are generated with the model's recommended guidance
+For every prompt of a list (``--list tuning``: ``datasets/prompts-tuning.txt``, to choose settings; ``--list heldout``:
+``datasets/prompts-heldout.txt``, to report), ``--samples`` seeds are generated with the model's recommended guidance
 from the prompt's embedding as it is (``raw``) and snapped onto the training captions
 (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for. Usage::
 
-    python benchmarks/prompts.py --list datasets/prompts-tuning.txt --k 1 3 5
+    python benchmarks/prompts.py --list tuning --k 1 3 5
 """
 
 from __future__ import annotations
@@ -22,16 +22,7 @@ from pagoda_inverse.core.classifier import classify, load_classifier
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.text import TextEncoder
 from pagoda_inverse.datasets import FMNIST_CLASSES
-
-
-def read_prompts(path: Path) -> list[tuple[int, str]]:
-    """``(label, prompt)`` of every non-comment line ``label<TAB>prompt``."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            label, prompt = line.split("\t")
-            rows.append((int(label), prompt))
-    return rows
+from pagoda_inverse.datasets.captions import prompt_list
 
 
 @torch.no_grad()
@@ -45,7 +36,7 @@ def on_class(model, clf, cond: torch.Tensor, labels: torch.Tensor, samples: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--list", type=Path, required=True)
+    parser.add_argument("--list", choices=["tuning", "heldout"], required=True, help="datasets/prompts-LIST.txt")
     parser.add_argument("--model", default="fmnist")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--k", type=int, nargs="+", default=[3])
@@ -54,13 +45,13 @@ def main() -> None:
     args = parser.parse_args()
     model, clf = load_model(args.model), load_classifier("fmnist-clf")
     cfg = float(model.generation_defaults.get("cfg_scale", 1.0))
-    rows = read_prompts(args.list)
+    rows = prompt_list(args.list)
     labels = torch.tensor([label for label, _ in rows])
     emb = TextEncoder().encode([prompt for _, prompt in rows])
     variants = {"raw": emb} | {f"snapped, k={k}": model.bank.snap(emb, k) for k in args.k}
     results = {name: on_class(model, clf, cond, labels, args.samples, cfg) for name, cond in variants.items()}
     lines = [
-        f"{len(rows)} prompts of `{args.list}`, {args.samples} seeds each, model `{args.model}` at its recommended "
+        f"{len(rows)} prompts of `datasets/prompts-{args.list}.txt`, {args.samples} seeds each, model `{args.model}` at its recommended "
         f"CFG {cfg:g}; on-class: the share of samples `fmnist-clf` puts in the asked class.",
         "",
         "| conditioning | on-class | worst class | worst prompt |",
@@ -76,11 +67,11 @@ def main() -> None:
     if args.md:
         command = "python benchmarks/prompts.py " + " ".join(sys.argv[1:])
         args.md.write_text(
-            f"# Prompt control: `{args.list.name}`\n\nCommand: `{command}`\n\n" + "\n".join(lines) + "\n"
+            f"# Prompt control: `prompts-{args.list}.txt`\n\nCommand: `{command}`\n\n" + "\n".join(lines) + "\n"
         )
     if args.json:
         out = {name: {"mean": float(acc.mean()), "per_prompt": acc.tolist()} for name, acc in results.items()}
-        args.json.write_text(json.dumps({"list": str(args.list), "samples": args.samples, "cfg": cfg,
+        args.json.write_text(json.dumps({"list": args.list, "samples": args.samples, "cfg": cfg,
                                          "prompts": rows, "results": out}, indent=2))  # fmt: skip
 
 

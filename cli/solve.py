@@ -113,15 +113,15 @@ def _run(
     from pagoda_inverse.utils.images import make_grid, save_image
     from pagoda_inverse.utils.io import open_image
 
-    with open_image(input) as header:
-        if header.mode in ("RGBA", "LA", "PA") or "transparency" in header.info:
-            console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
     with progress_callback("solving") as callback:  # a bar over the tiles of a tiled solve
         out = solve_image(input, operator, params, model=model, solver=solver,
                           samples=samples, seed=seed, sigma_y=sigma_y, class_=class_, prompt=prompt,
                           simulate=simulate, tile_batch=tile_batch, device=device, log=console.print,
                           callback=callback)  # fmt: skip
     result, y, solver = out.result, out.observation, out.solver
+    with open_image(input) as header:  # read without error by solve_image
+        if header.mode in ("RGBA", "LA", "PA") or "transparency" in header.info:
+            console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
     for message in out.notes:
         console.print(f"note: {message}")
     if result.info.get("posterior"):

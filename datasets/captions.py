@@ -21,6 +21,7 @@ __all__ = [
     "all_captions",
     "canonical_caption",
     "captions_for",
+    "prompt_list",
 ]
 
 #: Natural names per label (see ``FMNIST_CLASSES``); the first one is canonical. Plural garments are phrased as
@@ -138,3 +139,22 @@ def all_captions(split: str = "train") -> tuple[list[str], torch.Tensor]:
         captions += caps
         labels += [label] * len(caps)
     return captions, torch.tensor(labels, dtype=torch.int64)
+
+
+def prompt_list(name: str) -> list[tuple[int, str]]:
+    """A list of free-text prompts shipped beside this module, ``prompts-<name>.txt``: ``"tuning"`` (settings may be
+    chosen on it) or ``"heldout"`` (only measured on). Lines are ``label<TAB>prompt``; ``#`` lines are comments.
+
+    :return: ``(label, prompt)`` pairs in file order.
+
+    >>> len(prompt_list("heldout")), prompt_list("heldout")[0]
+    (60, (0, 'graphic tee with short sleeves'))
+    """
+    from importlib.resources import files
+
+    rows = []
+    for line in (files(__package__) / f"prompts-{name}.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            label, prompt = line.split("\t")
+            rows.append((_check_label(int(label)), prompt))
+    return rows

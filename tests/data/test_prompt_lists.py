@@ -2,11 +2,9 @@
 training template, and no prompt in both lists."""
 
 import re
-from pathlib import Path
 
-from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, TRAIN_TEMPLATES
+from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, TRAIN_TEMPLATES, prompt_list
 
-LISTS = Path(__file__).resolve().parents[2] / "datasets"
 FUNCTION_WORDS = {"a", "an", "of", "on", "and", "the", "for", "with", "to", "in", "you", "my", "some", "is", "this"}
 
 
@@ -14,18 +12,9 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z][a-z'-]*", text.lower()))
 
 
-def _read(name: str) -> list[tuple[int, str]]:
-    rows = []
-    for line in (LISTS / name).read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            label, prompt = line.split("\t")
-            rows.append((int(label), prompt))
-    return rows
-
-
 def test_prompt_lists_are_held_apart_from_the_templates_and_each_other():
     template_words = set().union(*(_words(t) for t in TRAIN_TEMPLATES)) - FUNCTION_WORDS
-    tuning, heldout = _read("prompts-tuning.txt"), _read("prompts-heldout.txt")
+    tuning, heldout = prompt_list("tuning"), prompt_list("heldout")
     assert len(heldout) >= 50 and len(tuning) >= 30
     for rows in (tuning, heldout):
         assert {label for label, _ in rows} == set(CLASS_SYNONYMS)  # every class asked for
