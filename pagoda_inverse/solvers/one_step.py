@@ -137,7 +137,7 @@ def solve_one_step(
         if callback is not None:
             callback({"step": 1, "total": 1, "x": xs.mean(0)})
         nfe = 1 + samples * one_step_nfe(model, cfg_scale)
-        return result(xs, zs, timer, "one_step", nfe, posterior=operator_family(op))
+        return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     sigma_max = model.generator.sigma_max
