@@ -56,31 +56,28 @@ def caption_cache_path(strings: Sequence[str]) -> Path:
     import hashlib
 
     digest = hashlib.sha256("\n".join([_MODEL_PACKAGE, *strings]).encode()).hexdigest()[:20]
-    base = os.environ.get("PAGODA_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = Path(base) if os.environ.get("PAGODA_CACHE_DIR") else Path(base) / "pagoda-inv"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pagoda-inv"
+    folder = Path(os.environ.get("PAGODA_CACHE_DIR") or cache)
     return folder / f"captions-{digest}.safetensors"
 
 
 def _cached_embeddings(strings: Sequence[str]) -> torch.Tensor:
     """``[N, 384]`` embeddings of ``strings`` from their cache file, else encoded and written there (a cache that
     cannot be written, or a damaged one, is only skipped)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save_file
+    from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
 
     path = caption_cache_path(strings)
     try:
-        emb = load_file(path)["embeddings"]
-        if emb.shape == (len(strings), EMBED_DIM) and torch.isfinite(emb).all():
+        emb = load_tensors(path).get("embeddings")
+        if emb is not None and emb.shape == (len(strings), EMBED_DIM) and torch.isfinite(emb).all():
             return emb.float()
-    except (OSError, SafetensorError, KeyError):
+    except CheckpointError:
         pass  # no cache yet, or a damaged one: encode again
     emb = TextEncoder().encode(list(strings))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"embeddings": emb.contiguous()}, tmp)
-        os.replace(tmp, path)  # atomic: concurrent ranks never read half a file
-    except OSError:
+        save_tensors(path, {"embeddings": emb})  # atomic: concurrent ranks never read half a file
+    except (OSError, UserError):
         pass
     return emb
 
