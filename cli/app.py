@@ -8,6 +8,7 @@ import sys
 import typer
 
 from pagoda_inverse.cli import bench as bench_cmd
+from pagoda_inverse.cli import convert as convert_cmd
 from pagoda_inverse.cli import encode as encode_cmd
 from pagoda_inverse.cli import generate as generate_cmd
 from pagoda_inverse.cli import models as models_cmd
@@ -35,6 +36,7 @@ app.command("bench", epilog=bench_cmd.EPILOG)(bench_cmd.bench)
 app.command("models")(models_cmd.models)
 app.command("photos")(models_cmd.photos)
 app.command("export")(models_cmd.export)
+app.command("convert", epilog=convert_cmd.EPILOG)(convert_cmd.convert)
 
 
 def main() -> None:

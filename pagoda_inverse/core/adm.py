@@ -114,6 +114,16 @@ class ADMConfig:
             raise ValueError("ADMConfig: num_classes must be >= 0 and dropout in [0, 1)")
         if self.num_head_channels == -1 and self.num_heads < 1:
             raise ValueError("ADMConfig: num_heads must be >= 1 when num_head_channels is -1")
+        # Attention follows the blocks at the rates in attention_resolutions, and the bottleneck always has one.
+        levels = [i for i in range(len(mult)) if 2**i in self.attention_resolutions] + [len(mult) - 1]
+        heads_up = self.num_heads if self.num_heads_upsample == -1 else self.num_heads_upsample
+        for ch in {int(mult[i] * self.model_channels) for i in levels}:
+            if self.num_head_channels != -1 and ch % self.num_head_channels:
+                raise ValueError(
+                    f"ADM: {ch} attention channels are not divisible by num_head_channels {self.num_head_channels}"
+                )
+            if self.num_head_channels == -1 and (ch % self.num_heads or ch % heads_up):
+                raise ValueError(f"ADM: {ch} attention channels are not divisible into {self.num_heads} heads")
 
     @property
     def out_channels(self) -> int:

@@ -8,8 +8,15 @@ from pagoda_inverse.core.adm import ADM, ADMConfig
 
 #: A 2-level class-conditional network with attention at 4x4, learned variance and BigGAN up/down: every block kind.
 TINY = ADMConfig(image_size=8, in_channels=3, model_channels=32, channel_mult=(1, 2), num_res_blocks=1,
-                 attention_resolutions=(2,), num_classes=5, learn_sigma=True, num_head_channels=16,
+                 attention_resolutions=(2,), num_classes=5, learn_sigma=True, num_heads=4, num_head_channels=16,
                  use_new_attention_order=True, use_scale_shift_norm=True, resblock_updown=True)  # fmt: skip
+
+#: guided-diffusion's flags for :data:`TINY` (what a researcher's launch script would hold).
+TINY_FLAGS = {"image_size": 8, "num_channels": 32, "channel_mult": "1,2", "num_res_blocks": 1,
+              "attention_resolutions": "4", "class_cond": True, "num_classes": 5, "learn_sigma": True,
+              "num_head_channels": 16, "use_new_attention_order": True, "resblock_updown": True,
+              "use_scale_shift_norm": True, "noise_schedule": "cosine", "diffusion_steps": 1000,
+              "timestep_respacing": "250", "use_checkpoint": False}  # fmt: skip
 
 
 def randomize(
