@@ -62,9 +62,14 @@ def convert(
         _only_guided_diffusion(config)
         folder = convert_diffusers(src, out, schedule=schedule)
     else:
-        from pagoda_inverse.utils.errors import UserError
+        from pagoda_inverse.core.edm_pickle import convert_edm
 
-        raise UserError("--from edm: not available yet")
+        _only_guided_diffusion(config)
+        if schedule is not None:
+            raise typer.BadParameter(
+                "EDM networks carry their preconditioning; drop --schedule", param_hint="--schedule"
+            )
+        folder = convert_edm(src, out)
     emit(folder)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
 import torch
 from adm_helpers import TINY_FLAGS, tiny_adm
 from cli_helpers import cli_in_process, one_line_error, run_cli
+from edm_layout import Malicious
 
 
 @pytest.fixture
@@ -38,6 +40,7 @@ def _bad_inputs(tmp_path: Path, pt: Path, flags: Path) -> dict[str, tuple[list, 
     """name -> (arguments, a needle of the one error line)."""
     torch.save({"weight": torch.zeros(2), "step": _Step()}, tmp_path / "objects.pt")
     (tmp_path / "cut.pt").write_bytes(pt.read_bytes()[:4000])
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Malicious(f"touch {tmp_path / 'pwned'}")))
     state = torch.load(pt, weights_only=True)
     state["foo.weight"] = state.pop("out.2.weight")
     torch.save(state, tmp_path / "foreign.pt")
@@ -54,6 +57,8 @@ def _bad_inputs(tmp_path: Path, pt: Path, flags: Path) -> dict[str, tuple[list, 
         "unknown preset": ([*gd, pt, "--config", "imagenet65"], "neither a preset"),
         "missing": ([*gd, tmp_path / "nope.pt"], "no such file"),
         "diffusers file": (["--from", "diffusers", pt, "--schedule", "linear"], "no such folder"),
+        "edm foreign": (["--from", "edm", tmp_path / "evil.pkl"], "refusing to load the global posix.system"),
+        "edm from pt": (["--from", "edm", pt], "a torch.save zip file, not an EDM pickle"),
     }
 
 
@@ -68,6 +73,7 @@ def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tiny, tmp
         result = cli_in_process(capsys, "convert", *args, "--out", out)
         one_line_error(result, needle)
         assert _left(out) == [], name
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_a_real_process_exits_2(tiny, tmp_path):

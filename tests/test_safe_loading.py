@@ -1,4 +1,5 @@
-"""Safe loading: no code path unpickles anything (checkpoints are safetensors + JSON; see issue 8)."""
+"""Safe loading: no code path unpickles anything (checkpoints are safetensors + JSON; see issue 8), except EDM network
+pickles, read by one allow-list unpickler that rebuilds no object of the file's choosing (issue 23)."""
 
 import ast
 from pathlib import Path
@@ -42,6 +43,17 @@ def _violations(path: Path) -> list[str]:
 def test_the_package_never_unpickles():
     assert len(SOURCES) > 50
     assert [v for path in SOURCES for v in _violations(path)] == []
+
+
+def test_the_only_unpickler_is_the_restricted_one():
+    """A ``pickle.Unpickler`` subclass reads only what its ``find_class`` allows: there is exactly one, and it does."""
+    found = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and any(_name(b).endswith("Unpickler") for b in node.bases):
+                methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+                found.append((path.name, node.name, {"find_class", "persistent_load"} <= methods))
+    assert found == [("edm_pickle.py", "RestrictedUnpickler", True)]
 
 
 @pytest.mark.parametrize(
