@@ -268,22 +268,25 @@ def adm_config_from_edm(unet: PersistentRecord, source) -> ADMConfig:
         raise CheckpointError(
             f"{source}: not expressible as an ADM: channel_mult_emb={kw['channel_mult_emb']}, out_channels={cout}"
         )
-    blocks = [rec for group in ("enc", "dec") for _, rec in _blocks(unet, group) if rec.class_name == "UNetBlock"]
-    norms = _group_norms(unet)
-    mcpg = next((m for m in (4, 1) if all(g == min(32, c // m) for c, g in norms)), None)
-    odd = [(name, rec) for name, rec in _named_blocks(unet) if _block_problem(rec)]
-    if mcpg is None or odd or not blocks:
-        what = f"block {odd[0][0]}: {_block_problem(odd[0][1])}" if odd else "GroupNorm groups follow no known rule"
-        raise CheckpointError(f"{source}: not expressible as an ADM: {what if blocks else 'no UNetBlocks'}")
+    if not (blocks := _named_blocks(unet)):
+        raise CheckpointError(f"{source}: not expressible as an ADM: its DhariwalUNet records no UNetBlocks")
+    if problem := next((f"block {name}: {p}" for name, rec in blocks if (p := _block_problem(rec))), None):
+        raise CheckpointError(f"{source}: not expressible as an ADM: {problem}")
+    norms = _group_norms(unet)  # EDM: min(32, channels // 4) groups; 32 throughout matches guided-diffusion
+    if (mcpg := next((m for m in (4, 1) if all(g == min(32, c // m) for c, g in norms)), None)) is None:
+        raise CheckpointError(f"{source}: not expressible as an ADM: GroupNorm groups {sorted(set(norms))[:3]}")
     levels = len(kw["channel_mult"])
-    return ADMConfig(
-        image_size=res, in_channels=cin, model_channels=int(kw["model_channels"]), channel_mult=tuple(kw["channel_mult"]),
-        num_res_blocks=int(kw["num_blocks"]),
-        attention_resolutions=tuple(2**i for i in range(levels) if res >> i in set(kw["attn_resolutions"])),
-        dropout=float(kw["dropout"]), num_classes=int(kw["label_dim"]), learn_sigma=cout == 2 * cin,
-        num_head_channels=64, use_new_attention_order=True, use_scale_shift_norm=True, resblock_updown=True,
-        min_channels_per_group=mcpg, norm_eps=1e-5,
-    )  # fmt: skip
+    try:
+        return ADMConfig(
+            image_size=res, in_channels=cin, model_channels=int(kw["model_channels"]),
+            channel_mult=tuple(kw["channel_mult"]), num_res_blocks=int(kw["num_blocks"]),
+            attention_resolutions=tuple(2**i for i in range(levels) if res >> i in set(kw["attn_resolutions"])),
+            dropout=float(kw["dropout"]), num_classes=int(kw["label_dim"]), learn_sigma=cout == 2 * cin,
+            num_head_channels=64, use_new_attention_order=True, use_scale_shift_norm=True, resblock_updown=True,
+            min_channels_per_group=mcpg, norm_eps=1e-5,
+        )  # fmt: skip
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: not expressible as an ADM: {err}") from None
 
 
 def _named_blocks(unet: PersistentRecord) -> list[tuple[str, PersistentRecord]]:

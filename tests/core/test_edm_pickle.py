@@ -20,23 +20,33 @@ ADMUNet = pytest.importorskip("deepinv.models.guided_diffusion").ADMUNet
 #: A small DhariwalUNet: 128 channels (EDM's GroupNorm rule and 32 groups agree), 4x4 attention, 4 classes.
 UNET = dict(img_resolution=8, in_channels=3, out_channels=3, label_dim=4, model_channels=128, channel_mult=[1, 1],
             num_blocks=1, attn_resolutions=[4], dropout=0.0)  # fmt: skip
+#: Three levels, two blocks each, attention only at the middle one: up-samplers after and without attention.
+UNET3 = {
+    **UNET,
+    "img_resolution": 16,
+    "channel_mult": [1, 1, 1],
+    "num_blocks": 2,
+    "attn_resolutions": [8],
+    "label_dim": 0,
+}
 PRECOND = dict(img_resolution=8, img_channels=3, label_dim=4, use_fp16=False, sigma_min=0.0, sigma_max=float("inf"),
                sigma_data=0.5, model_type="DhariwalUNet")  # fmt: skip
 
 
-def _edm_net(**changes):
+def _edm_net(unet=UNET, **changes):
     torch.manual_seed(0)
-    unet = randomize(ADMUNet(pretrained=None, **{**UNET, **changes}), constant_only=True).eval()
+    unet = randomize(ADMUNet(pretrained=None, **{**unet, **changes}), constant_only=True).eval()
     unet.pixel_std = 0.5  # deepinv's precond then is EDM's EDMPrecond on [-1, 1] images
     return unet
 
 
-@pytest.fixture(scope="module")
-def edm_pkl(tmp_path_factory):
+@pytest.fixture(scope="module", params=[UNET, UNET3], ids=["2-level", "3-level"])
+def edm_pkl(tmp_path_factory, request):
     """``(DhariwalUNet stand-in, path of its EDM-layout pickle)``."""
-    unet = _edm_net()
+    unet = _edm_net(request.param)
+    precond = {**PRECOND, "img_resolution": request.param["img_resolution"], "label_dim": request.param["label_dim"]}
     path = tmp_path_factory.mktemp("edm") / "network-snapshot-000000.pkl"
-    path.write_bytes(edm_pickle_bytes(EDMPrecondLike(unet, **PRECOND), UNET, PRECOND))
+    path.write_bytes(edm_pickle_bytes(EDMPrecondLike(unet, **precond), request.param, precond))
     return unet, path
 
 
@@ -62,8 +72,9 @@ def test_an_edm_network_converts_and_agrees(edm_pkl, tmp_path):
     config = load_config(out / "teacher")
     assert config["precond"] == {"type": "edm", "sigma_data": 0.5, "sigma_min": 0.0, "sigma_max": float("inf")}
     assert config["adm"]["min_channels_per_group"] == 4 and config["source"]["format"] == "edm"
-    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    labels = torch.nn.functional.one_hot(torch.tensor([0, 3]), 4).double()
+    size = int(next(iter(unet.enc)).split("x")[0])  # the first encoder block is "{R}x{R}_conv"
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    labels = torch.nn.functional.one_hot(torch.tensor([0, 3]), 4).double() if unet.map_label is not None else None
     c_noise = torch.tensor([-1.5, 1.1], dtype=torch.float64)
     net = teacher.net.double()
     with torch.no_grad():  # the backbones in float64; EDM computes its embedding frequencies in float32
@@ -71,8 +82,11 @@ def test_an_edm_network_converts_and_agrees(edm_pkl, tmp_path):
             net(x, c_noise, labels), unet.double().forward_unet(x, c_noise, labels), rtol=0, atol=1e-5
         )
         sigma = torch.tensor([0.05, 7.0])  # the denoisers as they run (float32)
-        ours = teacher.float()(x.float(), sigma, labels.float())
-        theirs = unet.float()(x.float(), sigma, labels.float(), input_in_minus_one_one=True)
+        cond = (
+            labels.float() if labels is not None else torch.zeros(2, 0)
+        )  # unconditional: the toolkit passes some cond
+        ours = teacher.float()(x.float(), sigma, cond)
+        theirs = unet.float()(x.float(), sigma, cond if labels is not None else None, input_in_minus_one_one=True)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
 
 
