@@ -174,3 +174,19 @@ def test_the_mismatch_line_counts_everything():
     assert mismatch(TINY, state) == (
         "1 missing (label_emb.weight); 1 wrong-shaped (file vs config: out.2.weight [3, 32, 3, 3] vs [6, 32, 3, 3])"
     )
+
+
+def test_a_converted_adm_encodes_a_dataset_as_a_pagoda_teacher(tiny_pt, tmp_path):
+    from pagoda_inverse.core.encode import encode_to_cache, load_latent_cache
+    from pagoda_inverse.train.config import EncodeConfig
+
+    _, pt, flags = tiny_pt
+    teacher = load_adm_teacher(convert_guided_diffusion(pt, tmp_path / "model", config=flags) / "teacher")
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, 8, 8, generator=g) * 2 - 1
+    labels = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3, 4, 0]), 5).float()  # one-hot class conditions
+    cfg = EncodeConfig(num_steps=3, batch_size=4, shard_size=4, null_fraction=0.5)
+    encode_to_cache(teacher, images, labels, torch.zeros(5), tmp_path / "latents", cfg, identity={"teacher": "tiny"})
+    cache, manifest = load_latent_cache(tmp_path / "latents")
+    assert cache["latents"].shape == (manifest["num_latents"], 3, 8, 8) and torch.isfinite(cache["latents"]).all()
+    assert cache["latents"].std() > 10  # at the sigma_max = 80 scale
