@@ -21,6 +21,7 @@ preconditioning for EDM); :mod:`pagoda_inverse.core.adm_teacher` turns it into t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -450,3 +451,26 @@ class ADM(nn.Module):
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h.to(self.out[-1].weight.dtype)).to(x.dtype)
+
+
+def first_names(names, n: int = 3) -> str:
+    """The first ``n`` of ``names``, comma-separated, with ``...`` when there are more (for one-line errors)."""
+    names = list(names)
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+
+
+def state_mismatch(cfg: ADMConfig, state: Mapping[str, torch.Tensor]) -> str | None:
+    """``None`` when ``state`` has exactly the keys and shapes of ``ADM(cfg)``; else one line with the counts and the
+    first few missing / unexpected / wrong-shaped keys."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in ADM(cfg).state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {list(state[k].shape)} vs {list(expected[k])}" for k in sorted(set(expected) & set(state))
+             if tuple(state[k].shape) != expected[k]]  # fmt: skip
+    if not (missing or unexpected or wrong):
+        return None
+    parts = [f"{len(missing)} missing ({first_names(missing)})" if missing else "",
+             f"{len(unexpected)} unexpected ({first_names(unexpected)})" if unexpected else "",
+             f"{len(wrong)} wrong-shaped (file vs config: {first_names(wrong, 2)})" if wrong else ""]  # fmt: skip
+    return "; ".join(p for p in parts if p)

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pagoda_inverse.core.adm import ADM, ADMConfig
+from pagoda_inverse.core.adm import ADM, ADMConfig, state_mismatch
 from pagoda_inverse.core.adm_presets import SCHEDULES
-from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
+from pagoda_inverse.core.checkpoint import load_checkpoint, split_prefix
 from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.utils.errors import CheckpointError
 
@@ -146,9 +146,13 @@ def load_adm_teacher(folder: str | Path) -> nn.Module:
     if "adm" not in config:
         raise CheckpointError(f"{folder / 'config.json'}: has no 'adm' section; not a converted ADM checkpoint")
     try:
-        net = ADM(ADMConfig.from_dict(config["adm"]))
+        with torch.device("meta"):  # no memory until the weights are assigned
+            net = ADM(ADMConfig.from_dict(config["adm"]))
         teacher = build_teacher(config, net)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / 'config.json'}: invalid 'adm' or 'precond' section ({err})") from None
-    load_module_state(net, split_prefix(tensors, "net"), folder / "model.safetensors")
+    state = split_prefix(tensors, "net")
+    if problem := state_mismatch(net.config, state):
+        raise CheckpointError(f"{folder / 'model.safetensors'}: {problem}; the weights do not match config.json")
+    net.load_state_dict(state, assign=True)  # the loaded tensors become the parameters (no second copy)
     return teacher.eval().requires_grad_(False)

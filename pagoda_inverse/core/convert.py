@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.adm import ADM, SHAPE_FIELDS, ADMConfig
+from pagoda_inverse.core.adm import ADM, SHAPE_FIELDS, ADMConfig, first_names, state_mismatch
 from pagoda_inverse.core.adm_presets import ALIASES, PRESETS, SCHEDULES, get_preset, matching_presets
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.encode import file_digest
@@ -40,11 +40,6 @@ IGNORED_FLAGS = {"use_checkpoint", "timestep_respacing", "use_kl", "rescale_lear
 #: Keys under which training scripts nest a state dict.
 WRAPPER_KEYS = ("state_dict", "model", "ema", "model_ema", "net")
 _BLOCK_KEY = re.compile(r"^(input_blocks|output_blocks)\.(\d+)\.(\d+)\.(.+)$")
-
-
-def _first(names, n: int = 3) -> str:
-    names = list(names)
-    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -80,7 +75,9 @@ def _as_state_dict(obj, source) -> dict[str, torch.Tensor]:
         if len(nested) == 1 and all(isinstance(v, torch.Tensor) for v in obj[nested[0]].values()):
             return _as_state_dict(obj[nested[0]], source)
         other = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-        raise CheckpointError(f"{source}: not a state dict: {len(other)} entries are not tensors ({_first(other)})")
+        raise CheckpointError(
+            f"{source}: not a state dict: {len(other)} entries are not tensors ({first_names(other)})"
+        )
     state = {str(k): v for k, v in obj.items()}
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
@@ -98,8 +95,8 @@ def infer_adm_structure(state: Mapping[str, torch.Tensor], source: str | Path = 
     core = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight", "middle_block.0.out_layers.3.weight")
     if missing := [k for k in core if k not in state]:
         raise CheckpointError(
-            f"{source}: not a guided-diffusion UNet state dict: missing {_first(missing, 4)}; "
-            f"its {len(state)} tensors start {_first(sorted(state))}"
+            f"{source}: not a guided-diffusion UNet state dict: missing {first_names(missing, 4)}; "
+            f"its {len(state)} tensors start {first_names(sorted(state))}"
         )
     mc = state["time_embed.0.weight"].shape[1]
     in_ch, out_ch = state["input_blocks.0.0.weight"].shape[1], state["out.2.weight"].shape[0]
@@ -143,23 +140,6 @@ def infer_adm_structure(state: Mapping[str, torch.Tensor], source: str | Path = 
 def describe_structure(cfg: ADMConfig) -> str:
     """One line with the shape fields of ``cfg``, e.g. for an error message."""
     return ", ".join(f"{name}={getattr(cfg, name)}" for name in SHAPE_FIELDS)
-
-
-def mismatch(cfg: ADMConfig, state: Mapping[str, torch.Tensor]) -> str | None:
-    """``None`` when ``state`` has exactly the keys and shapes of ``ADM(cfg)``; else one line with the counts and the
-    first few missing / unexpected / wrong-shaped keys."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in ADM(cfg).state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {list(state[k].shape)} vs {list(expected[k])}" for k in sorted(set(expected) & set(state))
-             if tuple(state[k].shape) != expected[k]]  # fmt: skip
-    if not (missing or unexpected or wrong):
-        return None
-    parts = [f"{len(missing)} missing ({_first(missing)})" if missing else "",
-             f"{len(unexpected)} unexpected ({_first(unexpected)})" if unexpected else "",
-             f"{len(wrong)} wrong-shaped (file vs config: {_first(wrong, 2)})" if wrong else ""]  # fmt: skip
-    return "; ".join(p for p in parts if p)
 
 
 def resolve_config(
@@ -226,7 +206,7 @@ def _config_from_json(path: Path) -> tuple[ADMConfig, str | None]:
 def check_state(cfg: ADMConfig, state: Mapping[str, torch.Tensor], source: str | Path, what: str) -> None:
     """Raise a one-line :class:`CheckpointError` unless ``state`` fits ``ADM(cfg)`` exactly (``what`` names the
     configuration in the message)."""
-    if problem := mismatch(cfg, state):
+    if problem := state_mismatch(cfg, state):
         raise CheckpointError(f"{source}: the tensors do not fit {what}: {problem}")
 
 

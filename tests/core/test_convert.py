@@ -10,10 +10,11 @@ import torch
 from adm_helpers import TINY, TINY_FLAGS, tiny_adm
 
 from pagoda_inverse.core.adm import ADM, ADMConfig
+from pagoda_inverse.core.adm import state_mismatch as mismatch
 from pagoda_inverse.core.adm_presets import PRESETS, shape_signature
 from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, load_adm_teacher
 from pagoda_inverse.core.checkpoint import load_config
-from pagoda_inverse.core.convert import convert_guided_diffusion, infer_adm_structure, mismatch, read_state_dict
+from pagoda_inverse.core.convert import convert_guided_diffusion, infer_adm_structure, read_state_dict
 from pagoda_inverse.core.encode import file_digest
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
@@ -190,3 +191,16 @@ def test_a_converted_adm_encodes_a_dataset_as_a_pagoda_teacher(tiny_pt, tmp_path
     cache, manifest = load_latent_cache(tmp_path / "latents")
     assert cache["latents"].shape == (manifest["num_latents"], 3, 8, 8) and torch.isfinite(cache["latents"]).all()
     assert cache["latents"].std() > 10  # at the sigma_max = 80 scale
+
+
+def test_loading_a_folder_whose_config_disagrees_with_its_tensors_is_one_line(tiny_pt, tmp_path):
+    _, pt, flags = tiny_pt
+    out = convert_guided_diffusion(pt, tmp_path / "model", config=flags)
+    config_path = out / "teacher" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["adm"]["num_res_blocks"] = 2
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match=r"model.safetensors: \d+ missing .*; the weights do not match config.json"
+    ):
+        load_adm_teacher(out / "teacher")
