@@ -170,8 +170,8 @@ def main() -> None:
         f"Machine: {machine_description()}. Wall time {(time.perf_counter() - t_start) / 60:.1f} min. Command: "
         f"`{command}`",
         "",
-        f"`one_step` with the `{args.model}` model's posterior encoders: each sample is one pass of the encoder `q` "
-        "(shared by the K samples of an image) and one of G, then the data-consistency step; the estimate is the "
+        f"`one_step` with the `{args.model}` model's posterior encoders: the encoder's trunk runs once per image, then "
+        "each sample is one pass of its per-sample head and of G and the data-consistency step; the estimate is the "
         f"mean of the K samples. The first {args.images} Fashion-MNIST test images with the task suites' operators, "
         "noise (sigma_y 0.05) and seeds, as `pagoda-inv bench` runs them.",
         "",

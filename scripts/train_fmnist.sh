@@ -2,7 +2,7 @@
 # Train the embedded `fmnist` model from scratch on this machine, stage by stage:
 #   teacher 8x8 -> PF-ODE latents (train, test) -> one-step decoder at 8x8 -> grow to 16 -> grow to 32
 #   -> learned encoder -> guidance map (one-step CFG) -> benchmark (docs/core.md) -> export as fp16 into pagoda_inverse/models/fmnist
-#   -> posterior encoders for the exported G (two families at a time, one thread each) -> export -> docs/posterior.md.
+#   -> posterior encoders for the exported G (scripts/train_posteriors.sh) -> export -> docs/posterior.md.
 # Each training command prints its checkpoint folder on stdout; an interrupted stage continues with the same
 # command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_fmnist.sh [RUNS_DIR]
 set -euo pipefail
@@ -21,14 +21,5 @@ python benchmarks/core.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirna
   --train-latents "$RUNS/latents-train" --test-latents "$RUNS/latents-test" --encode-log "$RUNS/encode-train.log"
 pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --teacher "$T" --decoder "$D32" --encoder "$E" --guidance "$M" \
   --card docs/models/fmnist.md
-# Posterior encoders, trained against the exported (fp16) decoder: two at a time on the two cores.
-F=pagoda_inverse/models/fmnist
-posterior() { OMP_NUM_THREADS=1 pagoda-inv train posterior --family "$1" --steps "$2" --model "$F" --runs "$RUNS" -q; }
-posterior inpaint 1800 > "$RUNS/posterior-inpaint.path" & P1=$!
-{ posterior deblur 1000 > "$RUNS/posterior-deblur.path"; posterior superres 1000 > "$RUNS/posterior-superres.path"; } & P2=$!
-wait $P1
-posterior denoise 800 > "$RUNS/posterior-denoise.path"
-wait $P2
-pagoda-inv export --overwrite --out "$F" $(for f in inpaint deblur superres denoise; do echo --posterior "$(cat "$RUNS/posterior-$f.path")"; done)
-python benchmarks/posterior.py --images 256 --samples 16
-
+# Posterior encoders for the exported (fp16) decoder, exported into the model folder; docs/posterior.md.
+scripts/train_posteriors.sh pagoda_inverse/models/fmnist "$RUNS"

@@ -148,6 +148,8 @@ def run_task(
             for metric in spec.metrics:
                 if metric == "psnr":
                     s.add("psnr", M.psnr(est, x))
+                elif metric == "psnr_sample":
+                    s.add("psnr_sample", M.psnr(out.samples[0], x))
                 elif metric == "ssim":
                     s.add("ssim", M.ssim(est, x))
                 elif metric == "consistency":

@@ -12,7 +12,7 @@ import torch
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
 from pagoda_inverse.utils.images import save_grid
 
-COLUMNS = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("consistency", "‖Ax−y‖/√m")]
+COLUMNS = [("psnr", "PSNR (dB) ↑"), ("psnr_sample", "PSNR, 1 sample"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("consistency", "‖Ax−y‖/√m")]
 COLUMNS += [("diversity", "diversity"), ("seconds_per_image", "s/img"), ("nfe", "NFE")]
 GENERATION_COLUMNS = [
     ("fd", "FD-FMNIST ↓"),
@@ -22,7 +22,8 @@ GENERATION_COLUMNS = [
 ]
 GENERATION_COLUMNS += [("samples_per_second", "samples/s ↑"), ("nfe", "NFE/sample")]
 BEST = {"psnr": max, "ssim": max, "lpips": min, "fd": min, "kid": min, "fid": min, "accuracy": max}  # bold per task
-OPTIONAL_COLUMNS = ("lpips", "fid")  # shown only when a run computed them (from the user's weight files)
+OPTIONAL_COLUMNS = ("psnr_sample", "lpips", "fid")  # shown only when a run computed them (LPIPS, FID: from the
+# user's weight files)
 
 
 def is_generation(result: dict) -> bool:
@@ -62,7 +63,8 @@ def summary_rows(results: list[dict]) -> list[dict]:
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -> str:
-    """Rows as a markdown table; the best value of each quality metric per task in bold."""
+    """Rows as a markdown table, the best value of each quality metric per task in bold; solvers skipped as not
+    applicable to a task are listed under the table, one line each, rather than as empty rows."""
     best: dict[tuple[str, str], float] = {}
     for row in rows:
         for key, pick in BEST.items():
@@ -70,11 +72,9 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -
                 best[row["task"], key] = pick(best.get((row["task"], key), row[key]), row[key])
     head = "| task | solver | " + " | ".join(label for _, label in columns) + " |"
     lines = [head, "|" + " --- |" * (len(columns) + 2)]
+    skipped = [f"- {row['task']} / {row['solver']}: {row['skipped']}" for row in rows if "skipped" in row]
     for row in rows:
         if "skipped" in row:
-            lines.append(
-                f"| {row['task']} | {row['solver']} | skipped: {row['skipped']} |" + " |" * (len(columns) - 1)
-            )
             continue
         cells = []
         for key, _ in columns:
@@ -82,6 +82,8 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -
             text = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
             cells.append(f"**{text}**" if key in BEST and v == best.get((row["task"], key)) else text)
         lines.append(f"| {row['task']} | {row['solver']} | " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", "Skipped (not applicable):", "", *skipped]
     return "\n".join(lines)
 
 

@@ -56,7 +56,8 @@ from pathlib import Path
 
 from pagoda_inverse.utils.errors import UserError
 
-METRICS = ("psnr", "ssim", "consistency", "diversity")
+#: ``psnr_sample``: PSNR of the first posterior sample alone (of the estimate for a deterministic solver).
+METRICS = ("psnr", "psnr_sample", "ssim", "consistency", "diversity")
 GENERATION_METRICS = ("fd", "kid", "accuracy")
 #: ``[operator] units``: what ``sigma_y`` is relative to, and the factor to ``[-1, 1]`` units. ``"pm1"`` (default)
 #: is the DPS/DAPS convention (noise added to ``[-1, 1]`` images: 0.05 there is 0.025 on ``[0, 1]`` images);

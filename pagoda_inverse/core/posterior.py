@@ -2,18 +2,19 @@
 
 One network per operator family (:mod:`pagoda_inverse.ops.families`) maps an observation, a description of its
 operator and fresh noise to G's normalised latent ``u`` (``z = sigma_max u``) and to offsets of the features entering
-G's first growth stages (the features that ``latent_ilo`` frees), so that one posterior sample costs one pass of
-``q`` and one of G:
+G's first growth stages (the features that ``latent_ilo`` frees), so that a posterior sample costs one pass of G:
 
-    x_k = DC(G(sigma_max u_k, c; d_k)),    (u_k, d_k) = q(describe(A, y), c, eps_k),    eps_k ~ N(0, I).
+    x_k = DC(G(sigma_max u_k, c; d_k)),    (u_k, d_k) = head(trunk(describe(A, y), c), eps_k),    eps_k ~ N(0, I).
 
 The operator is described by :func:`describe_operator`: per-pixel maps (a regularised inverse
 ``(A^T A + gamma I)^{-1} A^T y``, the observation weight ``A^T A 1`` (the mask for inpainting, ``1/f^2`` for
-down-sampling by ``f``) and ``sigma_y``) and a vector (the ``A^T A`` response to a centred impulse, cropped: the
-blur's kernel autocorrelation, the down-sampling footprint). ``q`` is a small U-Net whose residual blocks take an
-embedding of that vector, of ``sigma_y`` and of the condition; noise enters at every resolution. G and the teacher
-stay frozen; ``q`` is trained with the energy score (:mod:`pagoda_inverse.train.posterior`), a proper scoring rule,
-so its samples approximate the posterior rather than its mean.
+down-sampling by ``f``), normalised-convolution fills of the observed pixels at a few scales, and ``sigma_y``) and a
+vector (the ``A^T A`` response to a centred impulse, cropped: the blur's kernel autocorrelation, the down-sampling
+footprint). The *trunk*, a small U-Net whose residual blocks take an embedding of that vector, of ``sigma_y`` and of
+the condition, runs once per image; the light per-sample *heads* add the noise at each output level (the latent's and
+the growth stages') and run once per sample. G and the teacher stay frozen; ``q`` is trained with the energy score
+(:mod:`pagoda_inverse.train.posterior`), a proper scoring rule, so its samples approximate the posterior rather than
+its mean.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
-from pagoda_inverse.core.unet import ResBlock, _head
+from pagoda_inverse.core.unet import Attention, ResBlock, _head
 
 #: The ``sigma_y`` scale of the features (the largest training noise level).
 SIGMA_SCALE = 0.2
@@ -42,11 +44,13 @@ class PosteriorConfig:
     :param grow_in_shapes: ``(C_i, r 2^i, r 2^i)`` of the features entering G's growth stages (``G.net.grow_in_shapes``).
     :param offset_levels: how many of those get an offset from ``q`` (0: the latent only).
     :param cond_dim: size of G's condition vector.
-    :param channels: widths of ``q``'s levels, from ``R`` down to ``r`` (``log2(R / r) + 1`` entries).
-    :param num_blocks: residual blocks per level on the way down (one more on the way up).
-    :param noise_channels: channels of the noise ``eps`` (at ``R``; pooled and rescaled to unit variance below).
+    :param channels: widths of the trunk's levels, from ``R`` down to ``r`` (``log2(R / r) + 1`` entries).
+    :param num_blocks: trunk residual blocks per level on the way down (one more on the way up).
+    :param head_blocks: residual blocks of each per-sample head (one head per output level).
+    :param noise_channels: channels of the noise ``eps`` (at ``R``; pooled and rescaled to unit variance per level).
     :param probe_size: side of the cropped impulse response in the operator vector.
     :param emb_dim: size of the embedding the residual blocks take.
+    :param fill_scales: Gaussian widths (pixels) of the normalised-convolution fills among the maps.
     """
 
     family: str
@@ -56,11 +60,13 @@ class PosteriorConfig:
     grow_in_shapes: tuple[tuple[int, int, int], ...] = ()
     offset_levels: int = 2
     cond_dim: int = 384
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[int, ...] = (32, 64, 96)
     num_blocks: int = 1
+    head_blocks: int = 1
     noise_channels: int = 4
     probe_size: int = 9
     emb_dim: int = 128
+    fill_scales: tuple[float, ...] = (1.0, 3.0)
 
     def __post_init__(self):
         levels = (self.resolution // self.latent_resolution).bit_length()
@@ -76,8 +82,8 @@ class PosteriorConfig:
 
     @property
     def feature_channels(self) -> int:
-        """Per-pixel operator maps: regularised inverse (C), observation weight (C), ``sigma_y`` (1)."""
-        return 2 * self.in_channels + 1
+        """Per-pixel operator maps: regularised inverse (C), observation weight (C), fills (C each), ``sigma_y`` (1)."""
+        return (2 + len(self.fill_scales)) * self.in_channels + 1
 
     @property
     def probe_dim(self) -> int:
@@ -91,25 +97,45 @@ class PosteriorConfig:
         d = dict(d)
         d["grow_in_shapes"] = tuple(tuple(int(v) for v in s) for s in d.get("grow_in_shapes", ()))
         d["channels"] = tuple(d["channels"])
+        d["fill_scales"] = tuple(float(v) for v in d.get("fill_scales", ()))
         return cls(**d)
 
 
-@torch.no_grad()
-def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], probe_size: int = 9):
-    """``(maps [B, 2C + 1, H, W], vector [B, C probe_size^2 + 1])``: what ``q`` sees of an observation and its operator.
+def _gaussian_blur(x: torch.Tensor, std: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[B, C, H, W]`` with zero padding (radius ``3 std``)."""
+    radius = max(1, round(3 * std))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / std) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(x, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
-    ``maps``: the regularised inverse ``(A^T A + gamma I)^{-1} A^T y`` with ``gamma = (max(sigma_y, 0.01) / 0.3)^2``
-    per image, the observation weight ``A^T A 1`` and ``sigma_y / 0.2`` as a constant map. ``vector``: ``A^T A delta``
-    for an impulse at the image centre, the ``probe_size`` square around it divided by its largest magnitude, and
-    ``sigma_y / 0.2``.
+
+@torch.no_grad()
+def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], probe_size: int = 9,
+                      fill_scales: tuple[float, ...] = ()):  # fmt: skip
+    """``(maps [B, (2 + S) C + 1, H, W], vector [B, C probe_size^2 + 1])``: what ``q`` sees of an observation and
+    its operator (``S = len(fill_scales)``).
+
+    ``maps``: the regularised inverse ``x_reg = (A^T A + gamma I)^{-1} A^T y`` with ``gamma = (max(sigma_y, 0.01) /
+    0.3)^2`` per image, the observation weight ``w = A^T A 1``, per scale ``s`` the normalised convolution
+    ``blur_s(w x_reg) / blur_s(w)`` (a smooth fill of what is observed: for inpainting it reaches into the holes) and
+    ``sigma_y / 0.2`` as a constant map. ``vector``: ``A^T A delta`` for an impulse at the image centre, the
+    ``probe_size`` square around it divided by its largest magnitude, and ``sigma_y / 0.2``.
     """
     b = len(y)
     c, h, w = image_shape
     sigma = torch.as_tensor(op.sigma_y, dtype=torch.float32).reshape(-1).expand(b).to(y.device)
     gamma = (sigma.clamp_min(0.01) / 0.3) ** 2
-    x_reg = op.tikhonov(y, None, gamma).float()
+    x_reg = op.tikhonov(y, None, gamma, tol=1e-4).float()
     ones = torch.ones(b, c, h, w, device=y.device)
     weight = op.A_adjoint_A(ones).float()
+    fills = []
+    for std in fill_scales:
+        # Normalised convolution: the weighted local mean of the observed values (0 where nothing is near).
+        num, den = _gaussian_blur(weight * x_reg, std), _gaussian_blur(weight, std)
+        fills.append(num / den.clamp_min(1e-3 * weight.amax((1, 2, 3), keepdim=True)))
     impulse = torch.zeros(b, c, h, w, device=y.device)
     impulse[:, :, h // 2, w // 2] = 1
     lo = probe_size // 2
@@ -117,19 +143,20 @@ def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], pr
     response = op.A_adjoint_A(impulse).float()[:, :, top : top + probe_size, left : left + probe_size]
     response = response / response.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None]
     s = (sigma / SIGMA_SCALE)[:, None]
-    maps = torch.cat([x_reg, weight, s[:, :, None, None].expand(b, 1, h, w)], 1)
+    maps = torch.cat([x_reg, weight, *fills, s[:, :, None, None].expand(b, 1, h, w)], 1)
     return maps, torch.cat([response.flatten(1), s], 1)
 
 
 class PosteriorEncoder(nn.Module):
-    """``forward(maps, vector, cond, eps) -> (u [B, C, r, r], offsets)``; ``offsets[i]`` is ``[B, *grow_in_shapes[i]]``.
+    """``forward(maps, vector, cond, eps) -> (u [K, B, C, r, r], offsets)``; ``offsets[i]`` is
+    ``[K, B, *grow_in_shapes[i]]``: the trunk once per image, a head per sample.
 
     >>> cfg = PosteriorConfig("inpaint", resolution=16, latent_resolution=4, grow_in_shapes=((8, 4, 4), (8, 8, 8)),
     ...                       cond_dim=4, channels=(8, 8, 8), emb_dim=16)
     >>> q = PosteriorEncoder(cfg)
-    >>> u, d = q(torch.zeros(2, 3, 16, 16), torch.zeros(2, 82), torch.zeros(2, 4), torch.randn(2, 4, 16, 16))
+    >>> u, d = q(torch.zeros(2, 5, 16, 16), torch.zeros(2, 82), torch.zeros(2, 4), torch.randn(3, 2, 4, 16, 16))
     >>> tuple(u.shape), [tuple(t.shape) for t in d]
-    ((2, 1, 4, 4), [(2, 8, 4, 4), (2, 8, 8, 8)])
+    ((3, 2, 1, 4, 4), [(3, 2, 8, 4, 4), (3, 2, 8, 8, 8)])
     """
 
     def __init__(self, config: PosteriorConfig):
@@ -139,8 +166,7 @@ class PosteriorEncoder(nn.Module):
         self.embed = nn.Sequential(nn.Linear(cfg.probe_dim, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.cond_embed = nn.Linear(cfg.cond_dim, emb, bias=False)
         self.conv_in = nn.Conv2d(cfg.feature_channels, cfg.channels[0], 3, padding=1)
-        # Down path: at each level the noise (pooled to that size) enters through a 1x1 conv, then residual blocks.
-        self.noise_in = nn.ModuleList(nn.Conv2d(cfg.noise_channels, ch, 1) for ch in cfg.channels)
+        # Trunk: down path, self-attention at the latent resolution, up path to the finest offset level.
         self.down = nn.ModuleList()
         ch = cfg.channels[0]
         for level, width in enumerate(cfg.channels):
@@ -148,51 +174,69 @@ class PosteriorEncoder(nn.Module):
             blocks.extend(ResBlock(width, width, emb) for _ in range(cfg.num_blocks - 1))
             self.down.append(blocks)
             ch = width
-        self.mid = ResBlock(ch, ch, emb)
-        # Up path to the finest offset level, with skips from the down path.
+        self.mid = nn.ModuleList([Attention(ch), ResBlock(ch, ch, emb)])
         self.up = nn.ModuleList()
+        widths = [ch]
         for level in range(1, max(cfg.offset_levels, 1)):
             width = cfg.channels[-1 - level]
             self.up.append(nn.ModuleList([ResBlock(ch, ch, emb, up=True), ResBlock(ch + width, width, emb)]))
             ch = width
-        # Heads (zero-initialised: q starts at G's image of u = 0 with no offsets).
-        self.latent_head = _head(cfg.channels[-1], cfg.in_channels)
-        widths = [cfg.channels[-1 - i] for i in range(cfg.offset_levels)]
+            widths.append(width)
+        # Per-sample heads, one per output level: the noise (pooled to that size) enters through a 1x1 conv.
+        self.noise_in = nn.ModuleList(nn.Conv2d(cfg.noise_channels, w, 1) for w in widths)
+        self.heads = nn.ModuleList(nn.ModuleList(ResBlock(w, w, emb) for _ in range(cfg.head_blocks)) for w in widths)
+        # Outputs (zero-initialised: q starts at G's image of u = 0 with no offsets).
+        self.latent_head = _head(widths[0], cfg.in_channels)
         self.offset_heads = nn.ModuleList(
-            _head(w, shape[0]) for w, shape in zip(widths, cfg.grow_in_shapes, strict=False)
+            _head(w, shape[0]) for w, shape in zip(widths, cfg.grow_in_shapes[: cfg.offset_levels], strict=False)
         )
 
-    def forward(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor):
-        """:param maps: ``[B, 2C + 1, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :func:`describe_operator`.
-        :param cond: ``[B, cond_dim]`` G's condition (the null caption when unconditional).
-        :param eps: ``[B, noise_channels, R, R]`` standard normal noise (zeros: the encoder's central latent).
-        """
+    def trunk(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor):
+        """``(features, emb)``: per output level (latent resolution first) ``[B, width, s, s]``, and ``[B, emb]``."""
         emb = F.silu(self.embed(vector) + self.cond_embed(cond))
         h = self.conv_in(maps)
         skips = []
-        for level, (blocks, noise_in) in enumerate(zip(self.down, self.noise_in, strict=True)):
-            # Pooling 2^level x 2^level noise pixels: rescale to unit variance.
-            noise = F.avg_pool2d(eps, 2**level) * 2**level if level else eps
-            for i, block in enumerate(blocks):
+        for blocks in self.down:
+            for block in blocks:
                 h = block(h, emb)
-                if i == 0:
-                    h = h + noise_in(noise)
             skips.append(h)
-        h = self.mid(h, emb)
+        attention, block = self.mid
+        h = block(attention(h), emb)
         features = [h]
         skips.pop()
         for up, block in self.up:
             h = block(torch.cat([up(h, emb), skips.pop()], 1), emb)
             features.append(h)
-        u = self.latent_head(features[0])
-        return u, [head(f) for head, f in zip(self.offset_heads, features, strict=False)]
+        return features, emb
+
+    def forward(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor):
+        """:param maps: ``[B, F, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :func:`describe_operator`.
+        :param cond: ``[B, cond_dim]`` G's condition (the null caption when unconditional).
+        :param eps: ``[K, B, noise_channels, R, R]`` standard normal noise (zeros: the encoder's central latent).
+        """
+        k = len(eps)
+        features, emb = self.trunk(maps, vector, cond)
+        emb = repeat(emb, "b e -> (k b) e", k=k)
+        eps = rearrange(eps, "k b ... -> (k b) ...")
+        outputs = []
+        for f, noise_in, blocks in zip(features, self.noise_in, self.heads, strict=True):
+            # Pooling f x f noise pixels: rescale to unit variance; add to this level's features, per sample.
+            factor = eps.shape[-1] // f.shape[-1]
+            noise = F.avg_pool2d(eps, factor) * factor if factor > 1 else eps
+            h = repeat(f, "b ... -> (k b) ...", k=k) + noise_in(noise)
+            for block in blocks:
+                h = block(h, emb)
+            outputs.append(h)
+        u = self.latent_head(outputs[0])
+        offsets = [head(h) for head, h in zip(self.offset_heads, outputs, strict=False)]
+        return rearrange(u, "(k b) ... -> k b ...", k=k), [rearrange(d, "(k b) ... -> k b ...", k=k) for d in offsets]
 
 
 def generator_fingerprint(model) -> dict:
     """What a posterior encoder must match in its generator: shapes, condition size and the decoder file's SHA-256."""
     from pagoda_inverse.core.encode import file_digest
 
-    net = model.generator.net
+    net = model.decoder.net
     decoder = model.path / "decoder" if (model.path / "decoder").is_dir() else model.path
     return {
         "model": model.path.name,

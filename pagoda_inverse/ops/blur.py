@@ -106,10 +106,9 @@ def pad2d_adjoint(g: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -
 
 
 def _grouped(x: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    # Fold batch and channels so that one conv call applies per-image / per-channel kernels.
+    # Fold batch and channels so that one depthwise conv call applies per-image / per-channel kernels (also for a
+    # shared kernel: on CPU a depthwise conv is about 10x faster than a one-channel conv over a batch).
     b, c, h, w = x.shape
-    if k.shape[0] == 1 and k.shape[1] == 1:
-        return x.reshape(b * c, 1, h, w), k, 1
     kk = k.expand(b, c, *k.shape[-2:]).reshape(b * c, 1, *k.shape[-2:])
     return x.reshape(1, b * c, h, w), kk, b * c
 
@@ -275,8 +274,11 @@ class Blur(LinearOperator):
             xp = torch.fft.irfft2(torch.fft.rfft2(yp) * self._spectrum(k, hf, wf, False).conj(), s=(hf, wf))
             xp = xp[..., :hp, :wp]
         else:
-            yg, kg, groups = _grouped(y, k)
-            xp = F.conv_transpose2d(yg, kg.flip(-2, -1), groups=groups)
+            # The adjoint of A's valid correlation with the flipped kernel is a full correlation with the kernel
+            # itself (zero-padded conv2d: the same numbers as conv_transpose2d, which is ~300x slower on CPU for
+            # one-channel images).
+            yg, kg, groups = _grouped(F.pad(y, (kw - 1, kw - 1, kh - 1, kh - 1)), k)
+            xp = F.conv2d(yg, kg, groups=groups)
             xp = xp.reshape(y.shape[0], y.shape[1], hp, wp)
         return xp if self.padding == "valid" else pad2d_adjoint(xp, self._pads(), self.padding)
 

@@ -5,11 +5,12 @@ resolution. For the area x(R/r) down-sampling that the encoder itself was traine
 super-resolution by construction (Kim et al. 2024).
 
 ``one_step``: one-step posterior sampling. With the model's posterior encoder for the operator's family
-(:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one batched pass of ``q`` and one of G over ``K`` noises,
-each pulled onto the measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents
-are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a
-variance-preserving perturbation, so ``eta = 0`` is deterministic and ``eta = 1`` a prior sample), decoded in one pass
-each and made data-consistent; optional re-encode rounds start from the last sample mean.
+(:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one pass of ``q``'s trunk and one batched pass of its
+per-sample heads and of G over ``K`` noises, each pulled onto the measurements by the data-consistency step (``K + 1``
+network evaluations). Without one, latents are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 +
+eta sigma_max eps_k`` (a variance-preserving perturbation, so ``eta = 0`` is deterministic and ``eta = 1`` a prior
+sample), decoded in one pass each and made data-consistent; optional re-encode rounds start from the last sample
+mean.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pagoda_inverse.solvers.base import (
     prepare,
     result,
 )
+from pagoda_inverse.utils.device import autocast
 
 
 @torch.no_grad()
@@ -68,18 +70,21 @@ def solve_encode_decode(
 
 
 def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor, prior_std: float = 0.2,
-                      cfg_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                      cfg_scale: float = 1.0, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``(x [K, B, C, R, R], z [K, B, C, r, r])``: data-consistent posterior samples for the noises ``eps [K, B, n, R,
-    R]`` and the latents they decode from. One batched pass of ``q`` and of G (guided through the model's guidance
-    map when ``cfg_scale != 1``) over all ``K B`` rows, then the data-consistency step per sample. Differentiable in
-    ``q``'s weights (the training loss goes through it)."""
+    R]`` and the latents they decode from. ``q``'s trunk once per image, its heads and G (guided through the model's
+    guidance map when ``cfg_scale != 1``) in one batch over all ``K B`` samples, at ``precision`` (``fp32`` or
+    ``bf16``), then the data-consistency step per sample. Differentiable in ``q``'s weights (the training loss goes
+    through it)."""
     k = len(eps)
-    maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size)
-    # Sample-major rows: row k B + i is sample k of image i.
-    maps, vector, cond = (repeat(t, "b ... -> (k b) ...", k=k) for t in (maps, vector, cond))
-    u, offsets = q(maps, vector, cond, rearrange(eps, "k b ... -> (k b) ..."))
-    z = u * model.generator.sigma_max
-    x = rearrange(one_step(model, z, cond, cfg_scale=cfg_scale, grow_offset=offsets), "(k b) ... -> k b ...", k=k)
+    maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size, q.config.fill_scales)
+    with autocast(precision, y.device):
+        u, offsets = q(maps, vector, cond, eps)
+        # Sample-major rows: row k B + i is sample k of image i.
+        z = rearrange(u, "k b ... -> (k b) ...").float() * model.decoder.sigma_max
+        offsets = [rearrange(d, "k b ... -> (k b) ...") for d in offsets]
+        x = one_step(model, z, repeat(cond, "b ... -> (k b) ...", k=k), cfg_scale=cfg_scale, grow_offset=offsets)
+    x = rearrange(x.float(), "(k b) ... -> k b ...", k=k)
     z = rearrange(z, "(k b) ... -> k b ...", k=k)
     return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
 
@@ -117,30 +122,32 @@ def solve_one_step(
     num_steps: int = 18,
     prior_std: float = 0.2,
     cfg_scale: float = 1.0,
+    precision: str = "fp32",
 ) -> SolverResult:
     """One-step posterior sampling: ``K = samples`` one-pass samples, each made data-consistent.
 
     :param posterior: use the model's posterior encoder for the operator's family when it has one (``K + 1`` NFE:
-        ``q`` once, G per sample); ``False`` (or no encoder) samples around the encoding of ``A^+ y``.
+        ``q``'s trunk once, its head and G per sample); ``False`` (or no encoder) samples around the encoding of ``A^+ y``.
     :param eta: (encoding path) stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
     :param rounds: (encoding path) re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
+    :param precision: (posterior path) ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`).
     :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
     q = posterior_encoder(model, op) if posterior else None
     if q is not None:
-        # K noises per image, image i's from its own generator; one batched pass of q and G; data consistency.
+        # K noises per image, image i's from its own generator; q's trunk once, its heads and G batched; data consistency.
         template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
         eps = torch.stack([randn_like(template, generator) for _ in range(samples)])
-        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale)
+        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision)
         if callback is not None:
             callback({"step": 1, "total": 1, "x": xs.mean(0)})
         nfe = 1 + samples * one_step_nfe(model, cfg_scale)
         return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
-    sigma_max = model.generator.sigma_max
+    sigma_max = model.decoder.sigma_max
     estimate = op.initial_estimate(y)
     for r in range(rounds):
         # Encode the current measurement-consistent estimate at the teacher resolution.

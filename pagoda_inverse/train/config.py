@@ -186,6 +186,8 @@ class PosteriorTrainConfig:
     :param samples: decoded samples per training image (``>= 2``: the energy score's spread term needs two).
     :param cond_dropout: share of images trained under the null caption (the rest under a caption of their class).
     :param prior_std: the data-consistency step's prior width (as the ``one_step`` solver's).
+    :param precision: arithmetic of ``q`` and G in training (``bf16`` autocast: 1.7x faster steps on this CPU; the
+        weights and the optimiser stay in float32).
     :param eval_images: held-out test images (from index ``eval_offset``, away from the benchmark's first 256) scored
         at the end, with ``eval_samples`` samples each.
     """
@@ -193,11 +195,14 @@ class PosteriorTrainConfig:
     family: str = ""
     model: str = "fmnist"
     data: DataConfig = field(default_factory=DataConfig)
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[int, ...] = (32, 64, 96)
     num_blocks: int = 1
+    head_blocks: int = 1
     noise_channels: int = 4
     offset_levels: int = 2
     emb_dim: int = 128
+    fill_scales: tuple[float, ...] = (1.0, 3.0)
+    precision: str = "bf16"
     steps: int = 2000
     batch_size: int = 32
     samples: int = 2
@@ -365,7 +370,8 @@ def from_dict(kind: str, d: dict):
     if kind == "colour":
         return ColourTrainConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
     if kind == "posterior":
-        return PosteriorTrainConfig(**{**d, "data": DataConfig(**d["data"]), "channels": tuple(d["channels"])})
+        return PosteriorTrainConfig(**{**d, "data": DataConfig(**d["data"]), "channels": tuple(d["channels"]),
+                                     "fill_scales": tuple(d.get("fill_scales", ()))})
     if kind == "classifier":
         return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
     kinds = {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig,

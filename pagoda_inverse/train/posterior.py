@@ -95,9 +95,9 @@ def train_posterior(
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     model = load_model(cfg.model)
-    if model.generator is None:
+    if model.decoder is None:
         raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
-    model.generator.to(dist.device).requires_grad_(False)
+    model.decoder.to(dist.device).requires_grad_(False)
     images, labels = load_images(cfg.data)
     shape = tuple(images.shape[1:])
     if shape != tuple(model.image_shape):
@@ -105,8 +105,9 @@ def train_posterior(
                         f"{tuple(model.image_shape)}")  # fmt: skip
     net_cfg = PosteriorConfig(
         family, model.channels, model.resolution, model.teacher_resolution,
-        tuple(map(tuple, model.generator.net.grow_in_shapes)), cfg.offset_levels, model.generator.net.config.cond_dim,
-        cfg.channels, cfg.num_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim,
+        tuple(map(tuple, model.decoder.net.grow_in_shapes)), cfg.offset_levels, model.decoder.net.config.cond_dim,
+        cfg.channels, cfg.num_blocks, cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim,
+        fill_scales=cfg.fill_scales,
     )  # fmt: skip
     torch.manual_seed(cfg.seed)
     q = PosteriorEncoder(net_cfg).to(dist.device)
@@ -133,7 +134,7 @@ def train_posterior(
         eps = torch.randn(cfg.samples, len(x), cfg.noise_channels, *shape[1:], generator=g_rank).to(dist.device)
         # K data-consistent samples per image through q and the frozen G; energy score; Adam step, EMA.
         warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
-        xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std)[0]
+        xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std, precision=cfg.precision)[0]
         loss = update(dist, energy_score(xs, x).mean(), q, opt, q_ema, cfg.ema_decay)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
     seconds, total_seconds = time.perf_counter() - began, training_seconds(run_dir)

@@ -57,3 +57,16 @@ def synchronize(device: torch.device | str) -> None:
     wall clock."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+#: Arithmetic precisions of the networks: ``fp32`` (default; results match across devices) or ``bf16`` (autocast:
+#: convolutions and matrix products in bfloat16, about 1.7x faster on CPUs with AMX and on GPUs; the images move by
+#: about 0.004 RMS in [-1, 1] units).
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(precision: str, device: torch.device | str):
+    """A context that runs the networks inside it at ``precision`` (:data:`PRECISIONS`) on ``device``."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r}: use {' or '.join(PRECISIONS)}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")

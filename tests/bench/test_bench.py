@@ -94,7 +94,7 @@ def test_optional_solvers_run_only_when_named(tmp_path):
     assert "dps" in spec.solvers and "dps" not in spec.default_solvers and "pinv" in spec.default_solvers
     assert "optional" not in spec.solvers["dps"] and spec.solvers["dps"]["num_steps"] == 1000
     text = Path(spec.path).read_text()
-    (tmp_path / "bad.toml").write_text(text.replace("optional = true", 'optional = "yes"', 1))
+    (tmp_path / "bad.toml").write_text(text.replace("[solvers.dps]\noptional = true", '[solvers.dps]\noptional = "yes"'))
     with pytest.raises(UserError, match="solvers.dps.optional' must be true or false"):
         load_task(tmp_path / "bad.toml")
 
@@ -143,6 +143,8 @@ def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_mo
     assert "down-sampling" in next(r for r in rows if r["solver"] == "bicubic")["skipped"]
     for name in ("results.json", "results.csv", "results.md", "config.json", "grid-t.png", "quality_vs_time.png"):
         assert (out / name).is_file(), name
+    table = (out / "results.md").read_text()
+    assert "| t | bicubic |" not in table and "- t / bicubic: the bicubic solver only applies" in table
     again = run_cli("bench", "--task", str(path), "--model", str(tiny_model_dir), "--out", str(out), env=env)
     one_line_error(again, "exists; pass --overwrite")
     one_line_error(run_cli("bench", "--task", "nope"), "unknown task 'nope'")

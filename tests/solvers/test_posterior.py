@@ -51,6 +51,19 @@ def test_describe_operator_shows_mask_noise_and_footprint():
     assert not torch.allclose(probes[0], probes[1])  # the impulse response tells the factors apart
 
 
+def test_fills_reach_into_the_holes():
+    # A constant image seen through 30% of its pixels: the normalised-convolution fills are that constant wherever
+    # an observed pixel is near, hidden pixels included; the regularised inverse is 0 there.
+    op = make_operator("inpaint_random", shape=SHAPE, batch=1, seeds=[0], drop=0.7)
+    y = op(torch.full((1, *SHAPE), 0.6))
+    maps, _ = describe_operator(op, y, SHAPE, fill_scales=(1.0, 3.0))
+    assert maps.shape == (1, 5, 32, 32)
+    hidden = op.mask[0, 0] == 0
+    assert maps[0, 0][hidden].abs().max() < 1e-6
+    # (x_reg is y / (1 + gamma) on observed pixels, gamma = (0.01 / 0.3)^2 at sigma_y = 0)
+    torch.testing.assert_close(maps[0, 3], torch.full((32, 32), 0.6 / (1 + (0.01 / 0.3) ** 2)), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "colorize"])
 def test_family_sampler_draws_members_with_per_image_noise(family):
     g = torch.Generator().manual_seed(1)
@@ -122,6 +135,31 @@ def test_one_step_samples_through_the_encoder(trained):
     hole = op.mask[0, 0] == 0
     std = res.std[:, 0]
     assert std[:, hole].mean() > 10 * std[:, ~hole].mean()
+
+
+def test_one_step_in_bf16(trained):
+    model = load_model(trained[1])
+    op, _, y = _box()
+    res = solve("one_step", model, op, y, samples=4, precision="bf16")
+    assert res.samples.dtype == torch.float32 and res.samples.isfinite().all()
+    with pytest.raises(UserError, match="precision 'fp16': use fp32 or bf16"):
+        solve("one_step", model, op, y, precision="fp16")
+
+
+def test_bf16_decodes_stay_near_fp32():
+    # G on prior latents (z ~ N(0, sigma_max^2), what a trained encoder feeds it): measured 0.08 max, 0.005 RMS.
+    from pagoda_inverse.control.generate import one_step
+    from pagoda_inverse.utils.device import autocast
+
+    model = load_model("fmnist")
+    z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * model.decoder.sigma_max
+    c = model.null_condition(16)
+    with torch.no_grad():
+        full = one_step(model, z, c)
+        with autocast("bf16", "cpu"):
+            half = one_step(model, z, c).float()
+    diff = (half - full).abs()
+    assert 0 < diff.max() < 0.25 and diff.pow(2).mean().sqrt() < 0.01
 
 
 def test_latent_ilo_starts_from_the_encoder(trained):
