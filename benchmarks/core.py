@@ -99,8 +99,8 @@ def main() -> None:
     )
 
     model = load_model(args.teacher_run / "teacher")
-    G8 = load_model(args.decoder_run / "decoder").generator
-    G = load_model(args.grow_runs[-1] / "decoder").generator if args.grow_runs else G8
+    G8 = load_model(args.decoder_run / "decoder").decoder
+    G = load_model(args.grow_runs[-1] / "decoder").decoder if args.grow_runs else G8
     E = load_model(args.encoder_run / "encoder").encoder if args.encoder_run else None
     M = load_model(args.guidance_run / "guidance").guidance if args.guidance_run else None
     data = DataConfig(**model.config["data"])

@@ -115,7 +115,7 @@ def main() -> None:
     )
     torch.manual_seed(0)
     model = load_model(args.model)
-    G, E = model.generator, model.encoder
+    G, E = model.decoder, model.encoder
     data = DataConfig(**model.config["data"])
     rows: list[tuple[str, str]] = []
 
@@ -144,7 +144,7 @@ def main() -> None:
     low = F.avg_pool2d(x, data.factor)
     steps = manifest["config"]["num_steps"]
     for run in [args.decoder_run, *args.grow_runs]:
-        G_stage = load_model(run / "decoder").generator
+        G_stage = load_model(run / "decoder").decoder
         res = G_stage.net.config.out_resolution
         target = F.adaptive_avg_pool2d(x, res)
         reference = F.interpolate(low, size=res, mode="bicubic", align_corners=False) if res > low.shape[-1] else None

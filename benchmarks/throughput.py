@@ -44,7 +44,7 @@ def measure(name: str, device: torch.device, batch: int, batches: int, repeats: 
     scales = sorted({1.0, float(model.generation_defaults.get("cfg_scale", 1.0))}) if model.conditional else [1.0]
     cond = model.class_condition(torch.arange(batch) % 10) if model.conditional else model.null_condition(batch)
     shape = (batch, model.channels, model.teacher_resolution, model.teacher_resolution)
-    z = torch.randn(shape, device=device) * model.generator.sigma_max
+    z = torch.randn(shape, device=device) * model.decoder.sigma_max
     rows, seeds = [], list(range(batch))
     for w in scales:
         end_to_end = best_seconds(lambda w=w: generate(model, cond, seeds, cfg_scale=w, batch_size=batch), device,

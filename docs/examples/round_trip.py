@@ -22,7 +22,7 @@ teacher_back = decode_heun(guided_denoiser(model.teacher, cond, clamp=True), z, 
 columns = {
     "image 32x32": x,
     "area-down 8x8": low,
-    "latent z (PF-ODE)": (z / (2 * model.generator.sigma_max)).clamp(-1, 1),
+    "latent z (PF-ODE)": (z / (2 * model.decoder.sigma_max)).clamp(-1, 1),
     "teacher ODE back 8x8": teacher_back,
     "G(z) 32x32, 1 NFE": pi.decode(model, z, cond),
 }

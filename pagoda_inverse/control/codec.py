@@ -60,6 +60,6 @@ def decode(model: PagodaModel, z: torch.Tensor, cond: torch.Tensor, *, cfg_scale
     :param z: ``[B, C, r, r]`` latents (from :func:`encode`, or ``sigma_max * randn`` to sample).
     :return: ``[B, C, R, R]``.
     """
-    if model.generator is None:
+    if model.decoder is None:
         raise UserError(f"{model.path}: has no decoder/ checkpoint (one-step G)")
     return one_step(model, z, cond, cfg_scale=cfg_scale).clamp(-1, 1)

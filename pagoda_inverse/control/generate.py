@@ -35,7 +35,7 @@ def one_step(
     if cfg_scale != 1.0 and model.guidance is not None:
         # Where the teacher's CFG sampler takes this noise, in G's latent space (one pass at its resolution).
         z = model.guidance(z, cond, cfg_scale)
-    return generate_guided(model.generator, z, cond, model.bank.null_embedding, cfg_scale, grow_offset)
+    return generate_guided(model.decoder, z, cond, model.bank.null_embedding, cfg_scale, grow_offset)
 
 
 def one_step_nfe(model: PagodaModel, cfg_scale: float) -> int:
@@ -77,7 +77,7 @@ def generate(
         raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
     if len(cond) != len(seeds):
         raise ValueError(f"cond has {len(cond)} rows but {len(seeds)} seeds were given")
-    net = model.generator if sampler == "onestep" else model.teacher
+    net = model.decoder if sampler == "onestep" else model.teacher
     if net is None:
         part = "decoder/ (one-step G)" if sampler == "onestep" else "teacher/"
         raise UserError(f"{model.path}: has no {part} checkpoint; use the other --sampler or another --model")
@@ -87,7 +87,7 @@ def generate(
         z = randn_for_seeds(seeds[start : start + batch_size], shape, model.device)  # drawn on the CPU
         c = cond[start : start + batch_size]
         if sampler == "onestep":
-            x = one_step(model, z * model.generator.sigma_max, c, cfg_scale=cfg_scale)
+            x = one_step(model, z * model.decoder.sigma_max, c, cfg_scale=cfg_scale)
         else:
             den = guided_denoiser(model.teacher, c, model.bank.null_embedding, cfg_scale)
             x = sample_heun(den, z, num_steps)

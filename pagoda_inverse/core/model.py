@@ -69,7 +69,7 @@ class PagodaModel:
     """What the solvers and ``generate`` use.
 
     :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent).
-    :param generator: one-step ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` (``None`` if absent).
+    :param decoder: one-step ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` (``None`` if absent).
     :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
     :param guidance: guidance map ``M(z, cond, w) -> z_w`` for one-step classifier-free guidance (``None`` if
         absent; then CFG extrapolates G's outputs).
@@ -88,7 +88,7 @@ class PagodaModel:
 
     path: Path
     teacher: EDMPrecond | None
-    generator: Generator | None
+    decoder: Generator | None
     bank: CaptionBank
     config: dict
     encoder: LearnedEncoder | None = None
@@ -109,7 +109,7 @@ class PagodaModel:
     @property
     def resolution(self) -> int:
         """Output resolution of G (the teacher's when there is no generator)."""
-        return self.generator.net.config.out_resolution if self.generator is not None else self.teacher_resolution
+        return self.decoder.net.config.out_resolution if self.decoder is not None else self.teacher_resolution
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -127,7 +127,7 @@ class PagodaModel:
         >>> load_model("fmnist").to("cpu").device
         device(type='cpu')
         """
-        for net in (self.teacher, self.generator, self.encoder, self.guidance, self.colour, *self.posteriors.values()):
+        for net in (self.teacher, self.decoder, self.encoder, self.guidance, self.colour, *self.posteriors.values()):
             if net is not None:
                 net.to(device)
         self.bank = self.bank.to(device)
@@ -189,14 +189,14 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         if kind not in parts:
             raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a {'/'.join(parts)} checkpoint")
         parts = {kind: path}
-    teacher = generator = encoder = guidance = colour = None
+    teacher = decoder = encoder = guidance = colour = None
     config = tensors = None
     if parts.get("teacher") is not None and parts["teacher"].is_dir():
         net, config, tensors = _load_net(parts["teacher"])
         teacher = EDMPrecond(net)
     if parts.get("decoder") is not None and parts["decoder"].is_dir():
         net, dec_config, dec_tensors = _load_net(parts["decoder"])
-        generator = Generator(net, sigma_max=float(dec_config.get("sigma_max", 80.0)))
+        decoder = Generator(net, sigma_max=float(dec_config.get("sigma_max", 80.0)))
         config, tensors = config or dec_config.get("teacher_config", dec_config), tensors or dec_tensors
     if parts.get("encoder") is not None and parts["encoder"].is_dir():
         net, enc_config, enc_tensors = _load_net(parts["encoder"])
@@ -216,9 +216,9 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
     bank = CaptionBank.from_tensors(tensors)
-    model = PagodaModel(path, teacher, generator, bank, config, encoder, guidance, colour, defaults)
+    model = PagodaModel(path, teacher, decoder, bank, config, encoder, guidance, colour, defaults)
     model.generation_defaults = read_generation_defaults(path)
-    folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if generator is not None else []
+    folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if decoder is not None else []
     model.posteriors = {p.name: load_posterior(p, model) for p in folders}
     return model
 

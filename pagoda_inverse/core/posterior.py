@@ -192,7 +192,7 @@ def generator_fingerprint(model) -> dict:
     """What a posterior encoder must match in its generator: shapes, condition size and the decoder file's SHA-256."""
     from pagoda_inverse.core.encode import file_digest
 
-    net = model.generator.net
+    net = model.decoder.net
     decoder = model.path / "decoder" if (model.path / "decoder").is_dir() else model.path
     return {
         "model": model.path.name,

@@ -68,9 +68,9 @@ def result(samples: torch.Tensor, latents, timer: Timer, solver: str, nfe: int, 
     )
 
 
-def check_model_and_op(model: PagodaModel, op: LinearOperator, y: torch.Tensor, *, need: str = "generator") -> int:
+def check_model_and_op(model: PagodaModel, op: LinearOperator, y: torch.Tensor, *, need: str = "decoder") -> int:
     """Validate that ``model`` has what the solver needs and that ``op`` acts on G's resolution; returns ``R``."""
-    if need == "generator" and model.generator is None:
+    if need == "decoder" and model.decoder is None:
         raise UserError(f"{model.path}: this solver needs a one-step decoder (decoder/ checkpoint)")
     res = model.resolution
     if op.in_shape is not None and tuple(op.in_shape[-2:]) != (res, res):

@@ -32,7 +32,7 @@ def _decode(model, u, c, cfg_scale: float = 1.0, offsets=()) -> torch.Tensor:
     """``[B, C, R, R]`` raw images of the normalised latents: :func:`~pagoda_inverse.control.generate.one_step` of
     ``sigma_max u`` (through the guidance map when guided, as in generation), the features entering G's first
     ``len(offsets)`` growth stages shifted by ``offsets``."""
-    return one_step(model, u * model.generator.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offsets)
+    return one_step(model, u * model.decoder.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offsets)
 
 
 def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset_weight: float = 0.0, base=()):
@@ -86,7 +86,7 @@ def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
                 f"{', '.join(LATENT_FREE)}"
             )
         x0 = SOLVERS[init](model, op, y).estimate
-    return encode_estimate(model, x0, c, encoder, num_steps) / model.generator.sigma_max, []
+    return encode_estimate(model, x0, c, encoder, num_steps) / model.decoder.sigma_max, []
 
 
 def _shifted(base: list, free: list) -> list:
@@ -195,7 +195,7 @@ def solve_latent_ilo(
         offsets are then added to the encoder's, and their penalty is on the addition).
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
-    grow_in = model.generator.net.grow_in_shapes
+    grow_in = model.decoder.net.grow_in_shapes
     if refine_steps and not 1 <= refine_levels <= len(grow_in):
         raise UserError(
             f"{model.path}: latent_ilo refines the features entering G's growth stages (refine_levels="
@@ -234,7 +234,7 @@ def solve_latent_ilo(
     nfe = _start_nfe(model, init, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(
         model, cfg_scale
     )
-    return result(x[None], (u.detach() * model.generator.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
+    return result(x[None], (u.detach() * model.decoder.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 
 def solve_latent_langevin(
@@ -280,5 +280,5 @@ def solve_latent_langevin(
         if consistency:
             xs = torch.stack([data_consistency(op, x, y, prior_std) for x in xs])
     nfe = encoder_nfe(model, encoder, num_steps) + samples * (2 * steps + 1)
-    z = torch.stack(chains) * model.generator.sigma_max
+    z = torch.stack(chains) * model.decoder.sigma_max
     return result(xs, z, timer, "latent_langevin", nfe, encoder=encoder)

@@ -78,7 +78,7 @@ def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor
     # Sample-major rows: row k B + i is sample k of image i.
     maps, vector, cond = (repeat(t, "b ... -> (k b) ...", k=k) for t in (maps, vector, cond))
     u, offsets = q(maps, vector, cond, rearrange(eps, "k b ... -> (k b) ..."))
-    z = u * model.generator.sigma_max
+    z = u * model.decoder.sigma_max
     x = rearrange(one_step(model, z, cond, cfg_scale=cfg_scale, grow_offset=offsets), "(k b) ... -> k b ...", k=k)
     z = rearrange(z, "(k b) ... -> k b ...", k=k)
     return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
@@ -140,7 +140,7 @@ def solve_one_step(
         return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
-    sigma_max = model.generator.sigma_max
+    sigma_max = model.decoder.sigma_max
     estimate = op.initial_estimate(y)
     for r in range(rounds):
         # Encode the current measurement-consistent estimate at the teacher resolution.

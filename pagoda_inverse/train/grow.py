@@ -66,7 +66,7 @@ def grow_decoder(
 
     On ``--resume`` the same grown architecture is rebuilt and its state restored from the run folder.
     """
-    G = load_model(decoder_dir).generator
+    G = load_model(decoder_dir).decoder
     if G is None:
         raise CheckpointError(f"{decoder_dir}: not a decoder checkpoint; growing needs one from 'train decoder'")
     torch.manual_seed(cfg.seed)  # the new stage's random weights: the same in every run and on every device

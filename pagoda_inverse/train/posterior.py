@@ -95,9 +95,9 @@ def train_posterior(
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     model = load_model(cfg.model)
-    if model.generator is None:
+    if model.decoder is None:
         raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
-    model.generator.to(dist.device).requires_grad_(False)
+    model.decoder.to(dist.device).requires_grad_(False)
     images, labels = load_images(cfg.data)
     shape = tuple(images.shape[1:])
     if shape != tuple(model.image_shape):
@@ -105,7 +105,7 @@ def train_posterior(
                         f"{tuple(model.image_shape)}")  # fmt: skip
     net_cfg = PosteriorConfig(
         family, model.channels, model.resolution, model.teacher_resolution,
-        tuple(map(tuple, model.generator.net.grow_in_shapes)), cfg.offset_levels, model.generator.net.config.cond_dim,
+        tuple(map(tuple, model.decoder.net.grow_in_shapes)), cfg.offset_levels, model.decoder.net.config.cond_dim,
         cfg.channels, cfg.num_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim,
     )  # fmt: skip
     torch.manual_seed(cfg.seed)

@@ -42,7 +42,7 @@ def test_round_trip_exact(tmp_path):
     for (k, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     model = load_model(tmp_path / "t")
-    assert model.teacher is not None and model.generator is None and model.teacher_resolution == 8
+    assert model.teacher is not None and model.decoder is None and model.teacher_resolution == 8
 
 
 def test_half_precision_storage(tmp_path):

@@ -60,7 +60,7 @@ def test_encode_resumes_after_a_lost_shard(smoke, tmp_path):
 
 def test_generate_from_decoder_and_teacher(smoke):
     model = load_model(smoke["decoder"])
-    assert model.generator is not None and model.resolution == 8
+    assert model.decoder is not None and model.resolution == 8
     cond = model.class_condition(torch.tensor([9, 9, 9]))
     x = generate(model, cond, [0, 1, 2])
     assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1
@@ -107,7 +107,7 @@ def test_grown_generator_starts_as_the_upsampled_generator_and_freezes_the_trunk
     from pagoda_inverse.train.grow import freeze_trunk, grow_generator
 
     model = load_model(smoke["decoder"])
-    G = model.generator
+    G = model.decoder
     grown = grow_generator(G)
     z, c = torch.randn(2, 1, 8, 8) * 80, model.class_condition(torch.tensor([1, 2]))
     # The new stage and its zero-initialised head leave the nearest-up-sampled previous output unchanged.
@@ -124,9 +124,9 @@ def test_grown_generator_sits_on_the_chosen_upsampling_and_round_trips_it(smoke,
     from pagoda_inverse.train.grow import grow_generator
 
     model = load_model(smoke["decoder"])
-    grown = grow_generator(model.generator, upsample=mode)
+    grown = grow_generator(model.decoder, upsample=mode)
     z, c = torch.randn(2, 1, 8, 8) * 80, model.class_condition(torch.tensor([3, 4]))
-    expected = torch.nn.functional.interpolate(model.generator(z, c), scale_factor=2, mode=mode, align_corners=False)
+    expected = torch.nn.functional.interpolate(model.decoder(z, c), scale_factor=2, mode=mode, align_corners=False)
     torch.testing.assert_close(grown(z, c), expected)
     cfg = grown.net.config
     assert cfg.grow_upsample == (mode,) and UNetConfig.from_dict(cfg.to_dict()) == cfg
@@ -140,11 +140,11 @@ def test_grown_generator_sits_on_the_chosen_upsampling_and_round_trips_it(smoke,
 def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
     from pagoda_inverse.train.grow import grow_decoder
 
-    before = load_model(smoke["decoder"]).generator.net.state_dict()
+    before = load_model(smoke["decoder"]).decoder.net.state_dict()
     out = grow_decoder(
         resolve("grow", "smoke"), new_run_dir(tmp_path, "grow"), smoke["decoder"], smoke["teacher"], smoke["latents"]
     )
-    grown = load_model(out).generator
+    grown = load_model(out).decoder
     assert grown.net.config.out_resolution == 16
     after = grown.net.state_dict()
     for key in ("conv_in.weight", "enc.0.0.conv0.weight", "mid.0.conv0.weight", "cond_embed.weight"):
@@ -155,7 +155,7 @@ def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
     again = grow_decoder(
         resolve("grow", "smoke"), new_run_dir(tmp_path, "grow"), smoke["decoder"], smoke["teacher"], smoke["latents"]
     )
-    for key, value in load_model(again).generator.net.state_dict().items():
+    for key, value in load_model(again).decoder.net.state_dict().items():
         torch.testing.assert_close(value, after[key], rtol=0, atol=0, msg=key)
     with pytest.raises(UserError, match="not a decoder"):
         grow_decoder(
@@ -177,7 +177,7 @@ def test_learned_encoder_and_codec(smoke, tmp_path):
         tmp_path / "bundle", teacher=smoke["teacher"], decoder=smoke["decoder"], encoder=enc, card="# smoke\n"
     )
     model = load_model(bundle)
-    assert model.teacher is not None and model.generator is not None and model.encoder is not None
+    assert model.teacher is not None and model.decoder is not None and model.encoder is not None
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     c = model.class_condition(torch.tensor([3, 4]))
     z_ode, z_learned = encode(model, x, c), encode(model, x, c, method="learned")
@@ -250,7 +250,7 @@ def test_guidance_map_pairs_training_and_generation(smoke, tmp_path):
     zw = guided.guidance(zs, c, 3.0)
     assert not torch.equal(zw, zs)
     # Generation and decoding guide alike: G_w(M(z, c, w), c), the guided G of the mapped latent.
-    expected = generate_guided(guided.generator, zw, c, guided.bank.null_embedding, 3.0).clamp(-1, 1)
+    expected = generate_guided(guided.decoder, zw, c, guided.bank.null_embedding, 3.0).clamp(-1, 1)
     torch.testing.assert_close(generate(guided, c, [0, 1], cfg_scale=3.0), expected)
     torch.testing.assert_close(decode(guided, zs, c, cfg_scale=3.0), expected)
     with pytest.raises(UserError, match=r"guidance scale .* \[1, 4.5\]"):

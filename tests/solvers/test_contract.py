@@ -210,7 +210,7 @@ def test_latent_solvers_guide_through_the_guidance_map(model, solver):
 def test_latent_ilo_widens_the_range_of_g(model):
     # Fitting y = G(z, offset) itself (A = I): freeing the growth features must explain y better than the latent
     # alone at the same number of steps; with no refinement it is latent_map.
-    G, g = model.generator, torch.Generator().manual_seed(5)
+    G, g = model.decoder, torch.Generator().manual_seed(5)
     z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
     y = G(z, model.null_condition(2), [torch.randn(2, *G.net.grow_in_shapes[0], generator=g)])
     op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
@@ -227,7 +227,7 @@ def test_latent_ilo_widens_the_range_of_g(model):
 def test_latent_ilo_optimised_condition_widens_the_range_of_g(model):
     # Fitting y = G(z, c) for a condition c other than the null one the solver starts from (A = I): optimising the
     # condition vector too must explain y better than the latent alone, at the same steps and network evaluations.
-    G, g = model.generator, torch.Generator().manual_seed(0)
+    G, g = model.decoder, torch.Generator().manual_seed(0)
     z = torch.randn(2, 1, 8, 8, generator=g) * G.sigma_max
     y = G(z, 10 * torch.randn(2, model.null_condition(1).shape[-1], generator=g))  # far from the null condition
     op = make_operator("denoise", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.05)
@@ -286,7 +286,7 @@ def test_latent_ilo_needs_growth_stages(model):
     with pytest.raises(UserError, match="latent_ilo refines the features entering G's growth stages"):
         solve("latent_ilo", flat, op, torch.zeros(1, 1, 8, 8), encoder="learned")
     op, _, y = _problem("inpaint_box")
-    levels = len(model.generator.net.grow)
+    levels = len(model.decoder.net.grow)
     with pytest.raises(UserError, match=rf"refine_levels={levels + 1}\); this G has {levels}"):
         solve("latent_ilo", model, op, y, refine_levels=levels + 1, encoder="learned")
     for bad, match in [({"average_last": -1}, "average_last must be between"), ({"cond_lr": -1.0}, "cond_lr must")]:
