@@ -62,6 +62,10 @@ class ADMDecoderConfig:
             )
         if unknown := set(self.grow_upsample) - set(UPSAMPLE_MODES):
             raise ValueError(f"unknown grow_upsample mode(s) {sorted(unknown)}; choose from {UPSAMPLE_MODES}")
+        for width in self.grow_channels:  # the stages use the ADM's GroupNorm: whole groups
+            groups = min(self.adm.norm_groups, max(width // self.adm.min_channels_per_group, 1))
+            if width < 1 or width % groups:
+                raise ValueError(f"growth width {width} is not divisible into the ADM's {groups} norm groups")
 
     @property
     def in_channels(self) -> int:

@@ -98,15 +98,14 @@ def as_encoder(net: nn.Module, config: dict) -> LearnedEncoder:
 
 def decoder_from_teacher(teacher: nn.Module) -> Generator:
     """PaGoDA's initial G: a copy of the teacher's network, the teacher's one-step denoiser at ``sigma_max``."""
-    if isinstance(teacher.net, ADM):
-        return ADMGenerator.from_teacher(teacher)
-    return Generator.from_teacher(teacher.net)
+    G = ADMGenerator.from_teacher(teacher) if isinstance(teacher.net, ADM) else Generator.from_teacher(teacher.net)
+    return G.train().requires_grad_(True)
 
 
 def encoder_from_teacher(teacher: nn.Module) -> LearnedEncoder:
     """The learned encoder's initialisation: a copy of the teacher's network."""
     cls = ADMLearnedEncoder if isinstance(teacher.net, ADM) else LearnedEncoder
-    return cls(copy.deepcopy(teacher.net))
+    return cls(copy.deepcopy(teacher.net)).train().requires_grad_(True)
 
 
 def backbone_section(net: nn.Module) -> dict:
