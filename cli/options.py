@@ -70,3 +70,13 @@ def parse_int_list(text: str) -> list[int]:
     if not out:
         raise typer.BadParameter(f"{text!r} is empty; pass e.g. 0-63")
     return out
+
+
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Build the stage at full size from the real inputs, run 2 steps at batch 2 on the CPU, print the time and "
+        "peak memory, keep nothing.",
+    ),
+]

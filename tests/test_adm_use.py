@@ -117,6 +117,15 @@ def test_a_converted_adm_is_a_pagoda_teacher_encode_decoder_grow_encoder(capsys,
     assert (
         config["adm_decoder"]["adm"]["num_classes"] == 10 and config["teacher_config"]["precond"]["type"] == "vp-eps"
     )
+    # --dry-run: the stage built from the real inputs, 2 steps at batch 2 on the CPU, nothing kept.
+    before = sorted(runs.iterdir())
+    done = cli(
+        "train", "grow", "--decoder", decoder, *common[:4], "--runs", runs, "--preset", "imagenet64-128", "--dry-run"
+    )
+    assert done.returncode == 0 and "dry run grow (imagenet64-128): decoder of" in done.stderr, done.stderr
+    assert (
+        "at 16px, 2 steps at batch 2 on the CPU" in " ".join(done.stderr.split()) and sorted(runs.iterdir()) == before
+    )
     grown = _stdout_path(cli("train", "grow", "--decoder", decoder, *common))
     encoder = _stdout_path(cli("train", "encoder", *common))
     assert json.loads((encoder / "config.json").read_text())["adm"]["in_channels"] == 1
