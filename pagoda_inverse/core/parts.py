@@ -50,7 +50,8 @@ def image_geometry(config: dict) -> tuple[int, int]:
 
 
 def build_backbone(config: dict, source: Path) -> nn.Module:
-    """An untrained backbone of the architecture ``config`` describes; a bad section is a :class:`CheckpointError`."""
+    """An untrained backbone of the architecture ``config`` describes (an ``"adm"`` one on the meta device, without
+    storage); a bad section is a :class:`CheckpointError`."""
     section = section_of(config)
     if section is None:
         raise CheckpointError(f"{source}: has no 'unet' or 'adm' section; not a pagoda-inv model checkpoint")
@@ -59,7 +60,8 @@ def build_backbone(config: dict, source: Path) -> nn.Module:
             return UNet(UNetConfig.from_dict(config["unet"]))
         if section == "adm_decoder":
             return ADMDecoderNet(ADMDecoderConfig.from_dict(config["adm_decoder"]))
-        net = ADM(ADMConfig.from_dict(config["adm"]))
+        with torch.device("meta"):  # no memory until load_part assigns the loaded tensors (one copy, not two)
+            net = ADM(ADMConfig.from_dict(config["adm"]))
         if config.get("kind") == "teacher":
             build_teacher(config, net)  # check the "precond" section now (one line, not a traceback later)
         return net
@@ -73,9 +75,12 @@ def load_part(folder: Path) -> tuple[nn.Module, dict, dict[str, torch.Tensor]]:
     tensors, config = load_checkpoint(folder)
     net = build_backbone(config, folder / "config.json")
     state = split_prefix(tensors, "net")
-    if isinstance(net, ADM) and (problem := state_mismatch(net.config, state)):
-        raise CheckpointError(f"{folder / 'model.safetensors'}: {problem}; the weights do not match config.json")
-    load_module_state(net, state, folder / "model.safetensors")
+    if isinstance(net, ADM):
+        if problem := state_mismatch(net.config, state):
+            raise CheckpointError(f"{folder / 'model.safetensors'}: {problem}; the weights do not match config.json")
+        net.load_state_dict(state, assign=True)  # the loaded tensors become the parameters
+    else:
+        load_module_state(net, state, folder / "model.safetensors")
     return net.eval().requires_grad_(False), config, tensors
 
 
