@@ -43,7 +43,7 @@ def bench(
         None,
         "--prior",
         help="The peer solvers' prior (dps, ddrm, diffpir, pigdm): a model name or folder with a teacher at the "
-        "task's resolution, e.g. one from 'pagoda-inv convert' [default: the task file's, else fmnist-fullres].",
+        "task's resolution, e.g. one from 'pagoda-inv convert' (default: the task file's, else fmnist-fullres).",
     ),
     cfg_scale: float | None = typer.Option(
         None, "--cfg-scale", min=0.0, help="Replace a generation task's classifier-free guidance scale (1: no CFG)."

@@ -33,15 +33,15 @@ def encode(
     dataset: str | None = typer.Option(
         None,
         "--dataset",
-        help="Imported (converted) teachers only: fmnist, photo or a folder of images (class subfolders give the "
-        "labels, in sorted order); the teacher's channels.",
+        help="Imported (converted) teachers only: fmnist, photo or a folder of images (the teacher's channels; "
+        "labels, the teacher's class indices, from the folder's labels.csv).",
     ),
     resolution: int | None = typer.Option(
         None,
         "--resolution",
         min=1,
         help="Imported teachers only: full image resolution, a multiple of the teacher's (the decoder grows to it) "
-        "[default: the teacher's].",
+        "(default: the teacher's).",
     ),
     data_root: DataRootOpt = None,
     quiet: QuietOpt = False,

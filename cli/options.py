@@ -12,7 +12,8 @@ PresetOpt = Annotated[
     typer.Option(
         "--preset",
         "-p",
-        help="Named preset: fmnist (full recipe) or smoke (< 1 min); teacher also: fmnist-fullres (32x32 EDM).",
+        help="Named preset: fmnist (full recipe) or smoke (< 1 min); teacher also: fmnist-fullres (32x32 EDM); "
+        "encode/decoder/encoder also: imagenet64, grow: imagenet64-128/256/512 (an imported ImageNet-64 teacher).",
     ),
 ]
 RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder for numbered run folders.", rich_help_panel="Output")]
