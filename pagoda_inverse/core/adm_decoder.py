@@ -108,8 +108,8 @@ class ADMDecoderNet(nn.Module):
     """The teacher's denoiser plus PaGoDA growth stages: ``forward(z [B,C,r,r], sigma, cond, grow_offset) ->
     [B, C, R, R]`` with ``R = config.out_resolution``.
 
-    >>> cfg = ADMDecoderConfig(ADMConfig(image_size=8, in_channels=1, model_channels=16, channel_mult=(1, 2),
-    ...                                  num_res_blocks=1, attention_resolutions=()), grow_channels=(8,))
+    >>> cfg = ADMDecoderConfig(ADMConfig(image_size=8, in_channels=1, model_channels=32, channel_mult=(1, 2),
+    ...                                  num_res_blocks=1, attention_resolutions=()), grow_channels=(32,))
     >>> ADMDecoderNet(cfg)(torch.zeros(2, 1, 8, 8), 80.0, None).shape
     torch.Size([2, 1, 16, 16])
     """
