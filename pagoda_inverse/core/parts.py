@@ -49,6 +49,16 @@ def image_geometry(config: dict) -> tuple[int, int]:
     return int(adm["in_channels"]), int(adm["image_size"])
 
 
+def output_resolution(config: dict) -> int:
+    """The resolution a part's network outputs: the teacher's times ``2**growth stages`` for a decoder."""
+    if "unet" in config:
+        return int(config["unet"]["resolution"]) * 2 ** len(config["unet"].get("grow_channels", ()))
+    if "adm_decoder" in config:
+        section = config["adm_decoder"]
+        return int(section["adm"]["image_size"]) * 2 ** len(section.get("grow_channels", ()))
+    return int(config["adm"]["image_size"])
+
+
 def build_backbone(config: dict, source: Path) -> nn.Module:
     """An untrained backbone of the architecture ``config`` describes (an ``"adm"`` one on the meta device, without
     storage); a bad section is a :class:`CheckpointError`."""

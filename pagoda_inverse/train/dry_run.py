@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint
+from pagoda_inverse.core.parts import output_resolution
 
 
 @contextmanager
@@ -47,13 +48,7 @@ def dry_run(train: Callable, cfg, inputs=(), *, steps: int = 2, batch_size: int 
         tensors, config = load_checkpoint(out)
     seconds = time.perf_counter() - start
     parameters = sum(t.numel() for k, t in tensors.items() if k.startswith("net."))
-    section = config.get("adm_decoder") or config.get("unet") or {}
-    if "adm" in section:  # an ADM decoder: teacher resolution times its growth
-        resolution = section["adm"]["image_size"] * 2 ** len(section.get("grow_channels", ()))
-    elif section:
-        resolution = section["resolution"] * 2 ** len(section.get("grow_channels", ()))
-    else:
-        resolution = config["adm"]["image_size"]
+    resolution = output_resolution(config)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return {"seconds": seconds, "peak_rss_mib": peak, "kind": config.get("kind"), "parameters": parameters,
             "resolution": resolution}  # fmt: skip
