@@ -15,6 +15,8 @@ EPILOG = """Examples:
   pagoda-inv bench --task inpaint --solvers pinv,one_step --out runs/bench-inpaint
 
   pagoda-inv bench --task denoise --limit 16 --json
+
+  pagoda-inv bench --task inpaint_box --solvers dps,ddrm --prior converted/fmnist32 --limit 2
 """
 
 
@@ -37,6 +39,12 @@ def bench(
         False, "--json", help="Print the summary as JSON on stdout.", rich_help_panel="Output"
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Replace the task's model (name or folder)."),
+    prior: str | None = typer.Option(
+        None,
+        "--prior",
+        help="The peer solvers' prior (dps, ddrm, diffpir, pigdm): a model name or folder with a teacher at the "
+        "task's resolution, e.g. one from 'pagoda-inv convert' (default: the task file's, else fmnist-fullres).",
+    ),
     cfg_scale: float | None = typer.Option(
         None, "--cfg-scale", min=0.0, help="Replace a generation task's classifier-free guidance scale (1: no CFG)."
     ),
@@ -82,6 +90,10 @@ def bench(
 
         inception = InceptionFeatures(inception_weights)
     names = [s.strip() for s in solvers.split(",")] if solvers else None
+    if prior is not None:  # a bad prior is one error line now, not a skipped row per solver later
+        from pagoda_inverse.solvers.peers import load_prior
+
+        load_prior(prior)
     import json
 
     from rich.table import Table
@@ -108,7 +120,7 @@ def bench(
                                                   inception=inception, device=where, callback=cb))  # fmt: skip
                 continue
             part = run_task(spec, solvers=names, model=model, limit=limit, seeds=seed_list, callback=cb,
-                            shard=(dist.rank, dist.world_size), lpips=lpips, device=where)  # fmt: skip
+                            shard=(dist.rank, dist.world_size), lpips=lpips, device=where, prior=prior)  # fmt: skip
             parts = dist.gather_json({k: v for k, v in part.items() if k != "examples"})
             results.append(merge_shards([part, *parts[1:]]))
     if not dist.is_main:
@@ -121,6 +133,7 @@ def bench(
         "task": task,
         "solvers": names,
         "model": model,
+        "prior": prior,
         "cfg_scale": cfg_scale,
         "limit": limit,
         "seeds": seeds,

@@ -17,17 +17,21 @@ EPILOG = """Examples:
   pagoda-inv generate --prompt "a pair of jeans" --cfg 2 --out jeans.png
 
   pagoda-inv generate --class sneaker --sampler heun --out teacher.png
+
+  pagoda-inv generate --model converted/imagenet64 --class 207 --sampler heun --steps 40 --out dogs.png
 """
 
 
-def _class_index(value: str, names: tuple[str, ...]) -> int:
-    """A class given as its index or (case-insensitively) its name."""
-    if value.isdigit() and int(value) < len(names):
+def _class_index(value: str, names: tuple[str, ...], num_classes: int | None = None) -> int:
+    """A class given as its index or (case-insensitively) its name; ``num_classes`` (an imported model, whose classes
+    have no names here): an index below it."""
+    count = len(names) if num_classes is None else num_classes
+    if value.isdigit() and int(value) < count:
         return int(value)
     lowered = [n.lower() for n in names]
     if value.lower() in lowered:
         return lowered.index(value.lower())
-    choices = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    choices = ", ".join(f"{i}={n}" for i, n in enumerate(names)) if names else f"an index 0-{count - 1}"
     raise typer.BadParameter(f"unknown class {value!r}; choose one of: {choices}", param_hint="--class")
 
 
@@ -66,7 +70,9 @@ def generate(
         "settings in its metadata) or .npy (metadata in FILE.npy.json).",
         rich_help_panel="Output",
     ),  # fmt: skip
-    class_: str | None = typer.Option(None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot')."),
+    class_: str | None = typer.Option(
+        None, "--class", help="Class index 0-9 or name (e.g. 9 or 'ankle boot'); an imported model: its class index."
+    ),
     prompt: str | None = typer.Option(None, "--prompt", help="Free-text prompt (runs the text encoder)."),
     raw_prompt: bool = typer.Option(
         False,
@@ -114,12 +120,21 @@ def generate(
     from pagoda_inverse.cli.display import console
     from pagoda_inverse.control.generate import generate as generate_samples
     from pagoda_inverse.core.model import load_model
+    from pagoda_inverse.core.parts import section_of
     from pagoda_inverse.datasets import FMNIST_CLASSES
     from pagoda_inverse.utils.device import resolve_device
     from pagoda_inverse.utils.images import save_grid, save_image
 
-    label = _class_index(class_, FMNIST_CLASSES) if class_ is not None else None
     m = load_model(model).to(resolve_device(device))
+    imported = section_of(m.config) != "unet"  # a converted model: classes by index (one-hot), no names or prompts
+    if imported and prompt is not None:
+        raise typer.BadParameter(f"{model}: an imported model takes no prompt; use --class", param_hint="--prompt")
+    if class_ is None:
+        label = None
+    elif imported:  # (an unconditional one: class_condition refuses --class below)
+        label = _class_index(class_, (), m.bank.num_classes) if m.conditional else 0
+    else:
+        label = _class_index(class_, FMNIST_CLASSES)
     conditioned = label is not None or prompt is not None
     if cfg is None:  # guidance only acts on a condition: the model's recommended scale for conditioned samples
         cfg = float(m.generation_defaults.get("cfg_scale", 1.0)) if conditioned else 1.0

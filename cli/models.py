@@ -12,6 +12,7 @@ def models() -> None:
     """List the embedded models (name, resolutions, first line of the model card)."""
     from pagoda_inverse.core.checkpoint import load_config
     from pagoda_inverse.core.model import MODEL_PARTS, MODELS_DIR, embedded_models
+    from pagoda_inverse.core.parts import output_resolution
 
     names = embedded_models()
     if not names:
@@ -22,8 +23,8 @@ def models() -> None:
         summary = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else ""
         parts = [p for p in MODEL_PARTS if (folder / p / "config.json").is_file()]
         configs = {p: load_config(folder / p) for p in parts}
-        res = {p: c["unet"]["resolution"] * 2 ** len(c["unet"].get("grow_channels", [])) if "unet" in c
-               else c["classifier"]["resolution"] for p, c in configs.items()}  # fmt: skip
+        res = {p: c["classifier"]["resolution"] if "classifier" in c else output_resolution(c)
+               for p, c in configs.items()}  # fmt: skip
         families = sorted(p.parent.name for p in folder.glob("posterior/*/config.json"))
         desc = ", ".join(
             [*(f"{p} {r}px" for p, r in res.items()), *([f"posterior ({'/'.join(families)})"] * bool(families))]

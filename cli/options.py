@@ -12,7 +12,8 @@ PresetOpt = Annotated[
     typer.Option(
         "--preset",
         "-p",
-        help="Named preset: fmnist (full recipe) or smoke (< 1 min); teacher also: fmnist-fullres (32x32 EDM).",
+        help="Named preset: fmnist (full recipe) or smoke (< 1 min); teacher also: fmnist-fullres (32x32 EDM); "
+        "encode/decoder/encoder also: imagenet64, grow: imagenet64-128/256/512 (an imported ImageNet-64 teacher).",
     ),
 ]
 RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder for numbered run folders.", rich_help_panel="Output")]
@@ -70,3 +71,13 @@ def parse_int_list(text: str) -> list[int]:
     if not out:
         raise typer.BadParameter(f"{text!r} is empty; pass e.g. 0-63")
     return out
+
+
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Build the stage at full size from the real inputs, run 2 steps at batch 2 on the CPU, print the time and "
+        "peak memory, keep nothing.",
+    ),
+]

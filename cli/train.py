@@ -12,6 +12,7 @@ from pagoda_inverse.cli.options import (
     BatchSizeOpt,
     DataRootOpt,
     DatasetOpt,
+    DryRunOpt,
     PresetOpt,
     QuietOpt,
     ResumeOpt,
@@ -68,12 +69,37 @@ def _resumed_config(kind: str, preset: str, resume: Path | None, **overrides):
     return resolve(kind, preset, **overrides)
 
 
-def _run_stage(kind: str, preset: str, runs: Path, resume: Path | None, quiet: bool, train, inputs=(), **overrides):
+def _run_stage(
+    kind: str,
+    preset: str,
+    runs: Path,
+    resume: Path | None,
+    quiet: bool,
+    train,
+    inputs=(),
+    dry_run: bool = False,
+    **overrides,
+):
     """Resolve the config (``overrides``: the command's options), start or resume the run folder, run
-    ``train(cfg, run_dir, *inputs, callback=...)`` under a progress bar and print what it returns."""
+    ``train(cfg, run_dir, *inputs, callback=...)`` under a progress bar and print what it returns.
+
+    ``dry_run``: build the stage at full size, run two steps at batch 2 on the CPU in a temporary folder, print what
+    it measured and keep nothing (:func:`pagoda_inverse.train.dry_run.dry_run`)."""
     from pagoda_inverse.cli.display import console, emit, progress_callback
 
     cfg = _resumed_config(kind, preset, resume, **overrides)
+    if dry_run:
+        from pagoda_inverse.train.dry_run import dry_run as run_dry
+
+        if resume is not None:
+            raise typer.BadParameter("a dry run starts no run; drop --resume", param_hint="--dry-run")
+        m = run_dry(train, cfg, inputs)
+        console.print(
+            f"dry run {kind} ({preset}): {m['kind']} of {m['parameters']:,} parameters at {m['resolution']}px, "
+            f"2 steps at batch 2 on the CPU in {m['seconds']:.1f} s, peak memory {m['peak_rss_mib']:.0f} MiB; "
+            f"nothing written"
+        )
+        return
     run_dir = _start_run(kind, preset, runs, resume, cfg)
     console.print(f"run folder: {run_dir}")
     with progress_callback(kind, cfg.steps, quiet) as cb:
@@ -127,13 +153,13 @@ def decoder(
     steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
     from pagoda_inverse.train.decoder import train_decoder
 
-    _run_stage(
-        "decoder", preset, runs, resume, quiet, train_decoder, (teacher, latents), steps=steps, batch_size=batch_size
-    )
+    _run_stage("decoder", preset, runs, resume, quiet, train_decoder, (teacher, latents), dry_run, steps=steps,
+               batch_size=batch_size)  # fmt: skip
 
 
 GROW_EPILOG = """Examples:
@@ -160,6 +186,7 @@ def grow(
     steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
     from pagoda_inverse.train.grow import grow_decoder
@@ -172,6 +199,7 @@ def grow(
         quiet,
         partial(grow_decoder, width=width),
         (decoder, teacher, latents),
+        dry_run,
         steps=steps,
         batch_size=batch_size,
     )
@@ -187,6 +215,7 @@ def encoder(
     steps: StepsOpt = None,
     batch_size: BatchSizeOpt = None,
     quiet: QuietOpt = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train the learned one-step encoder E(x) ~ PF-ODE latent on cached pairs (the solvers' fast path).
 
@@ -194,9 +223,8 @@ def encoder(
     """
     from pagoda_inverse.train.learned_encoder import train_encoder
 
-    _run_stage(
-        "encoder", preset, runs, resume, quiet, train_encoder, (teacher, latents), steps=steps, batch_size=batch_size
-    )
+    _run_stage("encoder", preset, runs, resume, quiet, train_encoder, (teacher, latents), dry_run, steps=steps,
+               batch_size=batch_size)  # fmt: skip
 
 
 @app.command("guidance")

@@ -7,6 +7,7 @@ of image ``i`` does not depend on the batch it is in.
 
 from __future__ import annotations
 
+import inspect
 import resource
 import time
 from collections.abc import Callable
@@ -72,6 +73,7 @@ def run_task(
     lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str = "cpu",
     callback: Callable[[dict], None] | None = None,
+    prior: str | None = None,
 ) -> dict:
     """Run ``spec`` and return ``{"task", "images", "scores": {solver: summary}, "per_image", "examples", "timing"}``.
 
@@ -84,6 +86,8 @@ def run_task(
         user passed) to score every estimate with; ``None``: no LPIPS.
     :param shard: ``(rank, world_size)``: run only this rank's contiguous share of the images (``torchrun``);
         :func:`merge_shards` joins the shards' results into the single-process result.
+    :param prior: the prior (model name or folder, e.g. a ``pagoda-inv convert`` folder) of every solver that takes
+        one (the peers' ``prior`` hyper-parameter), replacing the task file's.
     :param device: where the model, the images and the solvers run (operator parameters and noise are still drawn
         from the images' CPU generators, so the measurements do not depend on it); a solver's time is measured to
         the end of its device work.
@@ -130,6 +134,8 @@ def run_task(
             if scores[name].skipped:
                 continue
             hparams = {k: v for k, v in spec.solvers.get(name, {}).items()}
+            if prior is not None and "prior" in inspect.signature(SOLVERS[name]).parameters:
+                hparams["prior"] = prior
             t0 = time.perf_counter()
             try:
                 out = solve(name, model, op, y, generator=_generators(batch_seeds, SOLVER_SEED_OFFSET), **hparams)

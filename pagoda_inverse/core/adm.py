@@ -438,6 +438,15 @@ class ADM(nn.Module):
         :param cond: class labels, see :meth:`embed`.
         :return: ``[B, out_channels, H, W]`` in ``x``'s dtype.
         """
+        h, _ = self.features(x, timesteps, cond)
+        return self.out(h).to(x.dtype)
+
+    def features(
+        self, x: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The torso without the head: ``(h [B, width(0), H, W], emb [B, emb_channels])``, both in the head's dtype;
+        ``forward`` is ``out(h)``. PaGoDA's growth stages (:mod:`pagoda_inverse.core.adm_decoder`) continue from
+        ``h`` with ``emb``."""
         if x.shape[-1] % self.config.downsampling or x.shape[-2] % self.config.downsampling:
             raise ValueError(f"ADM: input size {tuple(x.shape[-2:])} is not a multiple of {self.config.downsampling}")
         timesteps = torch.as_tensor(timesteps, device=x.device).reshape(-1).expand(len(x))
@@ -450,7 +459,7 @@ class ADM(nn.Module):
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h.to(self.out[-1].weight.dtype)).to(x.dtype)
+        return h.to(self.out[-1].weight.dtype), emb
 
 
 def first_names(names, n: int = 3) -> str:

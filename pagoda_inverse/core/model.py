@@ -3,7 +3,10 @@
 A model folder holds ``teacher/``, ``decoder/`` and optionally ``encoder/``, ``guidance/`` and ``colour/``
 checkpoint folders (each ``config.json`` + ``model.safetensors``), ``posterior/<family>/`` posterior encoders and a
 ``card.md``; a single checkpoint folder also
-loads (teacher-only or decoder-only).
+loads (teacher-only or decoder-only). A folder written by ``pagoda-inv convert`` (an imported guided-diffusion /
+diffusers / EDM network) loads as a teacher-only model: its denoiser is the imported network behind its own
+preconditioning, and its conditions are one-hot class vectors (class-conditional) or ignored (unconditional); see
+:mod:`pagoda_inverse.core.parts`.
 Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist")`` picks one by name.
 """
 
@@ -15,15 +18,14 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, load_module_state, split_prefix
+from pagoda_inverse.core.checkpoint import load_config
 from pagoda_inverse.core.colour_net import ColourNet
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.guidance import GuidanceMap
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
+from pagoda_inverse.core.parts import as_decoder, as_encoder, image_geometry, load_part, part_bank, teacher_denoiser
 from pagoda_inverse.core.posterior import load_posterior
-from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.core.text import CaptionBank
-from pagoda_inverse.core.unet import UNet, UNetConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -52,23 +54,17 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise UserError(f"model {str(name_or_path)!r}: neither an embedded model ({names}) nor an existing folder")
 
 
-def _load_net(folder: Path) -> tuple[UNet, dict, dict[str, torch.Tensor]]:
-    tensors, config = load_checkpoint(folder)
-    if "unet" not in config:
-        raise CheckpointError(f"{folder / 'config.json'}: has no 'unet' section; not a pagoda-inv model checkpoint")
-    try:
-        net = UNet(UNetConfig.from_dict(config["unet"]))
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder / 'config.json'}: invalid 'unet' section ({err})") from None
-    load_module_state(net, split_prefix(tensors, "net"), folder / "model.safetensors")
-    return net.eval().requires_grad_(False), config, tensors
+def _load_net(folder: Path) -> tuple[torch.nn.Module, dict, dict[str, torch.Tensor]]:
+    return load_part(folder)
 
 
 @dataclass
 class PagodaModel:
     """What the solvers and ``generate`` use.
 
-    :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent).
+    :param teacher: EDM denoiser ``D(x, sigma, cond)`` at the teacher resolution ``r`` (``None`` if absent): an
+        :class:`~pagoda_inverse.core.precond.EDMPrecond`, or for an imported ADM the wrapper of
+        :mod:`pagoda_inverse.core.adm_teacher`.
     :param decoder: the one-step generator ``G(z [B,C,r,r], cond) -> [B,C,R,R]`` of the ``decoder/`` part (``None``
         if absent).
     :param encoder: learned one-step encoder ``E(x [B,C,r,r], cond) -> z`` (``None`` if absent).
@@ -88,7 +84,7 @@ class PagodaModel:
     """
 
     path: Path
-    teacher: EDMPrecond | None
+    teacher: torch.nn.Module | None
     decoder: Generator | None
     bank: CaptionBank
     config: dict
@@ -101,11 +97,13 @@ class PagodaModel:
 
     @property
     def channels(self) -> int:
-        return int(self.config["unet"]["in_channels"])
+        """Image channels ``C``."""
+        return image_geometry(self.config)[0]
 
     @property
     def teacher_resolution(self) -> int:
-        return int(self.config["unet"]["resolution"])
+        """The teacher's (and the latents') resolution ``r``."""
+        return image_geometry(self.config)[1]
 
     @property
     def resolution(self) -> int:
@@ -194,14 +192,14 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     config = tensors = None
     if parts.get("teacher") is not None and parts["teacher"].is_dir():
         net, config, tensors = _load_net(parts["teacher"])
-        teacher = EDMPrecond(net)
+        teacher = teacher_denoiser(net, config)
     if parts.get("decoder") is not None and parts["decoder"].is_dir():
         net, dec_config, dec_tensors = _load_net(parts["decoder"])
-        decoder = Generator(net, sigma_max=float(dec_config.get("sigma_max", 80.0)))
+        decoder = as_decoder(net, dec_config)
         config, tensors = config or dec_config.get("teacher_config", dec_config), tensors or dec_tensors
     if parts.get("encoder") is not None and parts["encoder"].is_dir():
         net, enc_config, enc_tensors = _load_net(parts["encoder"])
-        encoder = LearnedEncoder(net, sigma_max=float(enc_config.get("sigma_max", 80.0)))
+        encoder = as_encoder(net, enc_config)
         config, tensors = config or enc_config, tensors or enc_tensors
     if parts.get("guidance") is not None and parts["guidance"].is_dir():
         net, gd_config, gd_tensors = _load_net(parts["guidance"])
@@ -216,7 +214,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
-    bank = CaptionBank.from_tensors(tensors)
+    bank = part_bank(config, tensors)
     model = PagodaModel(path, teacher, decoder, bank, config, encoder, guidance, colour, defaults)
     model.generation_defaults = read_generation_defaults(path)
     folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if decoder is not None else []

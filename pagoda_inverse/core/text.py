@@ -279,6 +279,22 @@ class CaptionBank:
         none = torch.zeros(0, dtype=torch.int64)
         return cls(empty, none, empty.clone(), none.clone(), empty.clone(), torch.zeros(embed_dim))
 
+    @classmethod
+    def one_hot(cls, num_classes: int) -> CaptionBank:
+        """The conditioning of a class-conditional imported network (``pagoda-inv convert``): class ``k`` is the
+        one-hot vector ``e_k`` (``[num_classes]``), which the ADM maps to its class embedding; the null condition is
+        the zero vector (no class term, as EDM's label dropout; guided-diffusion's class-conditional models were
+        never trained without a class, so their "unconditional" output is an extrapolation). Every class has one
+        "caption", its one-hot vector; there are no held-out captions.
+
+        >>> bank = CaptionBank.one_hot(3)
+        >>> bank.conditions(torch.tensor([2, -1])).tolist()
+        [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+        """
+        eye = torch.eye(num_classes)
+        labels = torch.arange(num_classes)
+        return cls(eye, labels, eye[:0].clone(), labels[:0].clone(), eye.clone(), torch.zeros(num_classes))
+
     def to(self, device: torch.device | str) -> CaptionBank:
         """The same bank with every tensor on ``device``."""
         return CaptionBank(**{f: getattr(self, f).to(device) for f in _FIELDS})

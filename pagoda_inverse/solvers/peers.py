@@ -1,7 +1,8 @@
 """Peer diffusion solvers run through deepinv's own implementations: DPS, DDRM, DiffPIR and PiGDM.
 
 The prior is a full-resolution EDM model (default ``fmnist-fullres``, the same data and caption conditioning as
-``fmnist``) wrapped as a deepinv ``Denoiser``: deepinv works on ``[0, 1]`` images with noise levels in ``[0, 1]``
+``fmnist``; hyper-parameter ``prior``: any model name or folder with a teacher at the operator's resolution, e.g. a
+guided-diffusion / diffusers / EDM network converted by ``pagoda-inv convert``) wrapped as a deepinv ``Denoiser``: deepinv works on ``[0, 1]`` images with noise levels in ``[0, 1]``
 units, so the wrapper calls ``D(2x - 1, 2 sigma, cond)`` and maps the result back. Measurements and noise levels
 go through :mod:`pagoda_inverse.ops.deepinv_adapter` (``sigma_01 = sigma_y / 2``), so a task's ``sigma_y`` means
 the same thing for every solver. Install with ``pip install 'pagoda-inv[peers]'``.
@@ -75,6 +76,18 @@ def _seed(generator, i: int = 0) -> int:
     return int(g.initial_seed())
 
 
+def prior_condition(prior_model, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """``[B, D']`` conditions for the prior: its null condition without ``cond``; else ``cond``, which must be in the
+    prior's own conditioning (an imported class-conditional prior takes ``[B, num_classes]`` one-hot rows, see
+    :meth:`~pagoda_inverse.core.text.CaptionBank.one_hot`): a width that does not match is a :class:`UserError`."""
+    if cond is not None and cond.shape[-1] != prior_model.bank.embed_dim:
+        raise UserError(
+            f"the condition has {cond.shape[-1]} entries but prior {prior_model.path.name!r} takes "
+            f"{prior_model.bank.embed_dim}; solve unconditionally or pass the prior's own condition"
+        )
+    return condition(prior_model, cond, batch)
+
+
 def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_scale: float):
     """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
     from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
@@ -83,8 +96,10 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
     if prior_model.teacher is None:
         raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
     check_model_and_op(prior_model, op, y, need="teacher")  # the operator acts at the prior's resolution
-    den = _denoiser_class()(prior_model.teacher, condition(model, cond, len(y)), prior_model.bank.null_embedding,
-                            cfg_scale)  # fmt: skip
+    if op.in_shape is not None and op.in_shape[0] != prior_model.channels:
+        raise UserError(f"prior {prior!r} has {prior_model.channels} channels; the operator acts on {op.in_shape[0]}")
+    den = _denoiser_class()(prior_model.teacher, prior_condition(prior_model, cond, len(y)),
+                            prior_model.bank.null_embedding, cfg_scale)  # fmt: skip
     return den, to_deepinv(op).to(y.device), measurement_to_01(op, y)
 
 

@@ -4,6 +4,9 @@ Presets: ``fmnist`` (the shipped model's recipe, sized for a 2-core CPU), ``phot
 teacher, G grown to 64x64), ``smoke`` (a tiny run, < 1 minute,
 used by the tests) and, for the teacher only, ``fmnist-fullres`` (an EDM model trained directly at 32x32 on the same
 data and conditioning: the reference prior of the peer solvers and of the generation benchmark). ``resolve(kind, preset, **overrides)`` gives the config a command runs with.
+
+The ``imagenet64`` family (``encode``, ``decoder``, ``encoder``; ``grow``: ``imagenet64-128``, ``imagenet64-256``,
+``imagenet64-512``) is PaGoDA's ImageNet pipeline on an imported teacher (see :data:`IMAGENET64_PIPELINE`).
 """
 
 from __future__ import annotations
@@ -223,6 +226,15 @@ class PosteriorTrainConfig:
 #: The ``photo`` model's data: 64x64 RGB crops of the photos (see ``datasets/photos.py``), teacher at 16x16.
 PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
 
+#: PaGoDA's ImageNet pipeline (Kim et al. 2024, sec. 5) with an imported 64x64 teacher: the class-conditional
+#: ImageNet-64 ADM (guided-diffusion's ``64x64_diffusion.pt`` or EDM's ``edm-imagenet-64x64-cond-adm.pkl``) converted by
+#: ``pagoda-inv convert``; images encoded at 64 from 512 px (``encode --dataset DIR --resolution 512``), G trained at
+#: 64, then grown 64 -> 128 -> 256 -> 512 (one ``train grow`` per stage, presets ``imagenet64-128/256/512``). The
+#: stages, resolutions and the growth order are the paper's; the step counts, learning rates and batch sizes are
+#: this toolkit's choices for ONE GPU (an H100/H200 class card), sized by estimate and checked only with
+#: ``--dry-run`` (two steps at batch 2 on the CPU), not by a training run.
+IMAGENET64_PIPELINE = ("encode", "decoder", "grow:imagenet64-128", "grow:imagenet64-256", "grow:imagenet64-512")
+
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
@@ -255,16 +267,21 @@ PRESETS: dict[str, dict[str, object]] = {
         "fmnist": EncodeConfig(),
         "photo": EncodeConfig(num_steps=12, null_fraction=0.0, batch_size=500, limit=12000),
         "smoke": EncodeConfig(num_steps=4, batch_size=64, shard_size=100, limit=256),
+        "imagenet64": EncodeConfig(num_steps=32, null_fraction=0.1, batch_size=256, shard_size=16384),
     },
     "decoder": {
         "fmnist": DecoderConfig(),
         "photo": DecoderConfig(steps=3000, batch_size=64, lr_g=3e-4, cond_dropout=0.0, checkpoint_every=250),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
+        "imagenet64": DecoderConfig(
+            steps=200_000, batch_size=64, lr_g=2e-5, lr_d=2e-4, disc_channels=64, log_every=100, checkpoint_every=2000
+        ),
     },
     "encoder": {
         "fmnist": EncoderConfig(),
         "photo": EncoderConfig(steps=1500, batch_size=128, checkpoint_every=250),
         "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
+        "imagenet64": EncoderConfig(steps=100_000, batch_size=64, lr=2e-5, log_every=100, checkpoint_every=2000),
     },
     "guidance": {
         "fmnist": GuidanceConfig(),
@@ -337,6 +354,37 @@ PRESETS: dict[str, dict[str, object]] = {
             upsample="bicubic",
         ),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
+        # imagenet64: one preset per growth stage (the batch halves as the resolution doubles).
+        "imagenet64-128": DecoderConfig(
+            steps=100_000,
+            batch_size=32,
+            lr_g=5e-5,
+            lr_d=2e-4,
+            disc_channels=64,
+            log_every=100,
+            checkpoint_every=2000,
+            upsample="bilinear",
+        ),
+        "imagenet64-256": DecoderConfig(
+            steps=100_000,
+            batch_size=16,
+            lr_g=5e-5,
+            lr_d=2e-4,
+            disc_channels=64,
+            log_every=100,
+            checkpoint_every=2000,
+            upsample="bilinear",
+        ),
+        "imagenet64-512": DecoderConfig(
+            steps=100_000,
+            batch_size=8,
+            lr_g=5e-5,
+            lr_d=2e-4,
+            disc_channels=64,
+            log_every=100,
+            checkpoint_every=2000,
+            upsample="bilinear",
+        ),
     },
 }
 

@@ -19,10 +19,13 @@ def caption_bank(data: DataConfig):
     return CaptionBank.unconditional() if data.dataset == "photo" else CaptionBank.build()
 
 
-def load_images(data: DataConfig, split: str = "train", limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_images(
+    data: DataConfig, split: str = "train", limit: int | None = None, channels: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a split as ``(images [N, C, R, R] float32 in [-1, 1], labels [N] int64 (-1 = unlabelled))``.
 
-    ``limit`` (or ``data.limit``) keeps only the first images.
+    ``limit`` (or ``data.limit``) keeps only the first images; ``channels``: an image folder's channels (1 or 3;
+    fmnist is always 1, photo 3).
     """
     from pagoda_inverse.datasets import ImageFolderDataset, load_fmnist, to_model_range
     from pagoda_inverse.datasets.photos import photo_crops
@@ -35,7 +38,7 @@ def load_images(data: DataConfig, split: str = "train", limit: int | None = None
         n = PHOTO_CROPS[split] if limit is None else min(limit, PHOTO_CROPS[split])
         images = photo_crops(split, n, size=data.resolution, seed=0 if split == "train" else 1)
         return to_model_range(images), torch.full((n,), -1, dtype=torch.int64)
-    folder = ImageFolderDataset(data.dataset, size=data.resolution, channels=1)
+    folder = ImageFolderDataset(data.dataset, size=data.resolution, channels=channels)
     n = len(folder) if limit is None else min(limit, len(folder))
     items = [folder[i] for i in range(n)]
     return torch.stack([it["image"] for it in items]), torch.tensor([it["label"] for it in items])

@@ -8,7 +8,8 @@ Per step (Kim et al. 2024, sec. 3.2; the released code's ``pgd_losses``):
 - discriminator: hinge loss on that real batch vs the same fakes (both DiffAugment-ed);
 - EMA 0.999 of G; the EMA weights are saved.
 
-G is initialised as a copy of the teacher's backbone; the teacher is never run here (only its latents).
+G is initialised as a copy of the teacher's backbone (for an imported ADM teacher, an
+:class:`~pagoda_inverse.core.adm_decoder.ADMGenerator`); the teacher is never run here (only its latents).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pagoda_inverse.core.discriminator import Discriminator, diff_augment
 from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
+from pagoda_inverse.core.parts import backbone_section, decoder_from_teacher
 from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
@@ -52,7 +54,7 @@ def train_decoder(
     log = RunLog(run_dir, enabled=dist.is_main)
     pairs = load_training_pairs(teacher_dir, latents_dir)
     cache, manifest, bank, labels = pairs.cache, pairs.manifest, pairs.bank, pairs.labels
-    G = generator if generator is not None else Generator.from_teacher(pairs.teacher_net)
+    G = generator if generator is not None else decoder_from_teacher(pairs.teacher)
     res = G.net.config.out_resolution
     targets = pairs.targets(res)
 
@@ -122,7 +124,7 @@ def train_decoder(
         return out
     config = {
         "kind": "decoder",
-        "unet": G.net.config.to_dict(),
+        **backbone_section(G.net),
         "sigma_max": G.sigma_max,
         "teacher_sha256": manifest["teacher_sha256"],
         "teacher_config": pairs.teacher_config,

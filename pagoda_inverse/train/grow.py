@@ -28,11 +28,11 @@ def grow_generator(G: Generator, width: int | None = None, upsample: str = "near
     :param width: channels of the new stage (default: the previous last level's width).
     :param upsample: how the new stage up-samples the previous image under its residual head.
     """
-    grown = UNet(G.net.config.grown(width, upsample))
+    grown = type(G.net)(G.net.config.grown(width, upsample))  # a UNet, or an ADMDecoderNet (imported teacher)
     own = grown.state_dict()
     copied = {k: v for k, v in G.net.state_dict().items() if k in own and own[k].shape == v.shape}
     grown.load_state_dict(copied, strict=False)
-    return Generator(grown, sigma_max=G.sigma_max, sigma_data=G.sigma_data)
+    return type(G)(grown, sigma_max=G.sigma_max, sigma_data=G.sigma_data)
 
 
 def freeze_trunk(G: Generator) -> list[str]:
@@ -41,12 +41,18 @@ def freeze_trunk(G: Generator) -> list[str]:
     Mirrors the released code's ``--activate_from``: embeddings, encoder, middle block and the lower decoder levels
     stay fixed. Returns the names of the trainable parameters.
     """
-    cfg = G.net.config
-    trainable_dec = {len(G.net.dec) - i - 1 for i in range(cfg.num_blocks + 1)}  # the top level's blocks
     names = []
+    if isinstance(G.net, UNet):
+        cfg = G.net.config
+        trainable_dec = {len(G.net.dec) - i - 1 for i in range(cfg.num_blocks + 1)}  # the top level's blocks
+
+        def trainable(name: str) -> bool:
+            top = name.startswith("dec.") and int(name.split(".")[1]) in trainable_dec
+            return top or name.startswith(("grow.", "grow_out.", "out."))
+    else:
+        trainable = G.net.trunk_trainable  # an imported teacher's ADM: the same rule on its module names
     for name, p in G.net.named_parameters():
-        top = name.startswith("dec.") and int(name.split(".")[1]) in trainable_dec
-        p.requires_grad_(top or name.startswith(("grow.", "grow_out.", "out.")))
+        p.requires_grad_(trainable(name))
         if p.requires_grad:
             names.append(name)
     return names

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.learned_encoder import LearnedEncoder
+from pagoda_inverse.core.parts import backbone_section, encoder_from_teacher
 from pagoda_inverse.train.config import EncoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.loop import bookkeeping, update
@@ -35,7 +35,7 @@ def train_encoder(
     low = pairs.targets(pairs.data.teacher_resolution)
 
     torch.manual_seed(cfg.seed)
-    E = LearnedEncoder(copy.deepcopy(pairs.teacher_net)).to(dist.device)
+    E = encoder_from_teacher(pairs.teacher).to(dist.device)
     dist.broadcast_(E)
     E_ema = copy.deepcopy(E).requires_grad_(False)
     opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
@@ -59,7 +59,7 @@ def train_encoder(
         return out
     config = {
         "kind": "encoder",
-        "unet": E.net.config.to_dict(),
+        **backbone_section(E.net),
         "sigma_max": E.sigma_max,
         "teacher_sha256": manifest["teacher_sha256"],
         "train": to_dict(cfg),

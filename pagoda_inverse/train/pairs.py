@@ -6,25 +6,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
 from pagoda_inverse.core.encode import file_digest, load_latent_cache
+from pagoda_inverse.core.parts import load_part, part_bank, section_of, teacher_denoiser
 from pagoda_inverse.core.text import CaptionBank
-from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.datasets import downsample
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
+def load_teacher(teacher_dir: Path) -> tuple[nn.Module, dict, CaptionBank]:
+    """The teacher's denoiser ``D(x, sigma, cond)`` (eval mode), its config and its conditioning, for a teacher
+    trained here or one written by ``pagoda-inv convert``; refuses a checkpoint of another kind."""
+    from pagoda_inverse.core.checkpoint import load_config
+
+    kind = load_config(teacher_dir).get("kind")
+    if kind != "teacher":
+        raise CheckpointError(f"{teacher_dir}: is a {kind!r} checkpoint; pass a teacher checkpoint")
+    net, config, tensors = load_part(Path(teacher_dir))
+    return teacher_denoiser(net, config), config, part_bank(config, tensors)
+
+
 def load_teacher_checkpoint(teacher_dir: Path) -> tuple[UNet, dict, CaptionBank]:
-    """The teacher backbone, its config and caption bank; refuses a checkpoint of another kind."""
-    tensors, config = load_checkpoint(teacher_dir)
-    if config.get("kind") != "teacher":
-        raise CheckpointError(f"{teacher_dir}: is a {config.get('kind')!r} checkpoint; pass a teacher checkpoint")
-    net = UNet(UNetConfig.from_dict(config["unet"]))
-    load_module_state(net, split_prefix(tensors, "net"), Path(teacher_dir) / "model.safetensors")
-    return net, config, CaptionBank.from_tensors(tensors)
+    """The teacher's U-Net backbone, its config and caption bank, for the stages that need the toolkit's own
+    teacher (``train guidance``); an imported (converted) teacher is a one-line :class:`UserError`."""
+    teacher, config, bank = load_teacher(teacher_dir)
+    if section_of(config) != "unet":
+        raise UserError(f"{teacher_dir}: an imported (converted) teacher; this stage needs one trained by pagoda-inv")
+    return teacher.net.train().requires_grad_(True), config, bank
 
 
 def teacher_digest(teacher_dir: Path) -> str:
@@ -34,12 +46,13 @@ def teacher_digest(teacher_dir: Path) -> str:
 
 @dataclass
 class TrainingPairs:
-    """A teacher, its latent cache and the images (``[N, C, R, R]`` in ``[-1, 1]``) the latents were made from.
+    """A teacher (its denoiser), its latent cache and the images (``[N, C, R, R]`` in ``[-1, 1]``) the latents were
+    made from (the teacher's own dataset, or for an imported teacher the one ``encode --dataset`` named).
 
     ``conditions[i]`` is the condition image ``i`` was encoded under (canonical class caption, or null).
     """
 
-    teacher_net: UNet
+    teacher: nn.Module
     teacher_config: dict
     bank: CaptionBank
     cache: dict[str, torch.Tensor]
@@ -70,10 +83,13 @@ def pair_batch(cache: dict, targets: torch.Tensor, cond_table: torch.Tensor, nul
 
 def load_training_pairs(teacher_dir: Path, latents_dir: Path) -> TrainingPairs:
     """Load a teacher and a latent cache made by it (refusing a cache of another teacher) with its images."""
-    teacher_net, tcfg, bank = load_teacher_checkpoint(teacher_dir)
+    teacher, tcfg, bank = load_teacher(teacher_dir)
     cache, manifest = load_latent_cache(latents_dir)
     if manifest.get("teacher_sha256") != teacher_digest(teacher_dir):
         raise UserError(f"{latents_dir}: latents were encoded with another teacher than {teacher_dir}")
-    data = DataConfig(**tcfg["data"])
-    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"])
-    return TrainingPairs(teacher_net, tcfg, bank, cache, manifest, data, images, labels, bank.conditions(labels))
+    data = DataConfig(**(manifest.get("data") or tcfg["data"]))  # an imported teacher's data: in the manifest
+    images, labels = load_images(data, manifest["split"], limit=manifest["config"]["limit"],
+                                 channels=manifest.get("channels", 1))  # fmt: skip
+    if not bank.num_classes:
+        labels = labels.clamp(max=-1)  # an unconditional imported teacher: as encoded, under the null condition
+    return TrainingPairs(teacher, tcfg, bank, cache, manifest, data, images, labels, bank.conditions(labels))
