@@ -127,6 +127,10 @@ def test_a_converted_adm_is_a_pagoda_teacher_encode_decoder_grow_encoder(capsys,
         "at 16px, 2 steps at batch 2 on the CPU" in " ".join(done.stderr.split()) and sorted(runs.iterdir()) == before
     )
     grown = _stdout_path(cli("train", "grow", "--decoder", decoder, *common))
+    # A posterior encoder for the grown ADM decoder (its growth offsets, its one-hot condition), then one_step with it.
+    posterior = _stdout_path(cli("train", "posterior", "--family", "inpaint", "--preset", "smoke", "--model", grown,
+                                 "--runs", runs, "-q"))  # fmt: skip
+    assert json.loads((posterior / "config.json").read_text())["generator"]["cond_dim"] == 10
     encoder = _stdout_path(cli("train", "encoder", *common))
     assert json.loads((encoder / "config.json").read_text())["adm"]["in_channels"] == 1
     G = load_model(grown)

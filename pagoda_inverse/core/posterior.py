@@ -244,7 +244,7 @@ def generator_fingerprint(model) -> dict:
         "resolution": model.resolution,
         "latent_resolution": model.teacher_resolution,
         "grow_in_shapes": [list(s) for s in net.grow_in_shapes],
-        "cond_dim": net.config.cond_dim,
+        "cond_dim": model.null_condition(1).shape[-1],
         "decoder_sha256": file_digest(decoder / "model.safetensors"),
     }
 

@@ -23,6 +23,7 @@ import torch
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.posterior import PosteriorConfig, PosteriorEncoder, generator_fingerprint
+from pagoda_inverse.datasets import downsample
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
 from pagoda_inverse.solvers.one_step import posterior_samples
@@ -43,6 +44,13 @@ EVAL_OPERATORS = {
     "denoise": [("denoise", {})],
     "colorize": [("colorize", {})],
 }  # fmt: skip
+
+
+def at_resolution(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``images [N, C, H, H]`` area-down-sampled to G's output ``resolution`` when ``H`` is a multiple of it (as the
+    decoder's targets are, :mod:`pagoda_inverse.train.pairs`), else unchanged."""
+    factor = images.shape[-1] // resolution
+    return downsample(images, factor) if factor > 1 and images.shape[-1] == factor * resolution else images
 
 
 def energy_score(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -99,15 +107,20 @@ def train_posterior(
         raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
     model.decoder.to(dist.device).requires_grad_(False)
     images, labels = load_images(cfg.data)
+    images = at_resolution(images, model.resolution)
     shape = tuple(images.shape[1:])
     if shape != tuple(model.image_shape):
         raise UserError(f"the {cfg.data.dataset} images are {shape} but model {cfg.model!r} makes "
                         f"{tuple(model.image_shape)}")  # fmt: skip
+    # One trunk level per resolution from G's output down to its latent (the preset's widths cut or extended to fit),
+    # offsets for as many growth stages as G has.
+    grow_in = tuple(map(tuple, model.decoder.net.grow_in_shapes))
+    levels = (model.resolution // model.teacher_resolution).bit_length()
+    widths = tuple(cfg.channels[:levels]) + (cfg.channels[-1],) * max(0, levels - len(cfg.channels))
     net_cfg = PosteriorConfig(
-        family, model.channels, model.resolution, model.teacher_resolution,
-        tuple(map(tuple, model.decoder.net.grow_in_shapes)), cfg.offset_levels, model.decoder.net.config.cond_dim,
-        cfg.channels, cfg.num_blocks, cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim,
-        fill_scales=cfg.fill_scales,
+        family, model.channels, model.resolution, model.teacher_resolution, grow_in,
+        min(cfg.offset_levels, len(grow_in), levels - 1), model.null_condition(1).shape[-1], widths, cfg.num_blocks,
+        cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim, fill_scales=cfg.fill_scales,
     )  # fmt: skip
     torch.manual_seed(cfg.seed)
     q = PosteriorEncoder(net_cfg).to(dist.device)
@@ -143,7 +156,7 @@ def train_posterior(
     dist.barrier()
     if not dist.is_main:
         return out
-    test, _ = load_images(cfg.data, "test", limit=cfg.eval_offset + cfg.eval_images)
+    test = at_resolution(load_images(cfg.data, "test", limit=cfg.eval_offset + cfg.eval_images)[0], model.resolution)
     scores = evaluate_posterior(model, q_ema.eval(), family, test[cfg.eval_offset :], cfg.eval_samples, cfg.prior_std)
     config = {
         "kind": "posterior",
