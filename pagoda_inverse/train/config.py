@@ -235,6 +235,12 @@ PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
 #: ``--dry-run`` (two steps at batch 2 on the CPU), not by a training run.
 IMAGENET64_PIPELINE = ("encode", "decoder", "grow:imagenet64-128", "grow:imagenet64-256", "grow:imagenet64-512")
 
+#: imagenet64 growth stage 64 -> 128 (the 256 and 512 stages halve the batch as the resolution doubles).
+IMAGENET64_GROW = DecoderConfig(
+    steps=100_000, batch_size=32, lr_g=5e-5, lr_d=2e-4, disc_channels=64, log_every=100, checkpoint_every=2000,
+    upsample="bilinear",
+)
+
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
@@ -355,36 +361,9 @@ PRESETS: dict[str, dict[str, object]] = {
         ),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
         # imagenet64: one preset per growth stage (the batch halves as the resolution doubles).
-        "imagenet64-128": DecoderConfig(
-            steps=100_000,
-            batch_size=32,
-            lr_g=5e-5,
-            lr_d=2e-4,
-            disc_channels=64,
-            log_every=100,
-            checkpoint_every=2000,
-            upsample="bilinear",
-        ),
-        "imagenet64-256": DecoderConfig(
-            steps=100_000,
-            batch_size=16,
-            lr_g=5e-5,
-            lr_d=2e-4,
-            disc_channels=64,
-            log_every=100,
-            checkpoint_every=2000,
-            upsample="bilinear",
-        ),
-        "imagenet64-512": DecoderConfig(
-            steps=100_000,
-            batch_size=8,
-            lr_g=5e-5,
-            lr_d=2e-4,
-            disc_channels=64,
-            log_every=100,
-            checkpoint_every=2000,
-            upsample="bilinear",
-        ),
+        "imagenet64-128": IMAGENET64_GROW,
+        "imagenet64-256": replace(IMAGENET64_GROW, batch_size=16),
+        "imagenet64-512": replace(IMAGENET64_GROW, batch_size=8),
     },
 }
 
