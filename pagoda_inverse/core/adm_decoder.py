@@ -32,7 +32,7 @@ from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, build_teacher
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.core.sigmas import SIGMA_DATA, SIGMA_MAX, noise_label, precond_scalings
-from pagoda_inverse.core.unet import UPSAMPLE_MODES, upsample_image
+from pagoda_inverse.core.unet import check_grow_stages, upsample_image
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,7 @@ class ADMDecoderConfig:
     grow_upsample: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.grow_channels and not self.grow_upsample:
-            object.__setattr__(self, "grow_upsample", ("nearest",) * len(self.grow_channels))
-        if len(self.grow_upsample) != len(self.grow_channels):
-            raise ValueError(
-                f"grow_upsample {self.grow_upsample} needs one mode per growth stage {self.grow_channels}"
-            )
-        if unknown := set(self.grow_upsample) - set(UPSAMPLE_MODES):
-            raise ValueError(f"unknown grow_upsample mode(s) {sorted(unknown)}; choose from {UPSAMPLE_MODES}")
+        check_grow_stages(self)
         for width in self.grow_channels:  # the stages use the ADM's GroupNorm: whole groups
             groups = min(self.adm.norm_groups, max(width // self.adm.min_channels_per_group, 1))
             if width < 1 or width % groups:

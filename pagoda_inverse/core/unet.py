@@ -24,6 +24,17 @@ from torch.nn import functional as F
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 
 
+def check_grow_stages(cfg) -> None:
+    """Validate a frozen config's ``grow_channels`` / ``grow_upsample`` (one mode per growth stage, each one of
+    :data:`UPSAMPLE_MODES`); an unstated ``grow_upsample`` (every checkpoint before the option) becomes nearest."""
+    if cfg.grow_channels and not cfg.grow_upsample:
+        object.__setattr__(cfg, "grow_upsample", ("nearest",) * len(cfg.grow_channels))
+    if len(cfg.grow_upsample) != len(cfg.grow_channels):
+        raise ValueError(f"grow_upsample {cfg.grow_upsample} needs one mode per growth stage {cfg.grow_channels}")
+    if unknown := set(cfg.grow_upsample) - set(UPSAMPLE_MODES):
+        raise ValueError(f"unknown grow_upsample mode(s) {sorted(unknown)}; choose from {UPSAMPLE_MODES}")
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of :class:`UNet`; stored in every checkpoint's ``config.json``.
@@ -54,14 +65,7 @@ class UNetConfig:
     grow_upsample: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.grow_channels and not self.grow_upsample:  # unstated (and every checkpoint before the option): nearest
-            object.__setattr__(self, "grow_upsample", ("nearest",) * len(self.grow_channels))
-        if len(self.grow_upsample) != len(self.grow_channels):
-            raise ValueError(
-                f"grow_upsample {self.grow_upsample} needs one mode per growth stage {self.grow_channels}"
-            )
-        if unknown := set(self.grow_upsample) - set(UPSAMPLE_MODES):
-            raise ValueError(f"unknown grow_upsample mode(s) {sorted(unknown)}; choose from {UPSAMPLE_MODES}")
+        check_grow_stages(self)
 
     @property
     def out_resolution(self) -> int:
