@@ -53,9 +53,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--configs", nargs="+", required=True)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--model", default=None, help="a model name or folder instead of the task's")
     args = parser.parse_args()
     spec = load_task(args.task)
-    model = load_model(spec.model)
+    model = load_model(args.model or spec.model)
     x = load_images(DataConfig(dataset=spec.dataset, resolution=model.resolution), "train", limit=args.images)[0]
     seeds = list(range(args.images))
     op = make_operator(spec.operator, shape=tuple(x.shape[1:]), batch=len(x), seeds=seeds, sigma_y=spec.sigma_y,
@@ -70,7 +71,7 @@ def main() -> None:
         seconds = (time.perf_counter() - t0) / len(x)
         psnr, cons = float(M.psnr(out.estimate, x).mean()), float(M.consistency(op, out.estimate, y).mean())
         rows.append((text, psnr, cons, seconds))
-        print(f"{args.task} {text}: PSNR {psnr:.2f} dB, consistency {cons:.4f}, {seconds:.2f} s/image", flush=True)
+        print(f"{args.task} {text}: PSNR {psnr:.2f} dB, consistency {cons:.4f}, {seconds:.3f} s/image", flush=True)
     if args.out:
         lines = [
             f"\n## {args.task} (sigma_y {spec.sigma_y:g} in [-1, 1] units; first {args.images} training images)\n",
@@ -79,7 +80,7 @@ def main() -> None:
             + "`\n",
             "| configuration | PSNR (dB) | consistency | s/image |",
             "| --- | ---: | ---: | ---: |",
-            *[f"| `{c}` | {p:.2f} | {r:.4f} | {s:.2f} |" for c, p, r, s in rows],
+            *[f"| `{c}` | {p:.2f} | {r:.4f} | {s:.3f} |" for c, p, r, s in rows],
         ]
         with open(args.out, "a") as f:
             f.write("\n".join(lines) + "\n")

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Train the posterior encoders of a model's one-step G, one family after another (bf16 steps on both cores), export
 # them into the model folder and write docs/posterior.md. Step counts for the four fmnist families on a 2-core CPU
-# (about 0.4 s/step inpaint, 0.6 deblur, 0.35 superres, 0.3 denoise; docs/posterior.md lists each family's measured
-# time). An interrupted family continues with `pagoda-inv train posterior --family F --resume RUN_DIR`.
+# (about 0.53 s/step inpaint, 0.65 deblur, 0.36 superres, 0.37 denoise: about 85 min in all; docs/posterior.md lists
+# each family's measured time). An interrupted family continues with
+# `pagoda-inv train posterior --family F --resume RUN_DIR`.
 # Usage: scripts/train_posteriors.sh [MODEL_FOLDER] [RUNS_DIR]
 set -euo pipefail
 F=${1:-pagoda_inverse/models/fmnist}
 RUNS=${2:-runs}
 mkdir -p "$RUNS"
-for spec in inpaint:5000 deblur:2800 superres:2000 denoise:800; do
+for spec in inpaint:5000 deblur:2400 superres:1600 denoise:700; do
   family=${spec%:*}
   pagoda-inv train posterior --family "$family" --steps "${spec#*:}" --model "$F" --runs "$RUNS" -q \
     > "$RUNS/posterior-$family.path"

@@ -6,8 +6,8 @@ super-resolution by construction (Kim et al. 2024).
 
 ``one_step``: one-step posterior sampling. With the model's posterior encoder for the operator's family
 (:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one pass of ``q``'s trunk and one batched pass of its
-per-sample heads and of G over ``K`` noises, each pulled onto the measurements by the data-consistency step (``K + 1``
-network evaluations). Without one, latents are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 +
+per-sample heads and of G over ``K`` noises (by default antithetic pairs ``eps, -eps``), each pulled onto the
+measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 +
 eta sigma_max eps_k`` (a variance-preserving perturbation, so ``eta = 0`` is deterministic and ``eta = 1`` a prior
 sample), decoded in one pass each and made data-consistent; optional re-encode rounds start from the last sample
 mean.
@@ -123,6 +123,7 @@ def solve_one_step(
     prior_std: float = 0.2,
     cfg_scale: float = 1.0,
     precision: str = "fp32",
+    antithetic: bool = True,
 ) -> SolverResult:
     """One-step posterior sampling: ``K = samples`` one-pass samples, each made data-consistent.
 
@@ -132,6 +133,10 @@ def solve_one_step(
     :param rounds: (encoding path) re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
     :param precision: (posterior path) ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`).
+    :param antithetic: (posterior path) draw the noises in pairs ``(eps, -eps)``: every sample is still a posterior
+        sample, and the pairs cancel the part of ``G(q(y, eps))`` that is odd in ``eps``, so the mean of K samples is a
+        far better estimate of the posterior mean than K independent ones give (docs/one-step-tuning.md); the std
+        over a paired set slightly overstates the spread (variance by up to ``K / (K - 1)``).
     :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
     """
     timer, encoder, c = prepare(model, op, y, cond, encoder)
@@ -139,7 +144,11 @@ def solve_one_step(
     if q is not None:
         # K noises per image, image i's from its own generator; q's trunk once, its heads and G batched; data consistency.
         template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
-        eps = torch.stack([randn_like(template, generator) for _ in range(samples)])
+        if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
+            half = torch.stack([randn_like(template, generator) for _ in range((samples + 1) // 2)])
+            eps = torch.cat([half, -half])[:samples]
+        else:
+            eps = torch.stack([randn_like(template, generator) for _ in range(samples)])
         xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision)
         if callback is not None:
             callback({"step": 1, "total": 1, "x": xs.mean(0)})

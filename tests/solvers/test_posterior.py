@@ -146,6 +146,25 @@ def test_one_step_in_bf16(trained):
         solve("one_step", model, op, y, precision="fp16")
 
 
+@pytest.mark.parametrize("samples", [4, 3])
+def test_one_step_draws_antithetic_pairs(monkeypatch, samples):
+    # By default the K noises come in pairs (eps, -eps) (the odd one out unpaired); antithetic=False draws K fresh.
+    import pagoda_inverse.solvers.one_step as one_step_module
+
+    seen = []
+    real = one_step_module.posterior_samples
+    monkeypatch.setattr(one_step_module, "posterior_samples", lambda *a, **k: seen.append(a[5]) or real(*a, **k))
+    model = load_model("fmnist")
+    op, _, y = _box(1)
+    solve("one_step", model, op, y, samples=samples, generator=[torch.Generator().manual_seed(0)])
+    solve("one_step", model, op, y, samples=samples, antithetic=False, generator=[torch.Generator().manual_seed(0)])
+    paired, fresh = seen
+    half = (samples + 1) // 2
+    torch.testing.assert_close(paired[half:], -paired[: samples - half], rtol=0, atol=0)
+    torch.testing.assert_close(fresh[:half], paired[:half], rtol=0, atol=0)  # the same generator, the same first draws
+    assert not torch.allclose(fresh[half:], -fresh[: samples - half])
+
+
 def test_bf16_decodes_stay_near_fp32():
     # G on prior latents (z ~ N(0, sigma_max^2), what a trained encoder feeds it): measured 0.08 max, 0.005 RMS.
     from pagoda_inverse.control.generate import one_step
