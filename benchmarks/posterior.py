@@ -181,7 +181,8 @@ def main() -> None:
         "each sample is one pass of its per-sample head and of G and the data-consistency step; the estimate is the "
         "mean of the K samples. Samples, std and coverage come from K independent draws (the coverage below assumes "
         "exchangeable samples); `one_step`'s default draws its noises in antithetic pairs (eps, -eps), whose mean is "
-        "the 'mean of K antithetic' column (docs/one-step-tuning.md). The first {args.images} Fashion-MNIST test images with the task suites' operators, "
+        "the 'mean of K antithetic' column (docs/one-step-tuning.md). "
+        f"The first {args.images} Fashion-MNIST test images with the task suites' operators, "
         "noise (sigma_y 0.05) and seeds, as `pagoda-inv bench` runs them.",
         "",
         "| task | K | NFE | PSNR, mean of K | PSNR, mean of K antithetic | PSNR, mean of 8 | PSNR, 1 sample | 90% "
