@@ -7,10 +7,10 @@ super-resolution by construction (Kim et al. 2024).
 ``one_step``: one-step posterior sampling. With the model's posterior encoder for the operator's family
 (:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one pass of ``q``'s trunk and one batched pass of its
 per-sample heads and of G over ``K`` noises (by default antithetic pairs ``eps, -eps``), each pulled onto the
-measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents are drawn around the encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 +
-eta sigma_max eps_k`` (a variance-preserving perturbation, so ``eta = 0`` is deterministic and ``eta = 1`` a prior
-sample), decoded in one pass each and made data-consistent; optional re-encode rounds start from the last sample
-mean.
+measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents are drawn around the
+encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a variance-preserving perturbation, so
+``eta = 0`` is deterministic and ``eta = 1`` a prior sample), decoded in one pass each and made data-consistent;
+optional re-encode rounds start from the last sample mean.
 """
 
 from __future__ import annotations
