@@ -144,11 +144,10 @@ def solve_one_step(
     if q is not None:
         # K noises per image, image i's from its own generator; q's trunk once, its heads and G batched; data consistency.
         template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
+        drawn = (samples + 1) // 2 if antithetic else samples
+        eps = torch.stack([randn_like(template, generator) for _ in range(drawn)])
         if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
-            half = torch.stack([randn_like(template, generator) for _ in range((samples + 1) // 2)])
-            eps = torch.cat([half, -half])[:samples]
-        else:
-            eps = torch.stack([randn_like(template, generator) for _ in range(samples)])
+            eps = torch.cat([eps, -eps])[:samples]
         xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision)
         if callback is not None:
             callback({"step": 1, "total": 1, "x": xs.mean(0)})
