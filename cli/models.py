@@ -44,9 +44,10 @@ def photos(as_json: bool = typer.Option(False, "--json", help="Print the manifes
         return
     for r in rows:
         print(f"{r['split']:5s} {r['name']:22s} {r['package']:28s} {r['licence']:40s} {r['size']:9s} {r['author']}")
-    missing = [r["name"] for r in rows if r["file"] is None]
+    missing = [r for r in rows if r["file"] is None]
     if missing:
-        print(f"missing: {', '.join(missing)}; install them with: apt-get install -y plasma-workspace-wallpapers")
+        packages = " ".join(dict.fromkeys(r["package"] for r in missing))
+        print(f"missing: {', '.join(r['name'] for r in missing)}; install them with: apt-get install -y {packages}")
 
 
 def export(

@@ -6,11 +6,17 @@ prints the manifest):
 
 - Debian ``plasma-workspace-wallpapers`` (5.27): the 12 photographic wallpapers, largest size of each. The others in
   that package and all 16 of ``gnome-backgrounds`` 43.1 are abstract renders or vector art and are left out.
+- Debian ``lomiri-wallpapers-16.04`` and ``-20.04`` (20.04.0): the 15 photographs by named authors (14 and 1); the
+  renders (``Fossa``, ``Infinite-Sea``, ``Painting-Colors``, ``umang``) are left out.
+- Debian ``opencv-doc`` (4.6.0, ``examples/data``): the 20 natural colour photographs; left out are the grayscale
+  ones, renders, logos, charts, text, chessboards and calibration shots, the paintings (``starry_night``, the
+  ``graf`` graffiti), the motion-blurred plate, and the second view of each stereo or near-duplicate pair.
 - the photos bundled with scikit-image (``skimage/data``) and scikit-learn (``sklearn/datasets/images``).
 
-The test split holds whole images that never contribute a training crop. Files are found through
-``$PAGODA_WALLPAPERS_DIR``, then ``dpkg-query -L plasma-workspace-wallpapers``, then ``/usr/share/wallpapers``;
-the Python packages through their own ``__file__``.
+No other wallpaper package is used: the list is deliberate. The test split holds whole images that never contribute a
+training crop. Debian files are found through ``dpkg-query -L PACKAGE``, then the package's usual folder; ``$PAGODA_WALLPAPERS_DIR``
+(the plasma wallpapers' folder) and ``$PAGODA_PHOTOS_DIR`` (a flat folder holding the other files by name) override that for a
+machine without the packages. The Python packages' files are found through their own ``__file__``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ __all__ = ["PHOTO_SOURCES", "PhotoSource", "load_photo", "photo_crops", "photo_m
 
 WALLPAPER_PACKAGE = "plasma-workspace-wallpapers"
 WALLPAPERS_ENV = "PAGODA_WALLPAPERS_DIR"
+PHOTOS_ENV = "PAGODA_PHOTOS_DIR"
+#: The Debian packages whose files are photos of the manifest, with the folder each usually installs them to.
+DEBIAN_FOLDERS = {
+    "lomiri-wallpapers-16.04": "/usr/share/backgrounds",
+    "lomiri-wallpapers-20.04": "/usr/share/backgrounds",
+    "opencv-doc": "/usr/share/doc/opencv-doc/examples/data",
+}
+#: Every Debian package the manifest draws on (``install.sh`` installs them).
+PHOTO_PACKAGES = (WALLPAPER_PACKAGE, *DEBIAN_FOLDERS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,14 @@ class PhotoSource:
                     f"or set {WALLPAPERS_ENV} to a folder holding it"
                 )
             return max(files, key=_pixels).resolve()  # the largest rendition (the others are symlinks to it)
+        if self.package in DEBIAN_FOLDERS:
+            path = _debian_file(self.package, self.name)
+            if not path.is_file():
+                raise UserError(
+                    f"{path}: photo {self.name!r} not found; run 'apt-get install -y {self.package}' "
+                    f"or set {PHOTOS_ENV} to a folder holding it"
+                )
+            return path
         if self.package == "scikit-image":
             import skimage.data
 
@@ -65,6 +88,25 @@ class PhotoSource:
 
             folder = Path(sklearn.datasets.__file__).parent / "images"
         return folder / self.name
+
+
+def _debian_file(package: str, name: str) -> Path:
+    """Where ``package`` put the file ``name``: ``$PAGODA_PHOTOS_DIR/name`` when set, else as ``dpkg-query -L``
+    lists it, else in the package's usual folder."""
+    if os.environ.get(PHOTOS_ENV):
+        return Path(os.environ[PHOTOS_ENV]) / name
+    listed = [p for p in _dpkg_files(package) if p.name == name]
+    return listed[0] if listed else Path(DEBIAN_FOLDERS[package]) / name
+
+
+@functools.cache
+def _dpkg_files(package: str) -> tuple[Path, ...]:
+    """The files ``package`` installed (empty when it is not installed or there is no dpkg)."""
+    try:
+        listed = subprocess.run(["dpkg-query", "-L", package], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(Path(p) for p in listed.stdout.split())
 
 
 def _pixels(path: Path) -> int:
@@ -87,6 +129,9 @@ def _wallpapers_dir() -> Path:
 
 
 _KDE, _LGPL = WALLPAPER_PACKAGE, "LGPL-3.0 (KDE wallpaper metadata); package GPL-2+"
+_L16, _L20 = "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"  # licences: each package's copyright file
+# opencv-doc's copyright file puts samples/data under the package's own terms and names no photographers.
+_CV_AUTHOR, _CV_LICENCE = "OpenCV samples (photographer not stated)", "Apache-2.0 (opencv-doc package)"
 #: Every photo used, in a fixed order (the crop sampler indexes into the train entries).
 PHOTO_SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("BytheWater", _KDE, "Maciej Wiklo", _LGPL, "train"),
@@ -113,6 +158,41 @@ PHOTO_SOURCES: tuple[PhotoSource, ...] = (
     PhotoSource("motorcycle_left.png", "scikit-image", "Middlebury stereo 2014", "no known restrictions", "train"),
     PhotoSource("china.jpg", "scikit-learn", "danielbuechele (Flickr)", "CC-BY-2.0", "train"),
     PhotoSource("flower.jpg", "scikit-learn", "vultilion (Flickr)", "CC-BY-2.0", "train"),
+    PhotoSource("Bridge_by_Sander_Klootwijk.jpg", _L16, "Sander Klootwijk", "CC-BY-SA-4.0", "train"),
+    PhotoSource("Dragonfly_by_Bolly.jpg", _L16, '"Bolly"', "CC-BY-SA-4.0", "train"),
+    PhotoSource("Picture_0B_by_freespace.jpg", _L16, 'Trevor "Freespace"', "CC-BY-4.0", "train"),
+    PhotoSource("Picture_1A_by_freespace.jpg", _L16, 'Trevor "Freespace"', "CC-BY-4.0", "train"),
+    PhotoSource("Wine_by_Jakkub_Mede.jpg", _L16, "Jakub Mede", "CC-BY-4.0", "train"),
+    PhotoSource("aitzgorri_by_Aitzol_Berasategi.jpg", _L16, "Aitzol Berasategi", "CC-BY-4.0", "train"),
+    PhotoSource("analogpattern_by_Peter_Nerlich.jpg", _L16, "Peter Nerlich", "CC-BY-SA-4.0", "train"),
+    PhotoSource("free_by_Peter_Nerlich.jpg", _L16, "Peter Nerlich", "CC-BY-SA-4.0", "train"),
+    PhotoSource("friends_by_Aitzol_Berasategi.jpg", _L16, "Aitzol Berasategi", "CC-BY-4.0", "train"),
+    PhotoSource("greentock_by_Peter_Nerlich.jpg", _L16, "Peter Nerlich", "CC-BY-SA-4.0", "train"),
+    PhotoSource("life_by_Aitzol_Berasategi.jpg", _L16, "Aitzol Berasategi", "CC-BY-4.0", "train"),
+    PhotoSource("picosdeeuropa_by_Aitzol_Berasategi.jpg", _L16, "Aitzol Berasategi", "CC-BY-4.0", "train"),
+    PhotoSource("seeding_by_Clements_Engelhardt.jpg", _L16, "Clemens Engelhardt", "CC0-1.0", "train"),
+    PhotoSource("sunset_by_Aitzol_Berasategi.jpg", _L16, "Aitzol Berasategi", "CC-BY-4.0", "train"),
+    PhotoSource("Kleiber_by_Lukas_Baubkus.jpg", _L20, "Lukas Baubkus", "CC-BY-SA-3.0", "train"),
+    PhotoSource("aero1.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("aero3.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("aloeL.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("apple.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("baboon.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("board.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("building.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("butterfly.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("chicky_512.png", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("ela_original.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("fruits.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("home.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("left.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("leuvenA.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("messi5.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("orange.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("rubberwhale1.png", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("smarties.png", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("squirrel_cls.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
+    PhotoSource("stuff.jpg", "opencv-doc", _CV_AUTHOR, _CV_LICENCE, "train"),
     PhotoSource("astronaut.png", "scikit-image", "NASA", "public domain (no known restrictions)", "test"),
     PhotoSource("coffee.png", "scikit-image", "Rachel Michetti", "CC0", "test"),
     PhotoSource("EveningGlow", _KDE, "Ian Hex", _LGPL, "test"),

@@ -63,6 +63,31 @@ def test_missing_wallpaper_names_the_apt_package(tmp_path, monkeypatch):
         photos._wallpapers_dir.cache_clear()
 
 
+def test_debian_photos_come_from_their_package_or_the_photos_folder(tmp_path, monkeypatch):
+    lomiri = next(s for s in photos.PHOTO_SOURCES if s.package == "lomiri-wallpapers-16.04")
+    opencv = next(s for s in photos.PHOTO_SOURCES if s.package == "opencv-doc")
+    monkeypatch.setenv(photos.PHOTOS_ENV, str(tmp_path))
+    with pytest.raises(
+        UserError, match=f"{lomiri.name}.*apt-get install -y lomiri-wallpapers-16.04.*PAGODA_PHOTOS_DIR"
+    ):
+        lomiri.path()
+    (tmp_path / opencv.name).write_bytes(b"")
+    assert opencv.path() == tmp_path / opencv.name
+    monkeypatch.delenv(photos.PHOTOS_ENV)
+    monkeypatch.setattr(photos, "_dpkg_files", lambda package: (Path("/x") / package / lomiri.name,))
+    assert photos._debian_file(lomiri.package, lomiri.name) == Path("/x/lomiri-wallpapers-16.04") / lomiri.name
+    assert (
+        photos._debian_file("opencv-doc", "nothing.png") == Path(photos.DEBIAN_FOLDERS["opencv-doc"]) / "nothing.png"
+    )
+
+
+def test_install_script_installs_every_photo_package():
+    script = (Path(__file__).parents[1] / "install.sh").read_text()
+    line = next(t for t in script.splitlines() if t.startswith("PHOTOS="))
+    assert line.split("=", 1)[1].strip('"').split() == list(photos.PHOTO_PACKAGES)
+    assert {s.package for s in photos.PHOTO_SOURCES} - {"scikit-image", "scikit-learn"} == set(photos.PHOTO_PACKAGES)
+
+
 def test_unconditional_bank_round_trips_and_refuses_class_and_prompt():
     bank = CaptionBank.unconditional(6)
     again = CaptionBank.from_tensors(bank.to_tensors())
