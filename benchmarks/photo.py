@@ -36,7 +36,7 @@ from PIL import Image
 
 from pagoda_inverse.core.encode import load_latent_cache
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.datasets.photos import load_photo, photo_sources
+from pagoda_inverse.datasets.photos import load_photo, photo_sources, shrink_to
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.solvers import solve
 from pagoda_inverse.solvers.base import data_consistency
@@ -53,9 +53,7 @@ def held_out_photos(max_side: int = 640) -> dict[str, torch.Tensor]:
     at most ``max_side``, then cropped to multiples of 4 (for x4 super-resolution)."""
     out = {}
     for source in photo_sources("test"):
-        x = load_photo(source)[None].float() / 127.5 - 1
-        factor = max(1, -(-max(x.shape[-2:]) // max_side))
-        x = F.avg_pool2d(x, factor) if factor > 1 else x
+        x = shrink_to(load_photo(source)[None].float() / 127.5 - 1, max_side)
         h, w = (s - s % 4 for s in x.shape[-2:])
         out[Path(source.name).stem] = x[..., :h, :w]
     return out

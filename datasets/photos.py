@@ -34,7 +34,15 @@ from PIL import Image, ImageOps
 from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.io import open_image
 
-__all__ = ["PHOTO_SOURCES", "PhotoSource", "load_photo", "photo_crops", "photo_manifest", "photo_sources"]
+__all__ = [
+    "PHOTO_SOURCES",
+    "PhotoSource",
+    "load_photo",
+    "photo_crops",
+    "photo_manifest",
+    "photo_sources",
+    "shrink_to",
+]
 
 WALLPAPER_PACKAGE = "plasma-workspace-wallpapers"
 WALLPAPERS_ENV = "PAGODA_WALLPAPERS_DIR"
@@ -230,17 +238,36 @@ def load_photo(source: PhotoSource) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
+def shrink_to(photo: torch.Tensor, max_side: int) -> torch.Tensor:
+    """``photo [..., H, W]`` (any dtype) averaged over ``f x f`` blocks, ``f`` the smallest integer that brings the
+    longer side to at most ``max_side`` (``f = 1``: returned as is); float32 unless unchanged."""
+    factor = -(-max(photo.shape[-2:]) // max_side)
+    if factor <= 1:
+        return photo
+    return torch.nn.functional.avg_pool2d(photo.float().reshape(-1, *photo.shape[-3:]), factor).reshape(
+        *photo.shape[:-2], photo.shape[-2] // factor, photo.shape[-1] // factor
+    )
+
+
 def photo_crops(
-    split: str, n: int, *, size: int = 64, scales: tuple[int, ...] = (1, 2, 4, 8), seed: int = 0
+    split: str,
+    n: int,
+    *,
+    size: int = 64,
+    scales: tuple[int, ...] = (1, 2, 4, 8),
+    max_side: int = 2560,
+    seed: int = 0,
 ) -> torch.Tensor:
     """``n`` random crops of the photos of ``split``, area-downsampled to ``size x size``: ``uint8 [n, 3, size, size]``.
 
-    Crop ``i`` depends only on ``(seed, i)``: it picks a photo uniformly, a scale ``s`` from ``scales`` (the crop
-    covers ``s * size`` pixels of the photo, at most its shorter side) and a uniform position, then averages
-    ``s x s`` blocks. No flips here: the training loops flip.
+    Every photo is first shrunk by :func:`shrink_to` to a longer side of at most ``max_side`` (the wallpapers' 2560
+    px), so that a crop of one scale shows about as much of a scene whatever camera took it. Crop ``i`` depends only
+    on ``(seed, i)``: it picks a photo uniformly, a scale ``s`` from ``scales`` (the crop covers ``s * size`` pixels
+    of the photo, at most its shorter side) and a uniform position, then averages ``s x s`` blocks. No flips here:
+    the training loops flip.
     """
     sources = photo_sources(split)
-    photos = [load_photo(s) for s in sources]
+    photos = [shrink_to(load_photo(s), max_side) for s in sources]
     out = torch.empty(n, 3, size, size, dtype=torch.uint8)
     for i in range(n):
         g = torch.Generator().manual_seed(seed * 1_000_003 + i)

@@ -254,7 +254,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "photo": TeacherConfig(
             data=PHOTO_DATA,
             unet=UNetConfig(channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=()),
-            steps=4000,
+            steps=5000,
             batch_size=128,
             checkpoint_every=250,
         ),
@@ -277,7 +277,7 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "decoder": {
         "fmnist": DecoderConfig(),
-        "photo": DecoderConfig(steps=3000, batch_size=64, lr_g=3e-4, cond_dropout=0.0, checkpoint_every=250),
+        "photo": DecoderConfig(steps=4000, batch_size=64, lr_g=3e-4, cond_dropout=0.0, checkpoint_every=250),
         "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
         "imagenet64": DecoderConfig(
             steps=200_000, batch_size=64, lr_g=2e-5, lr_d=2e-4, disc_channels=64, log_every=100, checkpoint_every=2000
