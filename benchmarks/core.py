@@ -37,9 +37,13 @@ from pagoda_inverse.utils.seeding import randn_for_seeds
 
 
 def run_seconds(run_dir: Path) -> float:
-    """Wall time of a training run: the time stamp of the last line of its log."""
-    last = (Path(run_dir) / "log.txt").read_text().strip().splitlines()[-1]
-    return float(re.match(r"\[\s*([\d.]+)s\]", last).group(1))
+    """Wall time of a training run, summed over its sessions: each process stamps its log lines from its own start,
+    so a resumed run's log restarts its clock; every session counts up to its last line (work redone after an
+    interruption counts twice: it was spent)."""
+    stamps = [
+        float(m.group(1)) for m in re.finditer(r"^\[\s*([\d.]+)s\]", (Path(run_dir) / "log.txt").read_text(), re.M)
+    ]
+    return sum(t for t, after in zip(stamps, [*stamps[1:], 0.0]) if after < t)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import torch
+from core import run_seconds
 
 from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.classifier import classify, load_classifier
@@ -30,12 +31,6 @@ DATA = (
 
 
 SHARED = " (wall time; other jobs ran on the same 2 cores during this run, so alone it takes less)"
-
-
-def training_minutes(run: Path) -> float:
-    """Wall time of a run: the time stamp of the last line of its log (minutes)."""
-    stamps = [float(m.group(1)) for m in re.finditer(r"\[\s*([\d.]+)s\]", (run / "log.txt").read_text())]
-    return stamps[-1] / 60
 
 
 def classifier_card(run: Path, shared: bool) -> str:
@@ -54,7 +49,7 @@ def classifier_card(run: Path, shared: bool) -> str:
         f"penultimate features (used for FD/KID) -> 10 logits; {params:,} parameters.",
         f"- Training: `pagoda-inv train classifier --preset fmnist` ({train['steps']} steps x batch "
         f"{train['batch_size']}, AdamW, cosine decay) on the 2-core CPU machine: "
-        f"**{training_minutes(run):.1f} min**{SHARED if shared else ''}.",
+        f"**{run_seconds(run) / 60:.1f} min**{SHARED if shared else ''}.",
         "- Use: `load_classifier('fmnist-clf')`; the generation tasks (`pagoda-inv bench --task generate`) report "
         "FD-FMNIST / KID-FMNIST in its features (not FID: no Inception weights offline) and control accuracy.",
         f"- Card: `python benchmarks/reference_cards.py --clf-run {run} ...`",
@@ -82,7 +77,7 @@ def fullres_card(run: Path, generation: list[Path], shared: bool) -> str:
         f"{unet['num_blocks']} block(s) per level, attention at {unet['attn_resolutions']}; {params:,} parameters.",
         f"- Training: `pagoda-inv train teacher --preset fmnist-fullres` ({train['steps']} steps x batch "
         f"{train['batch_size']}, EDM loss, EMA {train['ema_decay']}) on the 2-core CPU machine: "
-        f"**{training_minutes(run):.1f} min**{SHARED if shared else ''}; last logged loss {losses[-1] if losses else 'n/a'}.",
+        f"**{run_seconds(run) / 60:.1f} min**{SHARED if shared else ''}; last logged loss {losses[-1] if losses else 'n/a'}.",
         "- Sampler: Heun PF-ODE, 18 grid points (35 network evaluations, 70 with CFG).",
         f"- Card: `python benchmarks/reference_cards.py --fullres-run {run} ...`",
         "",

@@ -279,7 +279,7 @@ def denoise(
     _run("denoise", "denoise", {}, **locals())
 
 
-@app.command("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --model photo")
+@app.command("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --samples 4")
 def colorize(
     input: InputOpt,
     output: OutputOpt = None,
@@ -287,7 +287,8 @@ def colorize(
         str | None,
         typer.Option(
             "--solver",
-            help="colour_net (the default when the model has a colour network, as photo does), one_step, "
+            help="colour_net (the default when the model has a colour network, as photo does: the posterior-mean "
+            "colour), one_step (the default with --samples K > 1: K colourings, their mean and std map), "
             "encode_decode, latent_map, latent_ilo, latent_langevin, gray, pinv.",
             rich_help_panel="Solver",
         ),

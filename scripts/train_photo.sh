@@ -2,29 +2,51 @@
 # Train the embedded `photo` model from scratch on this machine, stage by stage:
 #   teacher 16x16 (unconditional, RGB crops of the photos in datasets/photos.py) -> PF-ODE latents (train, test)
 #   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> learned encoder -> colour network (colorization)
-#   -> benchmark (docs/models/photo.md) -> export as fp16 into pagoda_inverse/models/photo.
-# Needs the Debian package plasma-workspace-wallpapers (install.sh installs it). An interrupted stage continues with
-# the same command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_photo.sh [RUNS_DIR]
+#   -> export as fp16 into pagoda_inverse/models/photo -> benchmark (docs/photo.md and the model card).
+# Needs the photo packages that install.sh installs (plasma-workspace-wallpapers, lomiri-wallpapers-16.04 and -20.04,
+# opencv-doc). Training takes about 170 min on a 2-core CPU; docs/photo.md lists each stage's measured time.
+# Running the same command again continues where it stopped: a finished stage leaves its output in
+# RUNS/photo-STAGE.path and is not redone; an interrupted training stage continues from its last checkpoint (its run
+# folder is named in RUNS/photo-STAGE.log) and its training time is summed over the sessions.
+# Usage: scripts/train_photo.sh [RUNS_DIR]
 set -euo pipefail
+shopt -s inherit_errexit
 RUNS=${1:-runs}
 mkdir -p "$RUNS"
-T=$(pagoda-inv train teacher --preset photo --runs "$RUNS" -q)
-pagoda-inv encode --preset photo --teacher "$T" --out "$RUNS/photo-latents-train" -q 2> "$RUNS/photo-encode-train.log"
-pagoda-inv encode --preset photo --teacher "$T" --split test --out "$RUNS/photo-latents-test" -q \
-  2> "$RUNS/photo-encode-test.log"
+
+# stage NAME COMMAND...: run a pagoda-inv COMMAND once (quiet, its log in RUNS/photo-NAME.log), continuing the run
+# folder of an interrupted earlier try, and print what it printed (a training stage: its checkpoint).
+stage() {
+  local done="$RUNS/photo-$1.path" log="$RUNS/photo-$1.log" run
+  shift
+  if [ ! -e "$done" ]; then
+    run=$(sed -n 's/^run folder: //p' "$log" 2>/dev/null | tail -n 1)
+    if [ -n "$run" ] && [ -d "$run" ]; then set -- "$@" --resume "$run"; fi
+    "$@" -q > "$done.part" 2>> "$log"
+    mv "$done.part" "$done"
+  fi
+  cat "$done"
+}
+
 L="$RUNS/photo-latents-train"
-D16=$(pagoda-inv train decoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS" -q)
-D32=$(pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
-D64=$(pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS" -q)
-E=$(pagoda-inv train encoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS" -q)
-C=$(pagoda-inv train colour --preset photo --runs "$RUNS" -q)
+T=$(stage teacher pagoda-inv train teacher --preset photo --runs "$RUNS")
+stage encode-train pagoda-inv encode --preset photo --teacher "$T" --out "$L" > /dev/null
+stage encode-test pagoda-inv encode --preset photo --teacher "$T" --split test --out "$RUNS/photo-latents-test" > /dev/null
+D16=$(stage decoder pagoda-inv train decoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS")
+D32=$(stage grow32 pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS")
+D64=$(stage grow64 pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS")
+E=$(stage encoder pagoda-inv train encoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS")
+C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
 # The model's solver settings: the PF-ODE encoder (the learned one is too coarse here) and 4 posterior samples.
 DEFAULTS='{"one_step": {"encoder": "ode", "samples": 4}}'
-pagoda-inv export --overwrite --out pagoda_inverse/models/photo --teacher "$T" --decoder "$D64" --encoder "$E" \
-  --colour "$C" --solver-defaults "$DEFAULTS"
+MODEL=pagoda_inverse/models/photo
+export_model() {
+  pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --encoder "$E" --colour "$C" \
+    --solver-defaults "$DEFAULTS" "$@"
+}
+export_model
 python benchmarks/photo.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D16")" \
   --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" --encoder-run "$(dirname "$E")" \
   --test-latents "$RUNS/photo-latents-test" --encode-log "$RUNS/photo-encode-train.log" \
-  --colour-run "$(dirname "$C")" --model pagoda_inverse/models/photo
-pagoda-inv export --overwrite --out pagoda_inverse/models/photo --teacher "$T" --decoder "$D64" --encoder "$E" \
-  --colour "$C" --solver-defaults "$DEFAULTS" --card docs/models/photo.md
+  --colour-run "$(dirname "$C")" --model "$MODEL"
+export_model --card docs/models/photo.md

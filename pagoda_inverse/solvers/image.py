@@ -107,7 +107,8 @@ def solve_image(
     :param operator: a registry name (e.g. ``downsample_area``, ``inpaint_mask``, ``gaussian_blur``, ``colorize``);
         ``params`` its parameters (``factor`` for super-resolution).
     :param model: a model, an embedded name or a folder (default: :func:`default_model`).
-    :param solver: default: ``colour_net`` when the model has a colour network (colorization), else ``one_step``.
+    :param solver: default: ``colour_net`` for colorization with a model that has a colour network (the posterior-mean
+        colour), unless ``samples > 1`` asks for K colourings; else ``one_step``.
     :param samples: posterior samples (``one_step``, ``latent_langevin``); default the model's setting, else 1.
     :param seed: seed of the operator's random parameters, the simulated noise and the solver's noise.
     :param class_: condition on a class index; ``prompt``: on a text prompt (runs the text encoder).
@@ -130,7 +131,10 @@ def solve_image(
     else:
         m = load_model(model or default_model(image, operator)).to(resolve_device(device))
     where = m.device
-    solver = solver or ("colour_net" if m.colour is not None else "one_step")
+    sampling = samples is not None and samples > 1
+    solver = solver or (
+        "colour_net" if operator == "colorize" and m.colour is not None and not sampling else "one_step"
+    )
     if operator == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
     factor = int(params.get("factor", 1))  # only super-resolution changes the size
@@ -159,7 +163,7 @@ def solve_image(
     elif prompt is not None:
         cond = m.prompt_condition([prompt])
     kwargs = {"samples": samples} if samples is not None and solver in SAMPLING_SOLVERS else {}
-    if samples is not None and samples > 1 and not kwargs:
+    if sampling and not kwargs:
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
     settings = {k: v for k, v in m.solver_defaults.get(solver, {}).items() if k not in kwargs}
     if settings:

@@ -351,7 +351,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
         # PSNR-minded: a bicubic base under each new stage and a light adversarial term (the model serves solvers).
         "photo": DecoderConfig(
-            steps=2000,
+            steps=1600,
             batch_size=32,
             lr_g=3e-4,
             adv_weight=0.1,
