@@ -43,7 +43,7 @@ def run_seconds(run_dir: Path) -> float:
     stamps = [
         float(m.group(1)) for m in re.finditer(r"^\[\s*([\d.]+)s\]", (Path(run_dir) / "log.txt").read_text(), re.M)
     ]
-    return sum(t for t, after in zip(stamps, [*stamps[1:], 0.0]) if after < t)
+    return sum(t for t, after in zip(stamps, [*stamps[1:], 0.0], strict=True) if after < t)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -239,14 +239,10 @@ def load_photo(source: PhotoSource) -> torch.Tensor:
 
 
 def shrink_to(photo: torch.Tensor, max_side: int) -> torch.Tensor:
-    """``photo [..., H, W]`` (any dtype) averaged over ``f x f`` blocks, ``f`` the smallest integer that brings the
-    longer side to at most ``max_side`` (``f = 1``: returned as is); float32 unless unchanged."""
+    """``photo [C, H, W]`` or ``[B, C, H, W]`` (any dtype) averaged over ``f x f`` blocks, ``f`` the smallest integer
+    that brings the longer side to at most ``max_side`` (``f = 1``: returned as is); float32 unless unchanged."""
     factor = -(-max(photo.shape[-2:]) // max_side)
-    if factor <= 1:
-        return photo
-    return torch.nn.functional.avg_pool2d(photo.float().reshape(-1, *photo.shape[-3:]), factor).reshape(
-        *photo.shape[:-2], photo.shape[-2] // factor, photo.shape[-1] // factor
-    )
+    return torch.nn.functional.avg_pool2d(photo.float(), factor) if factor > 1 else photo
 
 
 def photo_crops(

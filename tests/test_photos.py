@@ -44,6 +44,18 @@ def test_crops_are_seeded_per_index_and_come_from_their_split(fake_photos):
     assert int(a.max()) < 100 and int(photos.photo_crops("test", 6, size=16).min()) > 150
 
 
+def test_large_photos_are_shrunk_by_block_averaging_before_cropping(fake_photos):
+    photo = torch.arange(2 * 7 * 9, dtype=torch.uint8).reshape(2, 7, 9)
+    assert photos.shrink_to(photo, 9) is photo  # small enough: untouched
+    small = photos.shrink_to(photo, 4)  # 9 / 4 -> blocks of 3: [2, 2, 3]
+    assert small.shape == (2, 2, 3) and float(small[1, 0, 0]) == float(photo[1, :3, :3].float().mean())
+    # The fake train photos are 300 x 500 of i.i.d. noise: a scale-4 crop averages 4 x 4 pixels; shrunk to a longer
+    # side of 64 (blocks of 8, then the scale drops to 2 on the 37 px side), it averages 16 x 16 original pixels.
+    fine = photos.photo_crops("train", 8, size=16, scales=(4,), seed=3).float().std()
+    coarse = photos.photo_crops("train", 8, size=16, scales=(4,), max_side=64, seed=3).float().std()
+    assert float(fine) > 5 and float(coarse) < 2.5  # noise std 26: / 4 and / 16
+
+
 def test_photo_dataset_loads_unlabelled_model_range_images(fake_photos):
     images, labels = load_images(DataConfig(dataset="photo", resolution=16, factor=4), "test", limit=5)
     assert images.shape == (5, 3, 16, 16) and torch.equal(labels, torch.full((5,), -1))

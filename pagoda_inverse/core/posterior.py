@@ -209,8 +209,13 @@ class PosteriorEncoder(nn.Module):
             features.append(h)
         return features, emb
 
+    def describe(self, op, y: torch.Tensor, image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(maps, vector)``: :func:`describe_operator` of ``op`` and ``y [B, ...]`` with this encoder's probe size
+        and fill scales, the inputs of :meth:`forward`."""
+        return describe_operator(op, y, image_shape, self.config.probe_size, self.config.fill_scales)
+
     def forward(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor):
-        """:param maps: ``[B, F, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :func:`describe_operator`.
+        """:param maps: ``[B, F, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :meth:`describe`.
         :param cond: ``[B, cond_dim]`` G's condition (the null caption when unconditional).
         :param eps: ``[K, B, noise_channels, R, R]`` standard normal noise (zeros: the encoder's central latent).
         """

@@ -66,13 +66,12 @@ def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
     offsets of the model's posterior encoder for the operator's family (``q`` at zero noise, 1 NFE).
     """
     if init == "posterior":
-        from pagoda_inverse.core.posterior import describe_operator
         from pagoda_inverse.solvers.one_step import posterior_encoder
 
         q = posterior_encoder(model, op, announce=False)
         if q is None:
             raise UserError(f"init 'posterior': model {model.path.name!r} has no posterior encoder for this operator")
-        maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size, q.config.fill_scales)
+        maps, vector = q.describe(op, y, model.image_shape)
         u, offsets = q(maps, vector, c, maps.new_zeros(1, len(y), q.config.noise_channels, *maps.shape[-2:]))
         return u[0], [d[0] for d in offsets]
     if init is None:

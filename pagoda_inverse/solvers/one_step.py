@@ -24,7 +24,7 @@ from einops import rearrange, repeat
 
 from pagoda_inverse.control.codec import decode
 from pagoda_inverse.control.generate import one_step, one_step_nfe
-from pagoda_inverse.core.posterior import PosteriorEncoder, describe_operator
+from pagoda_inverse.core.posterior import PosteriorEncoder
 from pagoda_inverse.ops.families import operator_family
 from pagoda_inverse.ops.rng import randn_like
 from pagoda_inverse.solvers.base import (
@@ -77,7 +77,7 @@ def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor
     ``bf16``), then the data-consistency step per sample. Differentiable in ``q``'s weights (the training loss goes
     through it)."""
     k = len(eps)
-    maps, vector = describe_operator(op, y, model.image_shape, q.config.probe_size, q.config.fill_scales)
+    maps, vector = q.describe(op, y, model.image_shape)
     with autocast(precision, y.device):
         u, offsets = q(maps, vector, cond, eps)
         # Sample-major rows: row k B + i is sample k of image i.
