@@ -17,10 +17,10 @@ mkdir -p "$RUNS"
 # stage NAME COMMAND...: run a pagoda-inv COMMAND once (quiet, its log in RUNS/photo-NAME.log), continuing the run
 # folder of an interrupted earlier try, and print what it printed (a training stage: its checkpoint).
 stage() {
-  local done="$RUNS/photo-$1.path" log="$RUNS/photo-$1.log" run
+  local done="$RUNS/photo-$1.path" log="$RUNS/photo-$1.log" run=""
   shift
   if [ ! -e "$done" ]; then
-    run=$(sed -n 's/^run folder: //p' "$log" 2>/dev/null | tail -n 1)
+    if [ -f "$log" ]; then run=$(sed -n 's/^run folder: //p' "$log" | tail -n 1); fi
     if [ -n "$run" ] && [ -d "$run" ]; then set -- "$@" --resume "$run"; fi
     "$@" -q > "$done.part" 2>> "$log"
     mv "$done.part" "$done"

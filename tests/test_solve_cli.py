@@ -194,7 +194,7 @@ def test_colorize_defaults_to_the_photo_colour_network(tmp_path):
     luma = rgb @ np.array([0.299, 0.587, 0.114])
     assert np.abs(luma - gray).max() <= 1.5  # the measured luma, up to 8-bit rounding
     # --samples K asks for K colourings: one_step, their mean as the output, a grid and a std map beside it.
-    result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"), "--samples", "2")
+    result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"), "--samples", "2", "--overwrite")
     assert result.returncode == 0 and "one_step:" in result.stderr, result.stderr
     with Image.open(tmp_path / "gray-colorize-samples.png") as grid, Image.open(tmp_path / "gray-colorize-std.png"):
         assert grid.mode == "RGB"
