@@ -23,6 +23,7 @@ from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.utils.device import autocast
 
 
 def gray_copy(x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +69,9 @@ def train_colour(cfg: ColourTrainConfig, run_dir: Path, *, callback: Callable[[d
         x = dist.local(random_hflip(images[idx], g) if cfg.hflip else images[idx])
         # Warm-up then cosine learning-rate decay; squared error of the colorization; Adam step, EMA.
         warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
-        loss = update(dist, F.mse_loss(net(gray_copy(x)), x), net, opt, ema, cfg.ema_decay)
+        with autocast(cfg.precision, dist.device):  # the network at cfg.precision, the loss in fp32
+            estimate = net(gray_copy(x)).float()
+        loss = update(dist, F.mse_loss(estimate, x), net, opt, ema, cfg.ema_decay)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "colour"

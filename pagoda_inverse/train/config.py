@@ -93,6 +93,7 @@ class DecoderConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     upsample: str = "nearest"  # growth only: the previous image's up-sampling under the new stage (UPSAMPLE_MODES)
+    precision: str = "fp32"  # G's and D's arithmetic in training: fp32, or bf16 autocast (1.65x faster steps on the CPU)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class ColourTrainConfig:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 100
+    precision: str = "fp32"  # the network's arithmetic in training: fp32, or bf16 autocast
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,7 @@ PRESETS: dict[str, dict[str, object]] = {
         ),
     },
     "colour": {
-        "photo": ColourTrainConfig(),
+        "photo": ColourTrainConfig(precision="bf16"),
         "smoke": ColourTrainConfig(
             data=DataConfig(dataset="photo", resolution=16, factor=1, limit=64),
             unet=UNetConfig(
@@ -358,6 +360,7 @@ PRESETS: dict[str, dict[str, object]] = {
             cond_dropout=0.0,
             checkpoint_every=250,
             upsample="bicubic",
+            precision="bf16",
         ),
         "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
         # imagenet64: one preset per growth stage (the batch halves as the resolution doubles).

@@ -31,6 +31,7 @@ from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
 from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.utils.device import autocast
 from pagoda_inverse.utils.images import save_grid
 
 
@@ -83,11 +84,13 @@ def train_decoder(
         z, x, c, c_r, noise, real = (dist.local(t) for t in (z, x, c, c_r, noise, real))
         aug = step_generator(cfg.seed, step, stream=1 + dist.rank)  # this rank's augmentations
         # Generator step: reconstruction on the encoded pairs + adaptive-weighted adversarial term on fresh noise.
-        rec = structural_distance(G(z, c), x).mean()
-        fake = G(noise * G.sigma_max, c_r)
+        with autocast(cfg.precision, dist.device):  # the networks at cfg.precision, the losses in fp32
+            rec = structural_distance(G(z, c).float(), x).mean()
+            fake = G(noise * G.sigma_max, c_r).float()
         loss, lam = rec, 0.0
         if step >= cfg.adv_start:
-            adv = hinge_g_loss(D(diff_augment(fake, aug), c_r))
+            with autocast(cfg.precision, dist.device):
+                adv = hinge_g_loss(D(diff_augment(fake, aug), c_r).float())
             lam = dist.mean(float(adaptive_weight(rec, adv, last_w)))
             loss = rec + cfg.adv_weight * lam * adv
         opt_g.zero_grad(set_to_none=True)
@@ -96,7 +99,9 @@ def train_decoder(
         opt_g.step()
         ema_update(G_ema, G, cfg.ema_decay)
         # Discriminator step: hinge loss, real batch vs the same fakes.
-        loss_d = hinge_d_loss(D(diff_augment(real, aug), c_r), D(diff_augment(fake.detach(), aug), c_r))
+        with autocast(cfg.precision, dist.device):
+            logits_real, logits_fake = D(diff_augment(real, aug), c_r), D(diff_augment(fake.detach(), aug), c_r)
+        loss_d = hinge_d_loss(logits_real.float(), logits_fake.float())
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         dist.average_gradients_(D)

@@ -61,9 +61,17 @@ def read_run_config(run_dir: Path, kind: str) -> dict:
 
 
 def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
-    """Refuse to resume when the requested config differs from the run's saved one."""
-    saved = read_run_config(run_dir, kind)
-    config = json.loads(json.dumps(config))  # tuples -> lists, as stored
+    """Refuse to resume when the requested config differs from the run's saved one. Both are compared with every
+    field filled in, so a run saved before a field was added resumes at that field's default (its old behaviour)."""
+    from pagoda_inverse.train.config import from_dict, to_dict
+
+    def filled(d: dict) -> dict:
+        try:
+            return json.loads(json.dumps(to_dict(from_dict(kind, d))))  # defaults filled; tuples -> lists, as stored
+        except TypeError as err:  # a field this version does not know
+            raise UserError(f"{run_dir}/config.json: not a {kind!r} config of this version ({err})") from None
+
+    saved, config = filled(read_run_config(run_dir, kind)), filled(config)
     if saved != config:
         diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         raise UserError(f"{run_dir}/config.json: differs from the requested config in {diff}; resume without options")

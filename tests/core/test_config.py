@@ -33,3 +33,16 @@ def test_resume_refuses_another_config_or_kind(tmp_path):
     with pytest.raises(UserError, match="not a 'decoder' run"):
         check_resume_config(run, "decoder", to_dict(resolve("decoder", "smoke")))
     assert new_run_dir(tmp_path, "x").name.startswith("00001-")
+
+
+def test_a_run_saved_before_a_field_existed_resumes_at_its_default(tmp_path):
+    run = new_run_dir(tmp_path, "grow-smoke")
+    saved = to_dict(resolve("grow", "smoke"))
+    del saved["precision"]  # a run of an earlier version: trained in fp32, the field's default
+    write_config(run, "grow", saved)
+    check_resume_config(run, "grow", to_dict(resolve("grow", "smoke")))
+    with pytest.raises(UserError, match="\\['precision'\\]"):
+        check_resume_config(run, "grow", to_dict(resolve("grow", "smoke", precision="bf16")))
+    write_config(run, "grow", {**saved, "from_the_future": 1})
+    with pytest.raises(UserError, match="not a 'grow' config of this version"):
+        check_resume_config(run, "grow", to_dict(resolve("grow", "smoke")))
