@@ -2,7 +2,8 @@
 # Train the embedded `photo` model from scratch on this machine, stage by stage:
 #   teacher 16x16 (unconditional, RGB crops of the photos in datasets/photos.py) -> PF-ODE latents (train, test)
 #   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> learned encoder -> colour network (colorization)
-#   -> export as fp16 into pagoda_inverse/models/photo -> benchmark (docs/photo.md and the model card).
+#   -> export as fp16 into pagoda_inverse/models/photo -> posterior encoder for colorization (trained against the
+#   exported G, then exported beside it) -> benchmark (docs/photo.md and the model card).
 # Needs the photo packages that install.sh installs (plasma-workspace-wallpapers, lomiri-wallpapers-16.04 and -20.04,
 # opencv-doc). Training takes about 170 min on a 2-core CPU; docs/photo.md lists each stage's measured time.
 # Running the same command again continues where it stopped: a finished stage leaves its output in
@@ -45,8 +46,12 @@ export_model() {
     --solver-defaults "$DEFAULTS" "$@"
 }
 export_model
+P=$(stage posterior-colorize pagoda-inv train posterior --family colorize --preset photo --model "$MODEL" --runs "$RUNS")
+# The posterior encoder is added to the exported folder on its own: it was trained for the decoder already there.
+add_posterior() { pagoda-inv export --overwrite --out "$MODEL" --posterior "$P" "$@"; }
+add_posterior
 python benchmarks/photo.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D16")" \
   --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" --encoder-run "$(dirname "$E")" \
   --test-latents "$RUNS/photo-latents-test" --encode-log "$RUNS/photo-encode-train.log" \
-  --colour-run "$(dirname "$C")" --model "$MODEL"
-export_model --card docs/models/photo.md
+  --colour-run "$(dirname "$C")" --posterior-run "$(dirname "$P")" --model "$MODEL"
+add_posterior --card docs/models/photo.md
