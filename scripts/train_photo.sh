@@ -5,7 +5,8 @@
 #   -> export as fp16 into pagoda_inverse/models/photo -> posterior encoder for colorization (trained against the
 #   exported G, then exported beside it) -> benchmark (docs/photo.md and the model card).
 # Needs the photo packages that install.sh installs (plasma-workspace-wallpapers, lomiri-wallpapers-16.04 and -20.04,
-# opencv-doc). Training takes about 170 min on a 2-core CPU; docs/photo.md lists each stage's measured time.
+# opencv-doc). Training takes about 210 min on a 2-core CPU (180 without the posterior encoder); docs/photo.md lists
+# each stage's measured time.
 # Running the same command again continues where it stopped: a finished stage leaves its output in
 # RUNS/photo-STAGE.path and is not redone; an interrupted training stage continues from its last checkpoint (its run
 # folder is named in RUNS/photo-STAGE.log) and its training time is summed over the sessions.
