@@ -170,7 +170,7 @@ def test_grow_stage_trains_at_the_new_resolution(smoke, tmp_path):
 def test_grow_stage_in_bf16_trains_the_same_weights_in_fp32(smoke, tmp_path):
     # bf16 autocast runs G and D in bfloat16 and the losses and weights stay float32: a trained stage in float32
     # files, whose weights moved away from the start and stay near the fp32 run's (6 steps, same batches).
-    from pagoda_inverse.train.grow import grow_decoder
+    from pagoda_inverse.train.grow import grow_decoder, grow_generator
 
     runs = {}
     for precision in ("fp32", "bf16"):
@@ -179,8 +179,6 @@ def test_grow_stage_in_bf16_trains_the_same_weights_in_fp32(smoke, tmp_path):
             grow_decoder(cfg, new_run_dir(tmp_path, precision), smoke["decoder"], smoke["teacher"], smoke["latents"])
         ).decoder.net.state_dict()
     torch.manual_seed(0)
-    from pagoda_inverse.train.grow import grow_generator
-
     start = grow_generator(load_model(smoke["decoder"]).decoder).net.state_dict()
     moved = runs["bf16"]["out.2.weight"] - start["out.2.weight"]
     assert runs["bf16"]["out.2.weight"].dtype == torch.float32 and moved.abs().max() > 0
