@@ -154,17 +154,19 @@ def motion_kernel(size: int = 61, intensity: float = 0.5, generator: torch.Gener
     >>> tuple(k.shape), round(float(k.sum()), 6), bool((k >= 0).all())
     ((15, 15), 1.0, True)
     """
-    import kornia
+    return motion_kernels(1, size, intensity, [generator])[0, 0]
 
-    size = check_int(size, "size", 3)
-    if not 0.0 <= float(intensity) <= 1.0:
-        raise fail(f"intensity must be in [0, 1], got {intensity!r}")
-    pts = motion_trajectory(size, float(intensity), generator)
-    # Dense samples along each segment.
+
+def _splat_path(size: int, intensity: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``(size, size)`` float64: a :func:`motion_trajectory` splatted bilinearly, points 0.25 px apart along it."""
+    pts = motion_trajectory(size, intensity, generator)
+    # Dense samples along each segment: segment i gets counts[i] points at t = 0, 1/c, ..., (c-1)/c; then the end.
     seg = pts[1:] - pts[:-1]
     counts = (seg.norm(dim=1) / 0.25).ceil().clamp_min(1).long()
-    t = torch.cat([torch.arange(int(c), dtype=torch.float64) / int(c) for c in counts.tolist()] + [torch.ones(1)])
-    idx = torch.cat([torch.full((int(c),), i) for i, c in enumerate(counts.tolist())] + [torch.tensor([len(seg) - 1])])
+    idx = torch.repeat_interleave(torch.arange(len(seg)), counts)
+    first = torch.cumsum(counts, 0) - counts
+    t = (torch.arange(len(idx)) - first[idx]).to(torch.float64) / counts[idx]
+    idx, t = torch.cat([idx, torch.tensor([len(seg) - 1])]), torch.cat([t, torch.ones(1, dtype=torch.float64)])
     p = pts[idx] + t[:, None] * seg[idx]
     # Bilinear splat onto the kernel grid (points outside are clipped, as the reference crops its canvas).
     canvas = torch.zeros(size + 2, size + 2, dtype=torch.float64)
@@ -177,14 +179,7 @@ def motion_kernel(size: int = 61, intensity: float = 0.5, generator: torch.Gener
             c = (base[:, 1] + dc + 1).long()
             ok = (r >= 0) & (r < size + 2) & (c >= 0) & (c < size + 2)
             canvas.index_put_((r[ok], c[ok]), w[ok], accumulate=True)
-    k = canvas[1:-1, 1:-1]
-    sigma = max(0.5, 0.01 * math.hypot(size, size))
-    ks = 2 * math.ceil(3 * sigma) + 1
-    k = kornia.filters.gaussian_blur2d(k[None, None], (ks, ks), (sigma, sigma), border_type="constant")[0, 0]
-    if float(k.sum()) <= 0:  # the whole path fell outside the canvas: fall back to a centred dot
-        k = torch.zeros(size, size, dtype=torch.float64)
-        k[size // 2, size // 2] = 1.0
-    return k / k.sum()
+    return canvas[1:-1, 1:-1]
 
 
 def motion_kernels(
@@ -203,5 +198,19 @@ def motion_kernels(
     :param seeds: B seeds (kernel i depends only on ``seeds[i]``).
     :return: (B, 1, size, size) float64 tensor.
     """
+    import kornia
+
+    size = check_int(size, "size", 3)
+    if not 0.0 <= float(intensity) <= 1.0:
+        raise fail(f"intensity must be in [0, 1], got {intensity!r}")
     gens = per_image_generators(batch, generator, seeds)
-    return torch.stack([motion_kernel(size, intensity, g) for g in gens])[:, None]
+    paths = torch.stack([_splat_path(size, float(intensity), g) for g in gens])[:, None]
+    # One Gaussian smoothing for the whole batch, then each kernel normalised to sum 1.
+    sigma = max(0.5, 0.01 * math.hypot(size, size))
+    ks = 2 * math.ceil(3 * sigma) + 1
+    k = kornia.filters.gaussian_blur2d(paths, (ks, ks), (sigma, sigma), border_type="constant")
+    # A path that fell wholly outside the canvas gives a centred dot.
+    empty = k.sum((1, 2, 3)) <= 0
+    k[empty] = 0.0
+    k[empty, 0, size // 2, size // 2] = 1.0
+    return k / k.sum((2, 3), keepdim=True)

@@ -24,6 +24,11 @@ def _randint(gen, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
+def _uniform(gen, low: float, high: float) -> float:
+    """One float64 uniform on [low, high) from ``gen``, as a float (the same draw and value as :func:`uniform`)."""
+    return low + (high - low) * float(torch.rand(1, generator=gen, dtype=torch.float64))
+
+
 def box_mask(
     h: int,
     w: int,
@@ -102,27 +107,33 @@ def freeform_mask(
     """
     strokes, vertices = check_int(strokes, "strokes"), check_int(vertices, "vertices", 4)
     s = min(h, w)
+    # The strokes' segments (start, direction, brush radius), walked in plain floats: the draws come one at a time
+    # because the number of segments is itself drawn.
+    starts, steps, radii = [], [], []
+    for _ in range(_randint(generator, min(2, strokes), strokes)):
+        p0, p1 = (float(v) for v in uniform(generator, 2))
+        p0, p1 = p0 * h, p1 * w
+        radius = _uniform(generator, width[0] * s, width[1] * s) / 2
+        heading = _uniform(generator, 0, 2 * math.pi)
+        for _ in range(_randint(generator, 4, vertices)):
+            heading += _uniform(generator, -2 * math.pi / 5, 2 * math.pi / 5)
+            step = _uniform(generator, length[0] * s, length[1] * s)
+            # The segment's end, clamped to the image.
+            q0 = min(max(p0 + step * math.sin(heading), 0.0), float(h))
+            q1 = min(max(p1 + step * math.cos(heading), 0.0), float(w))
+            starts.append((p0, p1))
+            steps.append((q0 - p0, q1 - p1))
+            radii.append(radius)
+            p0, p1 = q0, q1
+    # Squared distance from every pixel centre to every segment [S, h, w]; a pixel is a hole within a brush radius.
+    p0, p1 = torch.tensor(starts, dtype=torch.float64).T[..., None, None]
+    d0, d1 = torch.tensor(steps, dtype=torch.float64).T[..., None, None]
+    length2 = torch.tensor([a * a + b * b + 1e-12 for a, b in steps], dtype=torch.float64)[:, None, None]
     rows = torch.arange(h, dtype=torch.float64)[:, None] + 0.5
     cols = torch.arange(w, dtype=torch.float64)[None, :] + 0.5
-    hole = torch.zeros(h, w, dtype=torch.bool)
-    for _ in range(_randint(generator, min(2, strokes), strokes)):
-        p = uniform(generator, 2) * torch.tensor([h, w], dtype=torch.float64)
-        radius = float(uniform(generator, 1, width[0] * s, width[1] * s)) / 2
-        heading = float(uniform(generator, 1, 0, 2 * math.pi))
-        for _ in range(_randint(generator, 4, vertices)):
-            heading += float(uniform(generator, 1, -2 * math.pi / 5, 2 * math.pi / 5))
-            step = float(uniform(generator, 1, length[0] * s, length[1] * s))
-            q = p + step * torch.tensor([math.sin(heading), math.cos(heading)], dtype=torch.float64)
-            q = torch.minimum(
-                torch.maximum(q, torch.zeros(2, dtype=torch.float64)), torch.tensor([h, w], dtype=torch.float64)
-            )
-            # Distance from each pixel centre to the segment p-q.
-            d = q - p
-            t = ((rows - p[0]) * d[0] + (cols - p[1]) * d[1]) / (float(d @ d) + 1e-12)
-            t = t.clamp(0, 1)
-            dist2 = (rows - p[0] - t * d[0]) ** 2 + (cols - p[1] - t * d[1]) ** 2
-            hole |= dist2 <= radius**2
-            p = q
+    t = (((rows - p0) * d0 + (cols - p1) * d1) / length2).clamp(0, 1)
+    dist2 = (rows - p0 - t * d0) ** 2 + (cols - p1 - t * d1) ** 2
+    hole = (dist2 <= torch.tensor([r**2 for r in radii], dtype=torch.float64)[:, None, None]).any(0)
     return (~hole).to(torch.float64)
 
 
