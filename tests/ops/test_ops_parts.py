@@ -168,6 +168,20 @@ def test_freeform_masks():
     assert torch.equal(ms[3, 0], freeform_mask(64, 48, generator=torch.Generator().manual_seed(3)))
 
 
+def test_random_masks_and_kernels_match_the_ones_the_posterior_encoders_were_trained_on():
+    # Golden tensors written by freeform_mask / motion_kernels as of commit 14987eb (the code that made the training
+    # operators of the shipped posterior encoders): a faster rewrite must draw the same numbers and give the same
+    # pixels, or retrained encoders would no longer reproduce the shipped weights.
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    golden = load_file(Path(__file__).parents[1] / "fixtures" / "random_operators.safetensors")
+    masks = torch.stack([freeform_mask(32, 32, generator=torch.Generator().manual_seed(s)) for s in range(8)])
+    assert torch.equal(masks.to(torch.uint8), golden["freeform_32"])
+    assert torch.equal(motion_kernels(8, 9, 0.5, seeds=list(range(8)))[:, 0], golden["motion_9"])
+
+
 def test_mask_from_png(tmp_path):
     m = box_mask(37, 31, box=(10, 7))
     Image.fromarray((m.numpy() * 255).astype(np.uint8)).save(tmp_path / "m.png")
