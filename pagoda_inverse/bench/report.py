@@ -12,7 +12,13 @@ import torch
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
 from pagoda_inverse.utils.images import save_grid
 
-COLUMNS = [("psnr", "PSNR (dB) ↑"), ("psnr_sample", "PSNR, 1 sample"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("consistency", "‖Ax−y‖/√m")]
+COLUMNS = [
+    ("psnr", "PSNR (dB) ↑"),
+    ("psnr_sample", "PSNR, 1 sample"),
+    ("ssim", "SSIM ↑"),
+    ("lpips", "LPIPS ↓"),
+    ("consistency", "‖Ax−y‖/√m"),
+]
 COLUMNS += [("diversity", "diversity"), ("seconds_per_image", "s/img"), ("nfe", "NFE")]
 GENERATION_COLUMNS = [
     ("fd", "FD-FMNIST ↓"),

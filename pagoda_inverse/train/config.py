@@ -93,7 +93,8 @@ class DecoderConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     upsample: str = "nearest"  # growth only: the previous image's up-sampling under the new stage (UPSAMPLE_MODES)
-    precision: str = "fp32"  # G's and D's arithmetic in training: fp32, or bf16 autocast (1.65x faster steps on the CPU)
+    # G's and D's arithmetic in training: fp32, or bf16 autocast (1.65x faster steps on the CPU).
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,13 @@ IMAGENET64_PIPELINE = ("encode", "decoder", "grow:imagenet64-128", "grow:imagene
 
 #: imagenet64 growth stage 64 -> 128 (the 256 and 512 stages halve the batch as the resolution doubles).
 IMAGENET64_GROW = DecoderConfig(
-    steps=100_000, batch_size=32, lr_g=5e-5, lr_d=2e-4, disc_channels=64, log_every=100, checkpoint_every=2000,
+    steps=100_000,
+    batch_size=32,
+    lr_g=5e-5,
+    lr_d=2e-4,
+    disc_channels=64,
+    log_every=100,
+    checkpoint_every=2000,
     upsample="bilinear",
 )
 
@@ -400,8 +407,14 @@ def from_dict(kind: str, d: dict):
     if kind == "colour":
         return ColourTrainConfig(**{**d, "data": DataConfig(**d["data"]), "unet": UNetConfig.from_dict(d["unet"])})
     if kind == "posterior":
-        return PosteriorTrainConfig(**{**d, "data": DataConfig(**d["data"]), "channels": tuple(d["channels"]),
-                                     "fill_scales": tuple(d.get("fill_scales", ()))})
+        return PosteriorTrainConfig(
+            **{
+                **d,
+                "data": DataConfig(**d["data"]),
+                "channels": tuple(d["channels"]),
+                "fill_scales": tuple(d.get("fill_scales", ())),
+            }
+        )
     if kind == "classifier":
         return ClassifierTrainConfig(**{**d, "data": DataConfig(**d["data"]), "net": ClassifierConfig(**d["net"])})
     kinds = {"encode": EncodeConfig, "decoder": DecoderConfig, "grow": DecoderConfig, "encoder": EncoderConfig,

@@ -94,7 +94,9 @@ def test_optional_solvers_run_only_when_named(tmp_path):
     assert "dps" in spec.solvers and "dps" not in spec.default_solvers and "pinv" in spec.default_solvers
     assert "optional" not in spec.solvers["dps"] and spec.solvers["dps"]["num_steps"] == 1000
     text = Path(spec.path).read_text()
-    (tmp_path / "bad.toml").write_text(text.replace("[solvers.dps]\noptional = true", '[solvers.dps]\noptional = "yes"'))
+    (tmp_path / "bad.toml").write_text(
+        text.replace("[solvers.dps]\noptional = true", '[solvers.dps]\noptional = "yes"')
+    )
     with pytest.raises(UserError, match="solvers.dps.optional' must be true or false"):
         load_task(tmp_path / "bad.toml")
 
