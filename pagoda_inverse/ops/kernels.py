@@ -154,7 +154,7 @@ def motion_kernel(size: int = 61, intensity: float = 0.5, generator: torch.Gener
     >>> tuple(k.shape), round(float(k.sum()), 6), bool((k >= 0).all())
     ((15, 15), 1.0, True)
     """
-    return motion_kernels(1, size, intensity, [generator])[0, 0]
+    return motion_kernels(1, size, intensity, generator)[0, 0]
 
 
 def _splat_path(size: int, intensity: float, generator: torch.Generator | None) -> torch.Tensor:
