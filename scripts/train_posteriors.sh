@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Train the posterior encoders of a model's one-step G, one family after another (bf16 steps on both cores), export
 # them into the model folder and write docs/posterior.md. Step counts for the four fmnist families on a 2-core CPU
-# (about 0.53 s/step inpaint, 0.65 deblur, 0.36 superres, 0.37 denoise: about 85 min in all; docs/posterior.md lists
-# each family's measured time). An interrupted family continues with
+# (about 0.48 s/step inpaint, 0.78 deblur, 0.45 superres, 0.55 denoise: 89.3 min of training in all on 2026-11-30;
+# docs/posterior.md lists each family's measured time). Training is seeded and deterministic: a rerun on the same
+# number of threads reproduces the shipped weights bit for bit. An interrupted family continues with
 # `pagoda-inv train posterior --family F --resume RUN_DIR`.
 # Usage: scripts/train_posteriors.sh [MODEL_FOLDER] [RUNS_DIR]
 set -euo pipefail
