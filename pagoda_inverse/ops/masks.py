@@ -125,15 +125,21 @@ def freeform_mask(
             steps.append((q0 - p0, q1 - p1))
             radii.append(radius)
             p0, p1 = q0, q1
-    # Squared distance from every pixel centre to every segment [S, h, w]; a pixel is a hole within a brush radius.
+    # Squared distance from every pixel centre to a chunk of segments [S, h, w] at a time (about 4M values); a pixel is
+    # a hole within a brush radius of any segment.
     p0, p1 = torch.tensor(starts, dtype=torch.float64).T[..., None, None]
     d0, d1 = torch.tensor(steps, dtype=torch.float64).T[..., None, None]
     length2 = torch.tensor([a * a + b * b + 1e-12 for a, b in steps], dtype=torch.float64)[:, None, None]
+    radius2 = torch.tensor([r**2 for r in radii], dtype=torch.float64)[:, None, None]
     rows = torch.arange(h, dtype=torch.float64)[:, None] + 0.5
     cols = torch.arange(w, dtype=torch.float64)[None, :] + 0.5
-    t = (((rows - p0) * d0 + (cols - p1) * d1) / length2).clamp(0, 1)
-    dist2 = (rows - p0 - t * d0) ** 2 + (cols - p1 - t * d1) ** 2
-    hole = (dist2 <= torch.tensor([r**2 for r in radii], dtype=torch.float64)[:, None, None]).any(0)
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    chunk = max(1, 2**22 // (h * w))
+    for i in range(0, len(steps), chunk):
+        c = slice(i, i + chunk)
+        t = (((rows - p0[c]) * d0[c] + (cols - p1[c]) * d1[c]) / length2[c]).clamp(0, 1)
+        dist2 = (rows - p0[c] - t * d0[c]) ** 2 + (cols - p1[c] - t * d1[c]) ** 2
+        hole |= (dist2 <= radius2[c]).any(0)
     return (~hole).to(torch.float64)
 
 
