@@ -82,6 +82,42 @@ def page_head(title: str, command: str) -> list[str]:
     ]
 
 
+POSTERIOR_HEADING = "## Posterior encoders"
+
+# Which held-out images a posterior encoder was scored on, by its training dataset ({n} images from index {start}).
+HELDOUT_WORDING = {
+    "fmnist": "{n} Fashion-MNIST test images from index {start} (the benchmarks use the first 256)",
+    "photo": "{n} 64x64 test crops of the held-out photos from index {start}",
+}
+
+
+def _encoders(n: int) -> str:
+    return "the encoder" if n == 1 else f"all {n} encoders"
+
+
+def encoder_table(model) -> list[str]:
+    """Markdown rows: each posterior encoder's training time and held-out scores (from its config.json), the total
+    training time and which held-out images they were scored on."""
+    lines = ["| family | training time | held-out operator (sigma_y 0.05) | mean-of-K PSNR | 1-sample PSNR | 90% coverage |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
+    metrics, total, dataset = {}, 0.0, ""
+    for family in model.posteriors:
+        config = json.loads((model.path / "posterior" / family / "config.json").read_text())
+        metrics, minutes = config["metrics"], (config.get("train_seconds") or float("nan")) / 60
+        dataset, total = config["train"]["data"]["dataset"], total + minutes
+        for i, (label, s) in enumerate(metrics["heldout"].items()):
+            head = f"{family} | {minutes:.1f} min ({config['train']['steps']} steps)" if i == 0 else " | "
+            lines.append(f"| {head} | {label} | {s['psnr_mean']:.2f} (K={metrics['eval_samples']}) | "
+                         f"{s['psnr_one']:.2f} | {s['coverage90']:.3f} |")  # fmt: skip
+    if not metrics:
+        return []
+    return lines + ["", f"Training time of {_encoders(len(model.posteriors))}: {total:.1f} min (each family's training "
+                    "clock, without loading and the held-out scoring).", "",
+                    "Held-out: " + HELDOUT_WORDING.get(dataset, "{n} test images from index {start}").format(
+                        n=metrics["eval_images"], start=metrics["eval_first_test_index"])
+                    + ", scored once at the end of training; nothing was tuned on them."]  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher-run", type=Path, required=True)

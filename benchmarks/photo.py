@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from core import batched, page_head, psnr, rows_table, run_seconds, timed
+from core import POSTERIOR_HEADING, batched, encoder_table, page_head, psnr, rows_table, run_seconds, timed
 from PIL import Image
 
 from pagoda_inverse.core.encode import load_latent_cache
@@ -57,6 +57,11 @@ def held_out_photos(max_side: int = 640) -> dict[str, torch.Tensor]:
         h, w = (s - s % 4 for s in x.shape[-2:])
         out[Path(source.name).stem] = x[..., :h, :w]
     return out
+
+
+def run_family(run: Path) -> str:
+    """The operator family of a ``train posterior`` run folder."""
+    return json.loads((run / "config.json").read_text())["config"]["family"]
 
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -101,7 +106,7 @@ def main() -> None:
     p.add_argument("--test-latents", type=Path, required=True)
     p.add_argument("--encode-log", type=Path, help="stderr of the train-split encode (holds its wall time)")
     p.add_argument("--colour-run", type=Path, help="the 'train colour' run of the model's colour network")
-    p.add_argument("--posterior-run", type=Path, help="the 'train posterior --family colorize' run of the model")
+    p.add_argument("--posterior-runs", type=Path, nargs="*", default=[], help="the model's 'train posterior' runs")
     p.add_argument("--model", default="photo", help="the exported model folder (or name) the solvers use")
     p.add_argument("--out", type=Path, default=Path("docs/photo.md"))
     p.add_argument("--card", type=Path, default=Path("docs/models/photo.md"))
@@ -123,7 +128,7 @@ def main() -> None:
     stages += [(f"grow stage {i + 1} (to {16 * 2 ** (i + 1)}x{16 * 2 ** (i + 1)})", r) for i, r in enumerate(args.grow_runs)]  # fmt: skip
     stages += [("learned encoder", args.encoder_run)]
     stages += [("colour network (64x64)", args.colour_run)] if args.colour_run else []
-    stages += [("posterior encoder, colorize", args.posterior_run)] if args.posterior_run else []
+    stages += [(f"posterior encoder, {run_family(r)}", r) for r in args.posterior_runs]
     total = 0.0
     for name, run in stages:
         total += run_seconds(run)
@@ -182,16 +187,6 @@ def main() -> None:
         )
 
     q = model.posteriors.get("colorize")
-    if q is not None:  # its own held-out scores, computed at the end of its training (the test crops, sigma_y 0.05)
-        meta = json.loads((Path(model.path) / "posterior" / "colorize" / "config.json").read_text())["metrics"]
-        for label, sc in meta["heldout"].items():
-            rows.append(
-                (
-                    f"posterior encoder (colorize) on {meta['eval_images']} test crops, {label}",
-                    f"mean of {meta['eval_samples']} samples {sc['psnr_mean']:.2f} dB, one sample {sc['psnr_one']:.2f} dB, "
-                    f"90% interval coverage {sc['coverage90']:.3f}",
-                )
-            )
 
     # Held-out whole photos, solved in tiles.
     photo_rows, colour_rows = [], []
@@ -212,8 +207,7 @@ def main() -> None:
             res = solve_tiled("one_step", model, op, y, seed=0)
             seconds = time.perf_counter() - start
             consistency = float((op.A(res.estimate) - y).abs().max())
-            # The solver's own defaults, without the model's settings: the learned encoder, one sample.
-            plain = solve_tiled("one_step", model, op, y, seed=0, encoder="learned", samples=1).estimate
+            single = solve_tiled("one_step", model, op, y, seed=0, samples=1).estimate  # one sample, not a mean
             if task == "colorize" and model.colour is not None:
                 start = time.perf_counter()
                 net = solve_tiled("colour_net", model, op, y, seed=0).estimate
@@ -231,7 +225,7 @@ def main() -> None:
                 )
             photo_rows.append(
                 f"| {name} | {shape[2]}x{shape[1]} | {task} | {psnr(base, x):.2f} ({baseline}) | {psnr(base_dc, x):.2f} | "
-                f"{psnr(plain.clamp(-1, 1), x):.2f} | {psnr(res.estimate.clamp(-1, 1), x):.2f} | {consistency:.1e} | "
+                f"{psnr(single.clamp(-1, 1), x):.2f} | {psnr(res.estimate.clamp(-1, 1), x):.2f} | {consistency:.1e} | "
                 f"{res.info['tiles']} | {seconds:.1f} |"
             )
             crop = lambda t: centre_crop(t, 96)  # noqa: E731
@@ -262,6 +256,8 @@ def main() -> None:
             large = large_photo_run(str(args.model), Path(tmp))
 
     table_md = rows_table(rows)
+    families = ", ".join(f"`posterior/{f}/`" for f in model.posteriors)
+    posterior_table = encoder_table(model)
     settings = ", ".join(f"{k}={v}" for k, v in model.solver_defaults.get("one_step", {}).items()) or "none"
     page = [
         *page_head("The photo model: measured figures", command),
@@ -272,19 +268,23 @@ def main() -> None:
         "Whole test photos (never cropped for training; the wallpapers area-downsampled x4), noiseless measurements.",
         f"`one_step` runs with the model's own settings (`solver_defaults.json`: {settings}), as the CLI does.",
         *(
-            ["For colorization it draws its samples through the model's posterior encoder (`posterior/colorize/`)."]
-            if q is not None
+            [
+                f"Where the model has a posterior encoder for the task's family ({families}), one_step draws its samples",
+                "through it (one pass of the encoder and of G per sample and tile); elsewhere it samples around the",
+                "encoding of the interpolated observation.",
+            ]
+            if model.posteriors
             else []
-        ),
+        ),  # fmt: skip
         "64x64 tiles, overlap 16, blended with a raised-cosine window, then one whole-image data-consistency step.",
         "PSNR in dB over the whole photo; consistency is max |A x - y| in [-1, 1] units. The baseline + DC column is",
         "the baseline pulled onto the measurements by the same data-consistency step as the PaGoDA solvers (for",
         "colorization the grayscale copy already meets them): what G adds beyond a consistent interpolation.",
         "",
-        "The `one_step learned, K=1` column is `one_step` with the solver's own defaults instead (the learned one-pass",
-        "encoder, one sample); consistency, tiles and seconds are those of the model's settings.",
+        "The `one_step, 1 sample` column is one posterior sample instead of the mean of the model's K; consistency,",
+        "tiles and seconds are those of the model's settings.",
         "",
-        "| photo | size | task | baseline PSNR | baseline + DC PSNR | one_step learned, K=1 | one_step, model settings | "
+        "| photo | size | task | baseline PSNR | baseline + DC PSNR | one_step, 1 sample | one_step, model settings | "
         "consistency | tiles | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *photo_rows,
@@ -335,6 +335,7 @@ def main() -> None:
         "",
         "![samples](img/photo-samples.png)",
         "",
+        *([POSTERIOR_HEADING, "", *posterior_table, ""] if posterior_table else []),
     ]
     if large is not None:
         page += [
@@ -347,7 +348,7 @@ def main() -> None:
     args.out.write_text("\n".join(page))
     card = [
         "# photo: unconditional PaGoDA on RGB photo crops (teacher 16x16, G grown to 64x64, learned encoder,"
-        " colour network" + (", colorize posterior encoder)" if q is not None else ")"),
+        " colour network" + (f", posterior encoders: {', '.join(model.posteriors)})" if model.posteriors else ")"),
         "",
         "- Data: 64x64 multi-scale random crops (scales 1, 2, 4, 8 with area averaging; flips in training) of the",
         f"  {len(photo_sources('train'))} training photos listed by `pagoda-inv photos` (Debian `plasma-workspace-wallpapers`,",
@@ -357,9 +358,9 @@ def main() -> None:
         "- Training: `scripts/train_photo.sh` on the 2-core CPU machine (the exact commands are in that script);",
         "  the weights here are its outputs stored as float16.",
         f"- Solver settings shipped with the model (`solver_defaults.json`, applied beneath your own): one_step {settings}.",
-        "  The learned encoder is too coarse for this model (its latent error below), so one_step encodes with the",
-        "  PF-ODE and averages 4 posterior samples; docs/photo.md compares both settings on the held-out photos,",
-        "  which were also looked at when choosing them.",
+        "  The learned encoder is too coarse for this model (its latent error below), so one_step, where it has no",
+        "  posterior encoder for the task, encodes with the PF-ODE; it averages 4 posterior samples. These settings",
+        "  were chosen for v1 while looking at the held-out photos.",
         "- Colorization: the colour network (`colour/`, `pagoda-inv train colour`) regresses a 64x64 crop's colour",
         "  from its luma with a squared error (the posterior-mean colour); `pagoda-inv solve colorize` uses it",
         "  (solver `colour_net`) by default.",
@@ -375,10 +376,20 @@ def main() -> None:
                 "  G's own samples (`one_step`, no posterior encoder) give diverse but less accurate colours.",
             ]
         ),
+        *(
+            [
+                "- Super-resolution: the posterior encoder `posterior/superres/` (x2, x4, x8 area and bicubic",
+                "  down-sampling, sigma_y 0 to 0.2) gives `one_step` its samples in one pass per tile, in place of",
+                "  the PF-ODE encoding of the bicubic up-sampling.",
+            ]
+            if "superres" in model.posteriors
+            else []
+        ),
         f"- Benchmark: `{command}` (full results: docs/photo.md)",
         "",
         *table_md,
         "",
+        *([POSTERIOR_HEADING, "", *posterior_table, ""] if posterior_table else []),
     ]
     args.card.parent.mkdir(parents=True, exist_ok=True)
     args.card.write_text("\n".join(card))

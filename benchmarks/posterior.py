@@ -14,11 +14,11 @@ its figures, and the "Posterior encoders" section of the model card::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from core import POSTERIOR_HEADING, encoder_table
 
 from pagoda_inverse.bench.engine import SOLVER_SEED_OFFSET
 from pagoda_inverse.bench.report import machine_description
@@ -33,7 +33,6 @@ from pagoda_inverse.utils.metrics import interval_coverage, interval_ranks, psnr
 
 TASKS = ("inpaint_box", "superres_x4")
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-CARD_HEADING = "## Posterior encoders"
 
 
 def _generators(seeds, offset: int = 0):
@@ -118,33 +117,11 @@ def figure(row: dict, path: Path, show: int = 6) -> None:
     save_panels(columns, path)
 
 
-def encoder_table(model) -> list[str]:
-    """Markdown rows: each posterior encoder's training time and held-out scores (from its config.json)."""
-    lines = ["| family | training time | held-out operator (sigma_y 0.05) | mean-of-K PSNR | 1-sample PSNR | 90% coverage |",
-             "| --- | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
-    metrics, total = {}, 0.0
-    for family in model.posteriors:
-        config = json.loads((model.path / "posterior" / family / "config.json").read_text())
-        metrics, minutes = config["metrics"], (config.get("train_seconds") or float("nan")) / 60
-        total += minutes
-        for i, (label, s) in enumerate(metrics["heldout"].items()):
-            head = f"{family} | {minutes:.1f} min ({config['train']['steps']} steps)" if i == 0 else " | "
-            lines.append(f"| {head} | {label} | {s['psnr_mean']:.2f} (K={metrics['eval_samples']}) | "
-                         f"{s['psnr_one']:.2f} | {s['coverage90']:.3f} |")  # fmt: skip
-    if metrics:
-        lines += ["", f"Training time of all {len(model.posteriors)} encoders: {total:.1f} min (each family's training clock,"
-                  " without loading and the held-out scoring).", "",
-                  f"Held-out: {metrics['eval_images']} Fashion-MNIST test images from index "
-                  f"{metrics['eval_first_test_index']} (the benchmarks use the first 256), scored once at the end of "
-                  "training; nothing was tuned on them."]  # fmt: skip
-    return lines
-
-
 def update_card(path: Path, section: str) -> None:
     """Replace (or append) the card's posterior-encoder section."""
     text = path.read_text()
-    if CARD_HEADING in text:
-        head, rest = text.split(CARD_HEADING, 1)
+    if POSTERIOR_HEADING in text:
+        head, rest = text.split(POSTERIOR_HEADING, 1)
         tail = rest[rest.find("\n## ") :] if "\n## " in rest else ""
         text = head.rstrip() + "\n\n" + section + tail
     else:
@@ -214,7 +191,7 @@ def main() -> None:
         lines += [f"## {r['task']}", "", "Observation, four samples, their mean, the per-pixel std (each image's "
                   "scaled to its largest value) and the truth; the first six test images.", "",
                   f"![{r['task']}](img/posterior-{r['task']}.png)", ""]  # fmt: skip
-    section = [CARD_HEADING, "", "Amortized posterior encoders into G, one per operator family "
+    section = [POSTERIOR_HEADING, "", "Amortized posterior encoders into G, one per operator family "
                "(`pagoda-inv train posterior --family F`, energy score; `one_step` uses them).", "",
                *encoder_table(model), ""]  # fmt: skip
     lines += section

@@ -61,9 +61,11 @@ def main() -> None:
             sys.exit(2)
         if debug or not isinstance(err, UserError | ValueError):
             raise
+        from rich.text import Text
+
         from pagoda_inverse.cli.display import console
 
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "red"), f" {err}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     finally:
         if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group, then exit at once

@@ -30,7 +30,7 @@ def bench(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     seeds: str | None = typer.Option(None, "--seeds", help="Replace the task's seed range, e.g. 100-355."),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder [default: runs/bench-TASK].", rich_help_panel="Output"
+        None, "--out", help="Output folder \\[default: runs/bench-TASK].", rich_help_panel="Output"
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Write into an existing output folder.", rich_help_panel="Output"

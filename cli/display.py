@@ -24,7 +24,7 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-console = Console(stderr=True, quiet=not is_main_process())
+console = Console(stderr=True, quiet=not is_main_process(), markup=False)  # paths and messages as written
 
 
 def emit(value) -> None:

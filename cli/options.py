@@ -50,7 +50,7 @@ DeviceOpt = Annotated[
     str | None,
     typer.Option(
         "--device",
-        help="auto (a GPU when torch sees one), cpu, cuda or cuda:N [default: $PAGODA_DEVICE, else auto].",
+        help="auto (a GPU when torch sees one), cpu, cuda or cuda:N \\[default: $PAGODA_DEVICE, else auto].",
         rich_help_panel="Model",
     ),
 ]

@@ -14,7 +14,8 @@ app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model
 
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Observation image (or clean image with --simulate).")]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output PNG [default: INPUT-TASK.png].", rich_help_panel="Output")
+    Path | None,
+    typer.Option("--output", "-o", help="Output PNG \\[default: INPUT-TASK.png].", rich_help_panel="Output"),
 ]
 SolverOpt = Annotated[
     str,
@@ -31,7 +32,7 @@ SamplesOpt = Annotated[
         "--samples",
         "-k",
         min=1,
-        help="Posterior samples (K > 1 also writes a grid and a std map) [default: the model's, else 1].",
+        help="Posterior samples (K > 1 also writes a grid and a std map) \\[default: the model's, else 1].",
         rich_help_panel="Solver",
     ),
 ]
@@ -55,7 +56,7 @@ TileBatchOpt = Annotated[
     typer.Option(
         "--tile-batch",
         min=1,
-        help="Tiles per solver call when the image is larger than the model (bounds the memory) [default: 16 on the "
+        help="Tiles per solver call when the image is larger than the model (bounds the memory) \\[default: 64 on the "
         "CPU, 256 on a GPU].",
         show_default=False,
         rich_help_panel="Solver",

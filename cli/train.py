@@ -303,7 +303,7 @@ def posterior(
         ..., "--family", help="Operator family: superres, inpaint, deblur, denoise or colorize (photo model)."
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Model (embedded name or folder) whose generator q serves [default: the preset's]."
+        None, "--model", help="Model (embedded name or folder) whose generator q serves \\[default: the preset's]."
     ),
     preset: PresetOpt = "fmnist",
     runs: RunsOpt = Path("runs"),

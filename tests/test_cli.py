@@ -22,6 +22,11 @@ def test_help(command):
     assert "Usage" in result.stdout
 
 
+def test_help_shows_the_defaults_written_in_brackets():
+    # "[default: ...]" in an option's help is rich markup unless escaped; unescaped, it vanished from --help.
+    assert "[default: runs/bench-TASK]" in run_cli("bench", "--help").stdout
+
+
 def test_unknown_preset():
     one_line_error(run_cli("train", "teacher", "--preset", "nope"), "unknown teacher preset 'nope'", "smoke")
 
@@ -31,6 +36,11 @@ def test_missing_dataset_says_how_to_install(tmp_path):
         "train", "teacher", "--preset", "smoke", "--runs", str(tmp_path), env={"PAGODA_FMNIST_DIR": str(tmp_path)}
     )
     one_line_error(result, "apt-get install -y dataset-fashion-mnist")
+
+
+def test_error_messages_keep_square_brackets(tmp_path):
+    # The console renders no markup: "pip install 'pagoda-inv[text]'" and paths like "photo[edited].png" print as written.
+    one_line_error(run_cli("solve", "superres", "--input", str(tmp_path / "photo[edited].png")), "photo[edited].png")
 
 
 def test_unknown_model_and_class(tmp_path):

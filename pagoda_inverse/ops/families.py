@@ -22,6 +22,7 @@ from .blur import Blur
 from .colour import Grayscale
 from .downsample import AreaDownsample, BicubicDownsample
 from .inpaint import Inpaint
+from .rng import uniform, uniform_float
 
 #: The operator families, in listing order.
 FAMILIES = ("superres", "inpaint", "deblur", "denoise", "colorize")
@@ -57,11 +58,6 @@ def check_family(family: str) -> str:
     return family
 
 
-def _uniform(g: torch.Generator, low: float, high: float, n: int | None = None):
-    u = torch.rand(n or 1, generator=g, dtype=torch.float64) * (high - low) + low
-    return u if n else float(u)
-
-
 def _choice(g: torch.Generator, options):
     return options[int(torch.randint(len(options), (1,), generator=g))]
 
@@ -82,7 +78,7 @@ def sample_family_operator(
     """
     check_family(family)
     c, h, w = shape
-    sigma_y = _uniform(generator, 0.0, MAX_SIGMA_Y, batch).float()
+    sigma_y = uniform(generator, batch, 0.0, MAX_SIGMA_Y).float()
     noise = {"in_shape": shape, "sigma_y": sigma_y}
     if family == "superres":
         factor = _choice(generator, [f for f in (2, 4, 8) if h % f == 0 and w % f == 0])
@@ -91,19 +87,19 @@ def sample_family_operator(
     if family == "inpaint":
         kind = _choice(generator, ("box", "random", "freeform"))
         if kind == "box":
-            side = [int(round(_uniform(generator, 0.25, 0.625) * min(h, w)))] * 2
+            side = [int(round(uniform_float(generator, 0.25, 0.625) * min(h, w)))] * 2
             position = _choice(generator, ("center", "random"))
             return Inpaint.box(shape, side, position, batch=batch, generator=generator, sigma_y=sigma_y)
         if kind == "random":
             return Inpaint.random(
-                shape, _uniform(generator, 0.3, 0.9), batch=batch, generator=generator, sigma_y=sigma_y
+                shape, uniform_float(generator, 0.3, 0.9), batch=batch, generator=generator, sigma_y=sigma_y
             )
         return Inpaint.freeform(shape, batch=batch, generator=generator, sigma_y=sigma_y)
     if family == "deblur":
         noise["cg_max_iter"] = DEBLUR_CG_ITERATIONS
         if _choice(generator, ("gaussian", "motion")) == "gaussian":
-            return Blur.gaussian(_uniform(generator, 0.5, 3.0, batch).tolist(), 9, "reflect", **noise)
-        return Blur.motion(9, _uniform(generator, 0.3, 0.7), "reflect", batch=batch, generator=generator, **noise)
+            return Blur.gaussian(uniform(generator, batch, 0.5, 3.0).tolist(), 9, "reflect", **noise)
+        return Blur.motion(9, uniform_float(generator, 0.3, 0.7), "reflect", batch=batch, generator=generator, **noise)
     if family == "denoise":
         return Identity(**noise)
     if c != 3:

@@ -15,7 +15,7 @@ import torch
 
 from ._checks import check_int, check_positive, fail
 from ._io import read_2d
-from .rng import GeneratorLike, per_image_generators, uniform
+from .rng import GeneratorLike, per_image_generators, uniform, uniform_float
 
 
 def as_kernel(kernel, name: str = "kernel", normalise: bool = True) -> torch.Tensor:
@@ -117,14 +117,14 @@ def motion_trajectory(size: int, intensity: float, generator: torch.Generator | 
     """
     eps = 0.1
     diag = math.hypot(2 * size, 2 * size)
-    max_len = 0.75 * diag * float(uniform(generator) + uniform(generator, 1, 0.0, intensity**2))
+    max_len = 0.75 * diag * (uniform_float(generator) + uniform_float(generator, 0.0, intensity**2))
     steps = torch.empty(0, dtype=torch.float64)
     while steps.numel() == 0 or float(steps.sum()) < max_len:  # step lengths, drawn in chunks for speed
         chunk = _beta_int(generator, 1, 30, 64) * (1 - intensity + eps) * diag
         steps = torch.cat([steps, chunk[chunk < max_len]])
     n = int(torch.searchsorted(torch.cumsum(steps, 0), torch.tensor([max_len], dtype=torch.float64))) + 1
     steps = steps[:n]
-    max_angle = float(uniform(generator, 1, 0.0, intensity * math.pi))
+    max_angle = uniform_float(generator, 0.0, intensity * math.pi)
     jitter = float(_beta_int(generator, 2, 20, 1))
     first = uniform(generator, 1, -max_angle, max_angle)
     turns = _triangular(generator, 0.0, intensity * max_angle, max_angle + eps, n - 1)

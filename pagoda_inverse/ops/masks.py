@@ -16,17 +16,12 @@ import torch
 
 from ._checks import check_choice, check_int, fail
 from ._io import read_2d
-from .rng import GeneratorLike, per_image_generators, uniform
+from .rng import GeneratorLike, per_image_generators, uniform, uniform_float
 
 
 def _randint(gen, low: int, high: int) -> int:
     """Uniform integer in [low, high] (inclusive) from ``gen``."""
     return int(torch.randint(low, high + 1, (1,), generator=gen))
-
-
-def _uniform(gen, low: float, high: float) -> float:
-    """One float64 uniform on [low, high) from ``gen``, as a float (the same draw and value as :func:`uniform`)."""
-    return low + (high - low) * float(torch.rand(1, generator=gen, dtype=torch.float64))
 
 
 def box_mask(
@@ -113,11 +108,11 @@ def freeform_mask(
     for _ in range(_randint(generator, min(2, strokes), strokes)):
         p0, p1 = (float(v) for v in uniform(generator, 2))
         p0, p1 = p0 * h, p1 * w
-        radius = _uniform(generator, width[0] * s, width[1] * s) / 2
-        heading = _uniform(generator, 0, 2 * math.pi)
+        radius = uniform_float(generator, width[0] * s, width[1] * s) / 2
+        heading = uniform_float(generator, 0, 2 * math.pi)
         for _ in range(_randint(generator, 4, vertices)):
-            heading += _uniform(generator, -2 * math.pi / 5, 2 * math.pi / 5)
-            step = _uniform(generator, length[0] * s, length[1] * s)
+            heading += uniform_float(generator, -2 * math.pi / 5, 2 * math.pi / 5)
+            step = uniform_float(generator, length[0] * s, length[1] * s)
             # The segment's end, clamped to the image.
             q0 = min(max(p0 + step * math.sin(heading), 0.0), float(h))
             q1 = min(max(p1 + step * math.cos(heading), 0.0), float(w))

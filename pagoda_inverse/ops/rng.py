@@ -66,3 +66,9 @@ def poisson(rate: torch.Tensor, generator: GeneratorLike = None) -> torch.Tensor
 def uniform(gen: torch.Generator | None, n: int = 1, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
     """``n`` float64 uniforms on [low, high) drawn on the CPU from ``gen``."""
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+def uniform_float(gen: torch.Generator | None, low: float = 0.0, high: float = 1.0) -> float:
+    """One float64 uniform on [low, high) as a Python float: the same draw and value as ``uniform(gen, 1, low, high)``
+    without the tensor arithmetic (cheaper in per-segment loops)."""
+    return low + (high - low) * float(torch.rand(1, generator=gen, dtype=torch.float64))

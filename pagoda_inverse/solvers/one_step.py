@@ -132,7 +132,8 @@ def solve_one_step(
     :param eta: (encoding path) stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
     :param rounds: (encoding path) re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
-    :param precision: (posterior path) ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`).
+    :param precision: ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`): q and G on the
+        posterior path; the encoder (the PF-ODE's steps stay fp32) and G on the other.
     :param antithetic: (posterior path) draw the noises in pairs ``(eps, -eps)``: every sample is still a posterior
         sample, and the pairs cancel the part of ``G(q(y, eps))`` that is odd in ``eps``, so the mean of K samples is a
         far better estimate of the posterior mean than K independent ones give (docs/one-step-tuning.md); the std
@@ -158,13 +159,16 @@ def solve_one_step(
     sigma_max = model.decoder.sigma_max
     estimate = op.initial_estimate(y)
     for r in range(rounds):
-        # Encode the current measurement-consistent estimate at the teacher resolution.
-        z0 = encode_estimate(model, estimate, c, encoder, num_steps)
+        # Encode the current measurement-consistent estimate at the teacher resolution (the ODE's state in fp32).
+        with autocast(precision, y.device):
+            z0 = encode_estimate(model, estimate, c, encoder, num_steps).float()
         # Perturb, decode once, and pull each sample onto the measurements.
         zs = torch.stack(
             [math.sqrt(1 - eta**2) * z0 + eta * sigma_max * randn_like(z0, generator) for _ in range(samples)]
         )
-        xs = torch.stack([data_consistency(op, decode(model, z, c, cfg_scale=cfg_scale), y, prior_std) for z in zs])
+        with autocast(precision, y.device):
+            x = [decode(model, z, c, cfg_scale=cfg_scale).float() for z in zs]
+        xs = torch.stack([data_consistency(op, xk, y, prior_std) for xk in x])
         estimate = xs.mean(0)
         if callback is not None:
             callback({"step": r + 1, "total": rounds, "x": estimate})
