@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Train the embedded `photo` model from scratch on this machine, stage by stage:
 #   teacher 16x16 (unconditional, RGB crops of the photos in datasets/photos.py) -> PF-ODE latents (train, test)
-#   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> learned encoder -> colour network (colorization)
+#   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> colour network (colorization)
 #   -> export as fp16 into pagoda_inverse/models/photo -> posterior encoder for colorization (trained against the
 #   exported G, then exported beside it) -> benchmark (docs/photo.md and the model card).
 # Needs the photo packages that install.sh installs (plasma-workspace-wallpapers, lomiri-wallpapers-16.04 and -20.04,
-# opencv-doc). Training takes about 210 min on a 2-core CPU (180 without the posterior encoder); docs/photo.md lists
+# opencv-doc). Training takes about 195 min on a 2-core CPU (165 without the posterior encoder); docs/photo.md lists
 # each stage's measured time.
 # Running the same command again continues where it stopped: a finished stage leaves its output in
 # RUNS/photo-STAGE.path and is not redone; an interrupted training stage continues from its last checkpoint (its run
@@ -37,14 +37,13 @@ stage encode-test pagoda-inv encode --preset photo --teacher "$T" --split test -
 D16=$(stage decoder pagoda-inv train decoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS")
 D32=$(stage grow32 pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS")
 D64=$(stage grow64 pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS")
-E=$(stage encoder pagoda-inv train encoder --preset photo --teacher "$T" --latents "$L" --runs "$RUNS")
 C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
-# The model's solver settings: the PF-ODE encoder (the learned one is too coarse here) at G's training steps (12),
-# 2 posterior samples (4 gain 0.04 dB on training crops at twice the decoding time), bf16 networks.
-DEFAULTS='{"one_step": {"encoder": "ode", "num_steps": 12, "samples": 2, "precision": "bf16"}}'
+# The model's solver settings: the PF-ODE encoding in G's training steps (12), 2 posterior samples (4 gain 0.04 dB on
+# training crops at twice the decoding time), bf16 networks. (No learned encoder: at 16.9 dB it was too coarse.)
+DEFAULTS='{"one_step": {"num_steps": 12, "samples": 2, "precision": "bf16"}}'
 MODEL=pagoda_inverse/models/photo
 export_model() {
-  pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --encoder "$E" --colour "$C" \
+  pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --colour "$C" \
     --solver-defaults "$DEFAULTS" "$@"
 }
 export_model
@@ -53,7 +52,7 @@ P=$(stage posterior-colorize pagoda-inv train posterior --family colorize --pres
 add_posterior() { pagoda-inv export --overwrite --out "$MODEL" --posterior "$P" "$@"; }
 add_posterior
 python benchmarks/photo.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D16")" \
-  --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" --encoder-run "$(dirname "$E")" \
+  --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" \
   --test-latents "$RUNS/photo-latents-test" --encode-log "$RUNS/photo-encode-train.log" \
   --colour-run "$(dirname "$C")" --posterior-runs "$(dirname "$P")" --model "$MODEL"
 add_posterior --card docs/models/photo.md
