@@ -99,8 +99,8 @@ def large_photo_run(model: str, out_dir: Path) -> dict:
 
 def settings_rows(model, data: DataConfig, images: int = 64) -> list[tuple[str, str]]:
     """x4 super-resolution (area, noiseless) of ``images`` training crops by ``one_step`` with the model's settings
-    and with v1's (18 PF-ODE steps, 4 samples, eta 0.3, fp32): PSNR and time. Training data: the settings were chosen
-    on these."""
+    and with v1's (18 PF-ODE steps, 4 samples, eta 0.3, fp32): PSNR and time. Training data, like the crops the
+    settings were chosen on."""
     x = load_images(data, "train", limit=4096)[0][:: 4096 // images][:images].float()
     op = make_operator("downsample_area", factor=4, shape=tuple(x.shape[1:]))
     y = op(x)
@@ -272,7 +272,8 @@ def main() -> None:
     table_md = rows_table(rows)
     families = ", ".join(f"`posterior/{f}/`" for f in model.posteriors)
     posterior_table = encoder_table(model)
-    settings = ", ".join(f"{k}={v}" for k, v in model.solver_defaults.get("one_step", {}).items()) or "none"
+    one = model.solver_defaults.get("one_step", {})  # the model's one_step settings (train_photo.sh sets them)
+    settings = ", ".join(f"{k}={v}" for k, v in one.items()) or "none"
     page = [
         *page_head("The photo model: measured figures", command),
         *table_md,
@@ -372,13 +373,13 @@ def main() -> None:
         "- Training: `scripts/train_photo.sh` on the 2-core CPU machine (the exact commands are in that script);",
         "  the weights here are its outputs stored as float16.",
         f"- Solver settings shipped with the model (`solver_defaults.json`, applied beneath your own): one_step {settings}.",
-        "  Where it has no posterior encoder for the task, one_step encodes with the PF-ODE in 12 steps (those of",
-        "  G's training latents), perturbs the encoding by eta 0.1 (the solver's default is 0.3), averages 2 samples",
-        "  and runs its networks in bf16; the table below compares them with v1's settings on training crops, where",
+        f"  Where it has no posterior encoder for the task, one_step encodes with the PF-ODE in {one['num_steps']} steps (those of",
+        f"  G's training latents), perturbs the encoding by eta {one['eta']} (the solver's default is 0.3), averages {one['samples']} samples",
+        f"  and runs its networks in {one['precision']}; the table below compares them with v1's settings on training crops, where",
         "  they were chosen. There is no learned one-step encoder: trained for v2,",
         "  it reconstructed the test crops at",
         "  16.9 dB, far below the PF-ODE's latents, and was dropped. The time of the 4096x3072 run (made from a held-out",
-        "  photo) was looked at when choosing 2 samples; its output was not.",
+        f"  photo) was looked at when choosing {one['samples']} samples; its output was not.",
         "- Colorization: the colour network (`colour/`, `pagoda-inv train colour`) regresses a 64x64 crop's colour",
         "  from its luma with a squared error (the posterior-mean colour); `pagoda-inv solve colorize` uses it",
         "  (solver `colour_net`) by default.",

@@ -85,7 +85,7 @@ def generate(
         "--cfg",
         min=0.0,
         help="Classifier-free guidance scale (1 = none); a model with a guidance map takes 1 to its trained maximum "
-        "(4.5 for fmnist). [default: the model's recommended scale (fmnist: 2), else 1]",
+        "(4.5 for fmnist). \\[default: the model's recommended scale (fmnist: 2), else 1]",
         show_default=False,
     ),  # fmt: skip
     sampler: str = typer.Option("onestep", "--sampler", help="onestep (G, 1 NFE) or heun (teacher PF-ODE)."),

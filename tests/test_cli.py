@@ -27,6 +27,28 @@ def test_help_shows_the_defaults_written_in_brackets():
     assert "[default: runs/bench-TASK]" in run_cli("bench", "--help").stdout
 
 
+def _options(command, path=()):
+    """(command path, option help) of every option of the CLI, walking its groups."""
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _options(sub, (*path, name))
+    for param in command.params:
+        yield " ".join(path), getattr(param, "help", None) or ""
+
+
+def test_no_option_help_holds_unescaped_markup():
+    # Rich reads "[word..." as a markup tag and drops it: every help text escapes its brackets ("\\[default: ...]").
+    import re
+
+    import typer
+
+    from pagoda_inverse.cli.app import app
+
+    bad = [
+        (path, text) for path, text in _options(typer.main.get_command(app)) if re.search(r"(?<!\\)\[[a-z#/@]", text)
+    ]
+    assert not bad, bad
+
+
 def test_unknown_preset():
     one_line_error(run_cli("train", "teacher", "--preset", "nope"), "unknown teacher preset 'nope'", "smoke")
 
