@@ -97,6 +97,7 @@ def bench(
     import json
 
     from rich.table import Table
+    from rich.text import Text
 
     from pagoda_inverse.bench.engine import merge_shards, run_task
     from pagoda_inverse.bench.generation import run_generation
@@ -149,7 +150,7 @@ def bench(
             table = Table("task", "solver", *[label for _, label in columns])
             for row in group_rows:
                 if "skipped" in row:
-                    table.add_row(row["task"], row["solver"], f"[yellow]skipped: {row['skipped']}")
+                    table.add_row(row["task"], row["solver"], Text(f"skipped: {row['skipped']}", style="yellow"))
                 else:
                     table.add_row(
                         row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in columns]
