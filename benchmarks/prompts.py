@@ -2,8 +2,11 @@
 
 For every prompt of a list (``--list tuning``: ``datasets/prompts-tuning.txt``, to choose settings; ``--list heldout``:
 ``datasets/prompts-heldout.txt``, to report), ``--samples`` seeds are generated with the model's recommended guidance
-from the prompt's embedding as it is (``raw``) and snapped onto the training captions
-(:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for. Usage::
+from: the prompt's embedding as it is (``raw``); the asked class's own condition (what ``--class`` gives, the ceiling
+of any prompt matching on these seeds); and the embedding snapped onto the training captions
+(:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for, the class voted for by the training
+captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt`` (the CLI's default). The
+``class recognised`` column is the share of prompts whose snapped caption is of the asked class. Usage::
 
     python benchmarks/prompts.py --list tuning --k 1 3 5
 """
@@ -20,7 +23,7 @@ import torch
 from pagoda_inverse.control.generate import generate
 from pagoda_inverse.core.classifier import classify, load_classifier
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.core.text import TextEncoder
+from pagoda_inverse.core.text import TextEncoder, class_phrase_embeddings
 from pagoda_inverse.datasets import FMNIST_CLASSES
 from pagoda_inverse.datasets.captions import prompt_list
 
@@ -39,7 +42,7 @@ def main() -> None:
     parser.add_argument("--list", choices=["tuning", "heldout"], required=True, help="datasets/prompts-LIST.txt")
     parser.add_argument("--model", default="fmnist")
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--k", type=int, nargs="+", default=[3])
+    parser.add_argument("--k", type=int, nargs="+", default=[2])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--md", type=Path, default=None, help="also write the table as a markdown page")
     args = parser.parse_args()
@@ -48,26 +51,37 @@ def main() -> None:
     rows = prompt_list(args.list)
     labels = torch.tensor([label for label, _ in rows])
     emb = TextEncoder().encode([prompt for _, prompt in rows])
-    variants = {"raw": emb} | {f"snapped, k={k}": model.bank.snap(emb, k) for k in args.k}
+    phrases = class_phrase_embeddings()
+    variants = {"raw": emb, "the asked class itself (as --class)": model.class_condition(labels)}
+    for k in args.k:
+        variants[f"snapped to the captions, k={k}"] = model.bank.snap(emb, k)
+        variants[f"snapped with the phrase bank, k={k}"] = model.bank.snap(emb, k, phrases)
     results = {name: on_class(model, clf, cond, labels, args.samples, cfg) for name, cond in variants.items()}
     lines = [
         f"{len(rows)} prompts of `datasets/prompts-{args.list}.txt`, {args.samples} seeds each, model `{args.model}` at its recommended "
         f"CFG {cfg:g}; on-class: the share of samples `fmnist-clf` puts in the asked class.",
         "",
-        "| conditioning | on-class | worst class | worst prompt |",
-        "| --- | ---: | --- | --- |",
+        "| conditioning | class recognised | on-class | worst class | worst prompt |",
+        "| --- | ---: | ---: | --- | --- |",
     ]
     for name, acc in results.items():
         per_class = {c: float(acc[labels == c].mean()) for c in labels.unique().tolist()}
         worst_c = min(per_class, key=per_class.get)
         worst = int(acc.argmin())
-        lines.append(f"| {name} | {float(acc.mean()):.3f} | {FMNIST_CLASSES[worst_c]} {per_class[worst_c]:.2f} | "
+        recognised = (
+            "-"
+            if name == "raw" or name.startswith("the asked class")
+            else f"{float(model.bank.caption_class(variants[name]).eq(labels).double().mean()):.3f}"
+        )
+        lines.append(f"| {name} | {recognised} | {float(acc.mean()):.3f} | {FMNIST_CLASSES[worst_c]} {per_class[worst_c]:.2f} | "
                      f"'{rows[worst][1]}' {float(acc[worst]):.2f} |")  # fmt: skip
     print("\n".join(lines))
     if args.md:
         command = "python benchmarks/prompts.py " + " ".join(sys.argv[1:])
         args.md.write_text(
-            f"# Prompt control: `prompts-{args.list}.txt`\n\nCommand: `{command}`\n\n" + "\n".join(lines) + "\n"
+            f"# Prompt control: `prompts-{args.list}.txt`\n\nCommand: `{command}`\n\n<!-- --8<-- [start:table] -->\n"
+            + "\n".join(lines)
+            + "\n<!-- --8<-- [end:table] -->\n"
         )
     if args.json:
         out = {name: {"mean": float(acc.mean()), "per_prompt": acc.tolist()} for name, acc in results.items()}

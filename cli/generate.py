@@ -148,6 +148,9 @@ def generate(
         cond = m.class_condition(torch.full((n,), label))
     elif prompt is not None:
         cond = m.prompt_condition([prompt], snap=not raw_prompt).expand(n, -1)
+        if not raw_prompt:
+            read_as = FMNIST_CLASSES[int(m.bank.caption_class(cond[:1])[0])]
+            console.print(f"prompt read as {read_as!r}; --class to choose the class, --raw-prompt to skip matching")
     else:
         cond = m.null_condition(n)
     start = time.time()

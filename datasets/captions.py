@@ -21,6 +21,7 @@ __all__ = [
     "all_captions",
     "canonical_caption",
     "captions_for",
+    "class_phrases",
     "prompt_list",
 ]
 
@@ -141,6 +142,18 @@ def all_captions(split: str = "train") -> tuple[list[str], torch.Tensor]:
     return captions, torch.tensor(labels, dtype=torch.int64)
 
 
+def _labelled_lines(filename: str) -> list[tuple[int, str]]:
+    """``label<TAB>text`` rows of a text file shipped beside this module (``#`` lines are comments)."""
+    from importlib.resources import files
+
+    rows = []
+    for line in (files(__package__) / filename).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            label, text = line.split("\t")
+            rows.append((_check_label(int(label)), text))
+    return rows
+
+
 def prompt_list(name: str) -> list[tuple[int, str]]:
     """A list of free-text prompts shipped beside this module, ``prompts-<name>.txt``: ``"tuning"`` (settings may be
     chosen on it) or ``"heldout"`` (only measured on). Lines are ``label<TAB>prompt``; ``#`` lines are comments.
@@ -150,11 +163,14 @@ def prompt_list(name: str) -> list[tuple[int, str]]:
     >>> len(prompt_list("heldout")), prompt_list("heldout")[0]
     (60, (0, 'graphic tee with short sleeves'))
     """
-    from importlib.resources import files
+    return _labelled_lines(f"prompts-{name}.txt")
 
-    rows = []
-    for line in (files(__package__) / f"prompts-{name}.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            label, prompt = line.split("\t")
-            rows.append((_check_label(int(label)), prompt))
-    return rows
+
+def class_phrases() -> list[tuple[int, str]]:
+    """The phrase bank ``class-phrases.txt``: everyday wordings of each class (synonyms, materials, parts, uses),
+    which :meth:`~pagoda_inverse.core.text.CaptionBank.snap` adds to the training captions when it recognises the
+    class of a free-text prompt. Training-side data: it shares no content word with ``prompts-heldout.txt``.
+
+    :return: ``(label, phrase)`` pairs in file order.
+    """
+    return _labelled_lines("class-phrases.txt")

@@ -143,16 +143,16 @@ class PagodaModel:
     def prompt_condition(self, prompts: list[str], snap: bool = True) -> torch.Tensor:
         """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
 
-        :param snap: move each embedding onto the training caption it is closest to
-            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 3``): on 60 held-out everyday prompts
-            (``datasets/prompts-heldout.txt``, ``benchmarks/prompts.py``) 78.9% of fmnist's samples are in the asked
-            class against 72.2% from the raw embedding. ``False``: the raw embedding.
+        :param snap: move each embedding onto a training caption of the class it is recognised as
+            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 2``, the training captions and the phrase bank
+            :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting); ``benchmarks/prompts.py`` measures it
+            on 60 held-out everyday prompts (``datasets/prompts-heldout.txt``). ``False``: the raw embedding.
         """
-        from pagoda_inverse.core.text import TextEncoder
+        from pagoda_inverse.core.text import TextEncoder, class_phrase_embeddings
 
         self._require_conditional("--prompt")
         embeddings = TextEncoder().encode(list(prompts)).to(self.device)
-        return self.bank.snap(embeddings, k=3) if snap else embeddings
+        return self.bank.snap(embeddings, k=2, phrases=class_phrase_embeddings()) if snap else embeddings
 
     @property
     def patch_prior(self) -> bool:

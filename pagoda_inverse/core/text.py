@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
-__all__ = ["EMBED_DIM", "CaptionBank", "TextEncoder"]
+__all__ = ["EMBED_DIM", "CaptionBank", "TextEncoder", "class_phrase_embeddings"]
 
 #: Width of an all-MiniLM-L6-v2 sentence embedding, hence of the default conditioning vector.
 EMBED_DIM = 384
@@ -80,6 +80,16 @@ def _cached_embeddings(strings: Sequence[str]) -> torch.Tensor:
     except (OSError, UserError):
         pass
     return emb
+
+
+def class_phrase_embeddings() -> tuple[torch.Tensor, torch.Tensor]:
+    """The phrase bank (:func:`~pagoda_inverse.datasets.captions.class_phrases`, about 1000 everyday wordings of the
+    ten Fashion-MNIST classes) embedded for :meth:`CaptionBank.snap`: ``(float32 [P, 384], int64 [P])``, read from the
+    cache of exactly these phrases when there is one, else encoded (a few seconds) and cached."""
+    from pagoda_inverse.datasets.captions import class_phrases
+
+    rows = class_phrases()
+    return _cached_embeddings([p for _, p in rows]), torch.tensor([label for label, _ in rows], dtype=torch.int64)
 
 
 class TextEncoder:
@@ -336,24 +346,41 @@ class CaptionBank:
             return self.null_embedding.expand(len(labels), -1).clone()
         return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
 
-    def snap(self, embeddings: torch.Tensor, k: int = 3) -> torch.Tensor:
+    def snap(
+        self, embeddings: torch.Tensor, k: int = 2, phrases: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Free-text embeddings ``[B, D]`` moved onto a condition the networks were trained on: the class whose ``k``
-        most similar training captions are the most similar on average (cosine), then that class's training caption
-        nearest to the prompt. A wording no template used then conditions as the trained caption it is closest to.
+        most similar references (training captions, plus ``phrases`` when given) are the most similar on average
+        (cosine), then that class's training caption nearest to the prompt. A wording no template used then
+        conditions as the trained caption it is closest to.
 
-        :param k: captions per class that vote for it (1: the single nearest caption decides).
+        :param k: references per class that vote for it (1: the single nearest reference decides).
+        :param phrases: more references that only vote, never condition: ``(embeddings [P, D], labels [P])``, e.g.
+            :func:`class_phrase_embeddings`.
         :return: ``[B, D]`` training-caption embeddings, on ``embeddings``' device (unchanged for a bank without
             training captions).
         """
-        train, labels = self.train_embeddings.to(embeddings.device), self.train_labels.to(embeddings.device)
+        device = embeddings.device
+        train, labels = self.train_embeddings.to(device), self.train_labels.to(device)
         if len(train) == 0:
             return embeddings
-        similarity = F.normalize(embeddings.float(), dim=-1) @ train.T  # [B, M] cosine
-        votes = torch.stack([similarity[:, labels == c].topk(min(k, int((labels == c).sum())), dim=1).values.mean(1)
+        prompts = F.normalize(embeddings.float(), dim=-1)
+        similarity = prompts @ train.T  # [B, M] cosine to the training captions
+        voters, voter_labels = similarity, labels
+        if phrases is not None:
+            voters = torch.cat([similarity, prompts @ phrases[0].to(device).T], dim=1)  # [B, M + P]
+            voter_labels = torch.cat([labels, phrases[1].to(device)])
+        votes = torch.stack([voters[:, voter_labels == c].topk(min(k, int((voter_labels == c).sum())), dim=1).values.mean(1)
                              for c in range(self.num_classes)], dim=1)  # fmt: skip
         chosen = votes.argmax(1)  # [B] classes
         nearest = similarity.masked_fill(labels[None] != chosen[:, None], -2.0).argmax(1)  # within the chosen class
         return train[nearest]
+
+    def caption_class(self, conditions: torch.Tensor) -> torch.Tensor:
+        """``[B, D]`` training-caption embeddings (as :meth:`snap` returns) -> ``int64 [B]`` their classes (the class of
+        each row's most similar training caption, which is the row itself)."""
+        train = self.train_embeddings.to(conditions.device)
+        return self.train_labels.to(conditions.device)[(conditions.float() @ train.T).argmax(1)]
 
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw, for each label, the embedding of a uniformly random training caption of that class.

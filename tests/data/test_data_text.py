@@ -160,3 +160,18 @@ def test_snap_moves_a_prompt_onto_the_nearest_trained_caption_of_the_voted_class
     assert torch.equal(bank.snap(prompt[None], k=3)[0], class1[0])
     assert torch.equal(bank.snap(prompt[None], k=1)[0], near0)
     assert torch.equal(CaptionBank.unconditional(d).snap(prompt[None]), prompt[None])  # no captions: unchanged
+
+
+def test_snap_phrases_vote_for_the_class_but_never_condition():
+    # The prompt's nearest training caption is class 0's; two phrases of class 1 sit nearer still. With the phrases
+    # voting (k = 1), class 1 wins and the condition is class 1's nearest *training caption*, never a phrase.
+    d = 8
+    basis = torch.eye(d)
+    prompt = F.normalize(basis[0] + 0.1 * basis[1], dim=0)
+    caption0 = F.normalize(basis[0] + 0.5 * basis[1], dim=0)
+    caption1 = F.normalize(basis[0] + 0.9 * basis[2], dim=0)
+    train, labels = torch.stack([caption0, caption1]), torch.tensor([0, 1])
+    bank = CaptionBank(train, labels, train[:0], labels[:0], train.clone(), torch.zeros(d))
+    phrases = torch.stack([F.normalize(basis[0] + s * basis[1], dim=0) for s in (0.11, 0.12)]), torch.tensor([1, 1])
+    assert torch.equal(bank.snap(prompt[None], k=1)[0], caption0)
+    assert torch.equal(bank.snap(prompt[None], k=1, phrases=phrases)[0], caption1)

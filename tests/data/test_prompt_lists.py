@@ -1,9 +1,10 @@
-"""The free-text prompt lists (datasets/prompts-*.txt): well formed, held-out list large enough, no content word of a
-training template, and no prompt in both lists."""
+"""The free-text prompt lists (datasets/prompts-*.txt) and the phrase bank (datasets/class-phrases.txt): well formed,
+held-out list large enough, no content word of a training template, no prompt in both lists, and no content word of
+the held-out list in the phrase bank (class nouns of the training captions and their plurals aside)."""
 
 import re
 
-from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, TRAIN_TEMPLATES, prompt_list
+from pagoda_inverse.datasets.captions import CLASS_SYNONYMS, TRAIN_TEMPLATES, class_phrases, prompt_list
 
 FUNCTION_WORDS = {"a", "an", "of", "on", "and", "the", "for", "with", "to", "in", "you", "my", "some", "is", "this"}
 
@@ -21,3 +22,14 @@ def test_prompt_lists_are_held_apart_from_the_templates_and_each_other():
         assert not [p for _, p in rows if _words(p) & template_words]
     assert not {p for _, p in tuning} & {p for _, p in heldout}
     assert len({p for _, p in heldout}) == len(heldout)
+
+
+def test_phrase_bank_shares_no_content_word_with_the_heldout_prompts():
+    phrases = class_phrases()
+    class_nouns = set().union(*(_words(s) for names in CLASS_SYNONYMS.values() for s in names))
+    class_nouns |= {w + "s" for w in class_nouns} | {w + "es" for w in class_nouns}  # and their plurals
+    heldout_words = set().union(*(_words(p) for _, p in prompt_list("heldout"))) - FUNCTION_WORDS - class_nouns
+    assert not [p for _, p in phrases if _words(p) & heldout_words]
+    counts = {c: sum(label == c for label, _ in phrases) for c in CLASS_SYNONYMS}
+    assert min(counts.values()) >= 50, counts  # every class well covered
+    assert len({p for _, p in phrases}) == len(phrases)
