@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--list", choices=["tuning", "heldout"], required=True, help="datasets/prompts-LIST.txt")
     parser.add_argument("--model", default="fmnist")
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--k", type=int, nargs="+", default=[2])
+    parser.add_argument("--k", type=int, nargs="+", default=[1])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--md", type=Path, default=None, help="also write the table as a markdown page")
     args = parser.parse_args()

@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "CLASS_SYNONYMS",
+    "FUNCTION_WORDS",
     "HELDOUT_TEMPLATES",
     "NULL_CAPTION",
     "TRAIN_TEMPLATES",
@@ -22,6 +23,7 @@ __all__ = [
     "canonical_caption",
     "captions_for",
     "class_phrases",
+    "content_words",
     "prompt_list",
 ]
 
@@ -66,6 +68,7 @@ HELDOUT_TEMPLATES: tuple[str, ...] = (
 NULL_CAPTION = ""
 
 _SPLITS = ("train", "heldout")
+_WORD = re.compile(r"[a-z][a-z'-]*")
 _ARTICLE = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 
 
@@ -140,6 +143,24 @@ def all_captions(split: str = "train") -> tuple[list[str], torch.Tensor]:
         captions += caps
         labels += [label] * len(caps)
     return captions, torch.tensor(labels, dtype=torch.int64)
+
+
+#: Words that carry no content, left out when prompt lists and the phrase bank are compared word by word.
+FUNCTION_WORDS = frozenset(
+    {"a", "an", "of", "on", "and", "the", "for", "with", "to", "in", "you", "my", "some", "is", "this"}
+)
+
+
+def content_words(text: str) -> set[str]:
+    """The content words of a prompt or phrase: its lowercase words less :data:`FUNCTION_WORDS` and the class nouns
+    of the training captions (the words of :data:`CLASS_SYNONYMS`) with their plurals.
+
+    >>> sorted(content_words("a pair of comfy jeans for hiking boots"))
+    ['comfy', 'hiking']
+    """
+    nouns = set().union(*(_WORD.findall(name) for names in CLASS_SYNONYMS.values() for name in names))
+    nouns |= {w + "s" for w in nouns} | {w + "es" for w in nouns}
+    return set(_WORD.findall(text.lower())) - FUNCTION_WORDS - nouns
 
 
 def _labelled_lines(filename: str) -> list[tuple[int, str]]:

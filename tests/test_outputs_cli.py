@@ -39,3 +39,12 @@ def test_generate_writes_a_grid_one_png_per_seed_and_a_tensor(tmp_path, capsys):
     torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "a.npy"))[0], x[1], rtol=0, atol=1e-5)
     assert json.loads((tmp_path / "a.npy.json").read_text())["seeds"] == [4]
     assert Image.open(tmp_path / "grid-x2.png").size[0] == 2 * Image.open(tmp_path / "grid.png").size[0]
+
+
+def test_generate_prompt_says_which_class_it_read(tmp_path, capsys, text_encoder):
+    # "jeans" names class 1 in the training captions; the phrase bank votes too. --raw-prompt matches nothing.
+    run = cli_in_process(capsys, "generate", "--prompt", "my old jeans", "--seeds", "0", "--out", tmp_path / "a.png")
+    assert run.returncode == 0 and "prompt read as 'Trouser'" in " ".join(run.stderr.split())
+    args = ["generate", "--prompt", "my old jeans", "--raw-prompt", "--seeds", "0", "--out", tmp_path / "b.png"]
+    run = cli_in_process(capsys, *args)
+    assert run.returncode == 0 and "prompt read as" not in " ".join(run.stderr.split())

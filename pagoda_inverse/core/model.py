@@ -144,7 +144,7 @@ class PagodaModel:
         """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
 
         :param snap: move each embedding onto a training caption of the class it is recognised as
-            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 2``, the training captions and the phrase bank
+            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 1``, the training captions and the phrase bank
             :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting); ``benchmarks/prompts.py`` measures it
             on 60 held-out everyday prompts (``datasets/prompts-heldout.txt``). ``False``: the raw embedding.
         """
@@ -152,7 +152,7 @@ class PagodaModel:
 
         self._require_conditional("--prompt")
         embeddings = TextEncoder().encode(list(prompts)).to(self.device)
-        return self.bank.snap(embeddings, k=2, phrases=class_phrase_embeddings()) if snap else embeddings
+        return self.bank.snap(embeddings, k=1, phrases=class_phrase_embeddings()) if snap else embeddings
 
     @property
     def patch_prior(self) -> bool:

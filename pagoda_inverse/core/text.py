@@ -347,7 +347,7 @@ class CaptionBank:
         return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
 
     def snap(
-        self, embeddings: torch.Tensor, k: int = 2, phrases: tuple[torch.Tensor, torch.Tensor] | None = None
+        self, embeddings: torch.Tensor, k: int = 1, phrases: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
         """Free-text embeddings ``[B, D]`` moved onto a condition the networks were trained on: the class whose ``k``
         most similar references (training captions, plus ``phrases`` when given) are the most similar on average
