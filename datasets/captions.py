@@ -151,6 +151,15 @@ FUNCTION_WORDS = frozenset(
 )
 
 
+_CLASS_NOUNS = frozenset(
+    word + ending
+    for names in CLASS_SYNONYMS.values()
+    for name in names
+    for word in _WORD.findall(name)
+    for ending in ("", "s", "es")
+)
+
+
 def content_words(text: str) -> set[str]:
     """The content words of a prompt or phrase: its lowercase words less :data:`FUNCTION_WORDS` and the class nouns
     of the training captions (the words of :data:`CLASS_SYNONYMS`) with their plurals.
@@ -158,9 +167,7 @@ def content_words(text: str) -> set[str]:
     >>> sorted(content_words("a pair of comfy jeans for hiking boots"))
     ['comfy', 'hiking']
     """
-    nouns = set().union(*(_WORD.findall(name) for names in CLASS_SYNONYMS.values() for name in names))
-    nouns |= {w + "s" for w in nouns} | {w + "es" for w in nouns}
-    return set(_WORD.findall(text.lower())) - FUNCTION_WORDS - nouns
+    return set(_WORD.findall(text.lower())) - FUNCTION_WORDS - _CLASS_NOUNS
 
 
 def _labelled_lines(filename: str) -> list[tuple[int, str]]:

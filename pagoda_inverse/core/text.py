@@ -83,7 +83,7 @@ def _cached_embeddings(strings: Sequence[str]) -> torch.Tensor:
 
 
 def class_phrase_embeddings() -> tuple[torch.Tensor, torch.Tensor]:
-    """The phrase bank (:func:`~pagoda_inverse.datasets.captions.class_phrases`, about 1000 everyday wordings of the
+    """The phrase bank (:func:`~pagoda_inverse.datasets.captions.class_phrases`, about 1650 everyday wordings of the
     ten Fashion-MNIST classes) embedded for :meth:`CaptionBank.snap`: ``(float32 [P, 384], int64 [P])``, read from the
     cache of exactly these phrases when there is one, else encoded (a few seconds) and cached."""
     from pagoda_inverse.datasets.captions import class_phrases
