@@ -37,7 +37,8 @@ def main() -> None:
     prompts = TextEncoder().encode([prompt for _, prompt in rows])
     phrase_emb, phrase_labels = class_phrase_embeddings()
     phrase_words = [content_words(p) for _, p in class_phrases()]
-    tuning_words = set().union(*(content_words(p) for _, p in rows))
+    own_words = [content_words(prompt) for _, prompt in rows]
+    tuning_words = set().union(*own_words)
     all_tuning = torch.tensor([not (w & tuning_words) for w in phrase_words])
     lines = [
         f"{len(rows)} tuning prompts; phrase bank of {len(phrase_words)} phrases, {int(all_tuning.sum())} of them "
@@ -46,12 +47,13 @@ def main() -> None:
         "| k | captions only | phrase bank, per prompt | phrase bank, all tuning words |",
         "| ---: | ---: | ---: | ---: |",
     ]
+    # Per prompt: the bank less the phrases sharing a content word with that prompt.
+    keeps = [torch.tensor([not (w & own) for w in phrase_words]) for own in own_words]
     for k in args.k:
         captions = bank.caption_class(bank.snap(prompts, k)).eq(labels).double().mean()
         harsh = bank.caption_class(bank.snap(prompts, k, (phrase_emb[all_tuning], phrase_labels[all_tuning])))
         per_prompt = []
-        for i, (_, prompt) in enumerate(rows):
-            keep = torch.tensor([not (w & content_words(prompt)) for w in phrase_words])
+        for i, keep in enumerate(keeps):
             cond = bank.snap(prompts[i : i + 1], k, (phrase_emb[keep], phrase_labels[keep]))
             per_prompt.append(int(bank.caption_class(cond)[0]))
         per_prompt = torch.tensor(per_prompt).eq(labels).double().mean()

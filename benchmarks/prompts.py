@@ -52,10 +52,11 @@ def main() -> None:
     labels = torch.tensor([label for label, _ in rows])
     emb = TextEncoder().encode([prompt for _, prompt in rows])
     phrases = class_phrase_embeddings()
-    variants = {"raw": emb, "the asked class itself (as --class)": model.class_condition(labels)}
+    snapped = {}
     for k in args.k:
-        variants[f"snapped to the captions, k={k}"] = model.bank.snap(emb, k)
-        variants[f"snapped with the phrase bank, k={k}"] = model.bank.snap(emb, k, phrases)
+        snapped[f"snapped to the captions, k={k}"] = model.bank.snap(emb, k)
+        snapped[f"snapped with the phrase bank, k={k}"] = model.bank.snap(emb, k, phrases)
+    variants = {"raw": emb, "the asked class itself (as --class)": model.class_condition(labels)} | snapped
     results = {name: on_class(model, clf, cond, labels, args.samples, cfg) for name, cond in variants.items()}
     lines = [
         f"{len(rows)} prompts of `datasets/prompts-{args.list}.txt`, {args.samples} seeds each, model `{args.model}` at its recommended "
@@ -69,9 +70,9 @@ def main() -> None:
         worst_c = min(per_class, key=per_class.get)
         worst = int(acc.argmin())
         recognised = (
-            "-"
-            if name == "raw" or name.startswith("the asked class")
-            else f"{float(model.bank.caption_class(variants[name]).eq(labels).double().mean()):.3f}"
+            f"{float(model.bank.caption_class(snapped[name]).eq(labels).double().mean()):.3f}"
+            if name in snapped
+            else "-"
         )
         lines.append(f"| {name} | {recognised} | {float(acc.mean()):.3f} | {FMNIST_CLASSES[worst_c]} {per_class[worst_c]:.2f} | "
                      f"'{rows[worst][1]}' {float(acc[worst]):.2f} |")  # fmt: skip
