@@ -2,7 +2,8 @@
 
 For each generation task (class labels; held-out caption phrasings) and each scale ``w``, the task's samplers
 draw the same seeded samples (``pagoda_inverse.bench.generation.run_generation`` with the scale replaced) and
-are scored in ``fmnist-clf`` features against the test split. Writes ``docs/generation/cfg-sweep.md`` and its plot:
+are scored in ``fmnist-clf`` features against ``--split`` (the test split by default; ``train`` to choose a scale).
+Writes ``docs/generation/cfg-sweep.md`` and its plot:
 
     python benchmarks/cfg_sweep.py --images 2000 --scales 1 1.5 2 3 4
 """
@@ -48,6 +49,9 @@ def main() -> None:
     p.add_argument("--scales", type=float, nargs="+", default=[1, 1.5, 2, 3, 4])
     p.add_argument("--tasks", default="generate_class,generate_prompt")
     p.add_argument("--samplers", default="pagoda_onestep", help="comma-separated sampler labels of the tasks")
+    p.add_argument(
+        "--split", default="test", help="reference split of FD/KID: 'train' to choose a scale, 'test' to report"
+    )
     p.add_argument("--out", type=Path, default=Path("docs/generation/cfg-sweep.md"))
     args = p.parse_args()
     samplers = args.samplers.split(",")
@@ -56,7 +60,7 @@ def main() -> None:
     for spec in select_tasks(args.tasks):
         for w in args.scales:
             seeds = tuple(range(args.images))  # the same seeds for every task and scale
-            result = run_generation(replace(spec, cfg_scale=w), samplers=samplers, seeds=seeds)
+            result = run_generation(replace(spec, cfg_scale=w, split=args.split), samplers=samplers, seeds=seeds)
             for label, s in result["scores"].items():
                 rows.append((spec.name, label, w, s))
                 print(f"{spec.name} {label} w={w:g}: FD {s['fd']:.3f} accuracy {s['accuracy']:.4f}", flush=True)
@@ -69,7 +73,7 @@ def main() -> None:
     lines = page_head("Generation against the CFG scale", "python " + " ".join(sys.argv))
     lines += [
         f"{args.images} samples per row (seeds 0-{args.images - 1}, conditions balanced), scored against the "
-        f"Fashion-MNIST test split in `fmnist-clf` features; {minutes:.1f} min in all. With `w != 1` the one-step "
+        f"Fashion-MNIST {args.split} split in `fmnist-clf` features; {minutes:.1f} min in all. With `w != 1` the one-step "
         "sampler is `G_w(M(z, c, w), c)` when the model has a guidance map (the map's pass at the teacher's "
         "resolution, then G on the conditional and null batch), else `G_w(z, c)`; throughput is measured by "
         "`pagoda-inv bench --task generate`, not here.",

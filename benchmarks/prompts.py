@@ -1,8 +1,8 @@
 """Prompt control on free-text prompts: the share of one-step samples that ``fmnist-clf`` puts in the asked class.
 
 For every prompt of a list (``--list tuning``: ``datasets/prompts-tuning.txt``, to choose settings; ``--list heldout``:
-``datasets/prompts-heldout.txt``, to report), ``--samples`` seeds are generated with the model's recommended guidance
-from: the prompt's embedding as it is (``raw``); the asked class's own condition (what ``--class`` gives, the ceiling
+``datasets/prompts-heldout.txt``, to report), ``--samples`` seeds are generated at the model's recommended guidance
+(or at each ``--cfg`` scale) from: the prompt's embedding as it is (``raw``); the asked class's own condition (what ``--class`` gives, the ceiling
 of any prompt matching on these seeds); and the embedding snapped onto the training captions
 (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for, the class voted for by the training
 captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt`` (the CLI's default). The
@@ -43,11 +43,13 @@ def main() -> None:
     parser.add_argument("--model", default="fmnist")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--k", type=int, nargs="+", default=[1])
+    parser.add_argument("--cfg", type=float, nargs="+", default=None, help="guidance scales (default: the model's)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--md", type=Path, default=None, help="also write the table as a markdown page")
     args = parser.parse_args()
     model, clf = load_model(args.model), load_classifier("fmnist-clf")
-    cfg = float(model.generation_defaults.get("cfg_scale", 1.0))
+    default_cfg = float(model.generation_defaults.get("cfg_scale", 1.0))
+    scales = args.cfg or [default_cfg]
     rows = prompt_list(args.list)
     labels = torch.tensor([label for label, _ in rows])
     emb = TextEncoder().encode([prompt for _, prompt in rows])
@@ -57,15 +59,19 @@ def main() -> None:
         snapped[f"snapped to the captions, k={k}"] = model.bank.snap(emb, k)
         snapped[f"snapped with the phrase bank, k={k}"] = model.bank.snap(emb, k, phrases)
     variants = {"raw": emb, "the asked class itself (as --class)": model.class_condition(labels)} | snapped
-    results = {name: on_class(model, clf, cond, labels, args.samples, cfg) for name, cond in variants.items()}
+    results = {
+        (cfg, name): on_class(model, clf, cond, labels, args.samples, cfg)
+        for cfg in scales
+        for name, cond in variants.items()
+    }
     lines = [
-        f"{len(rows)} prompts of `datasets/prompts-{args.list}.txt`, {args.samples} seeds each, model `{args.model}` at its recommended "
-        f"CFG {cfg:g}; on-class: the share of samples `fmnist-clf` puts in the asked class.",
+        f"{len(rows)} prompts of `datasets/prompts-{args.list}.txt`, {args.samples} seeds each, model `{args.model}` "
+        f"(recommended CFG {default_cfg:g}); on-class: the share of samples `fmnist-clf` puts in the asked class.",
         "",
-        "| conditioning | class recognised | on-class | worst class | worst prompt |",
-        "| --- | ---: | ---: | --- | --- |",
+        "| CFG | conditioning | class recognised | on-class | worst class | worst prompt |",
+        "| ---: | --- | ---: | ---: | --- | --- |",
     ]
-    for name, acc in results.items():
+    for (cfg, name), acc in results.items():
         per_class = {c: float(acc[labels == c].mean()) for c in labels.unique().tolist()}
         worst_c = min(per_class, key=per_class.get)
         worst = int(acc.argmin())
@@ -74,8 +80,8 @@ def main() -> None:
             if name in snapped
             else "-"
         )
-        lines.append(f"| {name} | {recognised} | {float(acc.mean()):.3f} | {FMNIST_CLASSES[worst_c]} {per_class[worst_c]:.2f} | "
-                     f"'{rows[worst][1]}' {float(acc[worst]):.2f} |")  # fmt: skip
+        lines.append(f"| {cfg:g} | {name} | {recognised} | {float(acc.mean()):.3f} | {FMNIST_CLASSES[worst_c]} "
+                     f"{per_class[worst_c]:.2f} | '{rows[worst][1]}' {float(acc[worst]):.2f} |")  # fmt: skip
     print("\n".join(lines))
     if args.md:
         command = "python benchmarks/prompts.py " + " ".join(sys.argv[1:])
@@ -85,8 +91,11 @@ def main() -> None:
             + "\n<!-- --8<-- [end:table] -->\n"
         )
     if args.json:
-        out = {name: {"mean": float(acc.mean()), "per_prompt": acc.tolist()} for name, acc in results.items()}
-        args.json.write_text(json.dumps({"list": args.list, "samples": args.samples, "cfg": cfg,
+        out = [
+            {"cfg": cfg, "conditioning": name, "mean": float(acc.mean()), "per_prompt": acc.tolist()}
+            for (cfg, name), acc in results.items()
+        ]
+        args.json.write_text(json.dumps({"list": args.list, "samples": args.samples,
                                          "prompts": rows, "results": out}, indent=2))  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 # Train the embedded `fmnist` model from scratch on this machine, stage by stage:
 #   teacher 8x8 -> PF-ODE latents (train, test) -> one-step decoder at 8x8 -> grow to 16 -> grow to 32
 #   -> learned encoder -> guidance map (one-step CFG) -> benchmark (docs/core.md) -> export as fp16 into pagoda_inverse/models/fmnist
-#   -> posterior encoders for the exported G (scripts/train_posteriors.sh) -> export -> docs/posterior.md.
+#   -> posterior encoders for the exported G (scripts/train_posteriors.sh) -> export -> docs/posterior.md
+#   -> the recommended guidance scale, chosen on training data (benchmarks/cfg_choice.py) -> generation.json.
 # Each training command prints its checkpoint folder on stdout; an interrupted stage continues with the same
 # command plus `--resume RUN_DIR` (encode: re-run the same command). Usage: scripts/train_fmnist.sh [RUNS_DIR]
 set -euo pipefail
@@ -23,3 +24,6 @@ pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --teacher "$T" 
   --card docs/models/fmnist.md
 # Posterior encoders for the exported (fp16) decoder, exported into the model folder; docs/posterior.md.
 scripts/train_posteriors.sh pagoda_inverse/models/fmnist "$RUNS"
+# The recommended guidance scale (generation.json), chosen on the train split and the tuning prompts.
+W=$(python benchmarks/cfg_choice.py --md docs/generation/cfg-choice.md)
+pagoda-inv export --overwrite --out pagoda_inverse/models/fmnist --generation-defaults "$W"

@@ -12,8 +12,6 @@ from pagoda_inverse.core.model import MODEL_PARTS
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
-#: The checkpoint folders a model folder may hold, in listing order.
-
 
 def export_model(
     out: Path,
