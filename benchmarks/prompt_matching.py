@@ -20,8 +20,8 @@ PAGE_INTRO = (
     "Text only, no generation. The held-out prompts share no content word with the phrase bank "
     "(`tests/data/test_prompt_lists.py`); to see the tuning prompts the same way, each is matched with the bank less "
     "every phrase sharing a content word with it (*per prompt*) or with any tuning prompt (*all tuning words*, "
-    "harsher than the held-out rule). *Captions only*: the 400 training captions alone vote. `CaptionBank.snap`'s `k` "
-    "is chosen here: the `k` whose worse phrase-bank column is best."
+    "harsher than the held-out rule). *Captions only*: the 400 training captions alone vote. "
+    "`CaptionBank.recognise`'s `k` is chosen here: the `k` whose worse phrase-bank column is best."
 )
 
 
@@ -50,13 +50,10 @@ def main() -> None:
     # Per prompt: the bank less the phrases sharing a content word with that prompt.
     keeps = [torch.tensor([not (w & own) for w in phrase_words]) for own in own_words]
     for k in args.k:
-        captions = bank.caption_class(bank.snap(prompts, k)).eq(labels).double().mean()
-        harsh = bank.caption_class(bank.snap(prompts, k, (phrase_emb[all_tuning], phrase_labels[all_tuning])))
-        per_prompt = []
-        for i, keep in enumerate(keeps):
-            cond = bank.snap(prompts[i : i + 1], k, (phrase_emb[keep], phrase_labels[keep]))
-            per_prompt.append(int(bank.caption_class(cond)[0]))
-        per_prompt = torch.tensor(per_prompt).eq(labels).double().mean()
+        captions = bank.recognise(prompts, k).eq(labels).double().mean()
+        harsh = bank.recognise(prompts, k, (phrase_emb[all_tuning], phrase_labels[all_tuning]))
+        per_prompt = torch.cat([bank.recognise(prompts[i : i + 1], k, (phrase_emb[keep], phrase_labels[keep]))
+                                for i, keep in enumerate(keeps)]).eq(labels).double().mean()  # fmt: skip
         harsh = harsh.eq(labels).double().mean()
         lines.append(f"| {k} | {float(captions):.3f} | {float(per_prompt):.3f} | {float(harsh):.3f} |")
     print("\n".join(lines))

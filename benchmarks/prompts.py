@@ -5,8 +5,9 @@ For every prompt of a list (``--list tuning``: ``datasets/prompts-tuning.txt``, 
 (or at each ``--cfg`` scale) from: the prompt's embedding as it is (``raw``); the asked class's own condition (what ``--class`` gives, the ceiling
 of any prompt matching on these seeds); and the embedding snapped onto the training captions
 (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for, the class voted for by the training
-captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt`` (the CLI's default). The
-``class recognised`` column is the share of prompts whose snapped caption is of the asked class. Usage::
+captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt``; and the canonical caption of
+the class the phrase bank votes for (``model.prompt_condition``, the CLI's default). The ``class recognised`` column
+is the share of prompts whose snapped caption is of the asked class. Usage::
 
     python benchmarks/prompts.py --list tuning --k 1 3 5
 """
@@ -58,6 +59,8 @@ def main() -> None:
     for k in args.k:
         snapped[f"snapped to the captions, k={k}"] = model.bank.snap(emb, k)
         snapped[f"snapped with the phrase bank, k={k}"] = model.bank.snap(emb, k, phrases)
+        recognised = model.bank.recognise(emb, k, phrases)
+        snapped[f"canonical caption of the class the phrase bank votes for, k={k}"] = model.class_condition(recognised)
     variants = {"raw": emb, "the asked class itself (as --class)": model.class_condition(labels)} | snapped
     results = {
         (cfg, name): on_class(model, clf, cond, labels, args.samples, cfg)

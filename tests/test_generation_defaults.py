@@ -12,10 +12,10 @@ from pagoda_inverse.utils.errors import CheckpointError
 
 
 def test_generate_uses_the_models_recommended_guidance(tmp_path, capsys):
-    assert load_model("fmnist").generation_defaults["cfg_scale"] == 2.0
+    assert load_model("fmnist").generation_defaults["cfg_scale"] == 3.0
     result = cli_in_process(capsys, "generate", "--class", "9", "--seeds", "0", "--out", tmp_path / "a.png")
     said = " ".join((result.stdout + result.stderr).split())  # rich wraps long lines
-    assert "cfg 2: the model's recommended guidance" in said and "(onestep, cfg 2.0)" in said
+    assert "cfg 3: the model's recommended guidance" in said and "(onestep, cfg 3.0)" in said
     result = cli_in_process(capsys, "generate", "--seeds", "0", "--out", tmp_path / "b.png")  # unconditioned: none
     said = " ".join((result.stdout + result.stderr).split())
     assert "(onestep, cfg 1.0)" in said and "recommended" not in said

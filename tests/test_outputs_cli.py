@@ -43,8 +43,14 @@ def test_generate_writes_a_grid_one_png_per_seed_and_a_tensor(tmp_path, capsys):
 
 def test_generate_prompt_says_which_class_it_read(tmp_path, capsys, text_encoder):
     # "jeans" names class 1 in the training captions; the phrase bank votes too. --raw-prompt matches nothing.
+    # A recognised prompt conditions exactly as --class does; the raw embedding does not.
     run = cli_in_process(capsys, "generate", "--prompt", "my old jeans", "--seeds", "0", "--out", tmp_path / "a.png")
     assert run.returncode == 0 and "prompt read as 'Trouser'" in " ".join(run.stderr.split())
+    assert (
+        cli_in_process(capsys, "generate", "--class", "1", "--seeds", "0", "--out", tmp_path / "c.png").returncode == 0
+    )
     args = ["generate", "--prompt", "my old jeans", "--raw-prompt", "--seeds", "0", "--out", tmp_path / "b.png"]
     run = cli_in_process(capsys, *args)
     assert run.returncode == 0 and "prompt read as" not in " ".join(run.stderr.split())
+    a, b, c = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in "abc")
+    assert np.array_equal(a, c) and not np.array_equal(a, b)

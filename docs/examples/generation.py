@@ -12,13 +12,14 @@ from pagoda_inverse.utils.images import save_panels
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/examples")
 model = pi.load_model("fmnist")
 seeds = range(6)  # sample i depends only on seed i
+w = model.generation_defaults.get("cfg_scale", 1.0)  # the model's recommended guidance scale (fmnist: 3)
 
 classes = {}
 for label, name in enumerate(FMNIST_CLASSES):
     cond = model.class_condition(torch.tensor([label] * len(seeds)))
-    classes[name] = pi.generate(model, cond, seeds, cfg_scale=2.0)  # [6, 1, 32, 32]
+    classes[name] = pi.generate(model, cond, seeds, cfg_scale=w)  # [6, 1, 32, 32]
 save_panels(classes, out / "generation_class.png", cell=0.9)
 
 prompts = ["a pair of sneakers", "a long evening dress", "a handbag with a strap", "some trousers"]
-columns = {p: pi.generate(model, model.prompt_condition([p] * len(seeds)), seeds, cfg_scale=2.0) for p in prompts}
+columns = {p: pi.generate(model, model.prompt_condition([p] * len(seeds)), seeds, cfg_scale=w) for p in prompts}
 save_panels(columns, out / "generation_prompt.png", cell=1.2)

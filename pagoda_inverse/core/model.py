@@ -143,16 +143,20 @@ class PagodaModel:
     def prompt_condition(self, prompts: list[str], snap: bool = True) -> torch.Tensor:
         """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
 
-        :param snap: move each embedding onto a training caption of the class it is recognised as
-            (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`, ``k = 1``, the training captions and the phrase bank
-            :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting); ``benchmarks/prompts.py`` measures it
-            on 60 held-out everyday prompts (``datasets/prompts-heldout.txt``). ``False``: the raw embedding.
+        :param snap: condition on the canonical caption of the class each prompt is recognised as
+            (:meth:`~pagoda_inverse.core.text.CaptionBank.recognise`, ``k = 1``, the training captions and the phrase
+            bank :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting), the condition ``--class`` gives.
+            Training captions name only the class (each image gets a random template and synonym), so no other
+            caption carries more. ``benchmarks/prompts.py`` measures it on 60 held-out everyday prompts
+            (``datasets/prompts-heldout.txt``). ``False``: the raw embedding.
         """
         from pagoda_inverse.core.text import TextEncoder, class_phrase_embeddings
 
         self._require_conditional("--prompt")
         embeddings = TextEncoder().encode(list(prompts)).to(self.device)
-        return self.bank.snap(embeddings, k=1, phrases=class_phrase_embeddings()) if snap else embeddings
+        if not snap or len(self.bank.train_embeddings) == 0:
+            return embeddings
+        return self.class_condition(self.bank.recognise(embeddings, k=1, phrases=class_phrase_embeddings()))
 
     @property
     def patch_prior(self) -> bool:

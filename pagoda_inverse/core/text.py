@@ -346,33 +346,44 @@ class CaptionBank:
             return self.null_embedding.expand(len(labels), -1).clone()
         return torch.where(known, self.class_embeddings[labels.clamp(min=0)], self.null_embedding)
 
-    def snap(
+    def recognise(
         self, embeddings: torch.Tensor, k: int = 1, phrases: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Free-text embeddings ``[B, D]`` moved onto a condition the networks were trained on: the class whose ``k``
-        most similar references (training captions, plus ``phrases`` when given) are the most similar on average
-        (cosine), then that class's training caption nearest to the prompt. A wording no template used then
-        conditions as the trained caption it is closest to.
+        """Free-text embeddings ``[B, D]`` -> ``int64 [B]`` the class whose ``k`` most similar references (training
+        captions, plus ``phrases`` when given) are the most similar on average (cosine).
 
         :param k: references per class that vote for it (1: the single nearest reference decides).
-        :param phrases: more references that only vote, never condition: ``(embeddings [P, D], labels [P])``, e.g.
+        :param phrases: more references that vote: ``(embeddings [P, D], labels [P])``, e.g.
             :func:`class_phrase_embeddings`.
-        :return: ``[B, D]`` training-caption embeddings, on ``embeddings``' device (unchanged for a bank without
-            training captions).
+        :raises ValueError: the bank has no training captions to vote.
         """
         device = embeddings.device
         train, labels = self.train_embeddings.to(device), self.train_labels.to(device)
         if len(train) == 0:
-            return embeddings
+            raise ValueError("a bank without training captions recognises no class")
         prompts = F.normalize(embeddings.float(), dim=-1)
-        similarity = prompts @ train.T  # [B, M] cosine to the training captions
-        voters, voter_labels = similarity, labels
+        voters, voter_labels = prompts @ train.T, labels  # [B, M] cosine to the training captions
         if phrases is not None:
-            voters = torch.cat([similarity, prompts @ phrases[0].to(device).T], dim=1)  # [B, M + P]
+            voters = torch.cat([voters, prompts @ phrases[0].to(device).T], dim=1)  # [B, M + P]
             voter_labels = torch.cat([labels, phrases[1].to(device)])
         votes = torch.stack([voters[:, voter_labels == c].topk(min(k, int((voter_labels == c).sum())), dim=1).values.mean(1)
                              for c in range(self.num_classes)], dim=1)  # fmt: skip
-        chosen = votes.argmax(1)  # [B] classes
+        return votes.argmax(1)
+
+    def snap(
+        self, embeddings: torch.Tensor, k: int = 1, phrases: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Free-text embeddings ``[B, D]`` moved onto a condition the networks were trained on: the training caption
+        nearest to the prompt within the class :meth:`recognise` (same ``k`` and ``phrases``) votes for.
+
+        :return: ``[B, D]`` training-caption embeddings, on ``embeddings``' device (unchanged for a bank without
+            training captions).
+        """
+        if len(self.train_embeddings) == 0:
+            return embeddings
+        train, labels = self.train_embeddings.to(embeddings.device), self.train_labels.to(embeddings.device)
+        chosen = self.recognise(embeddings, k, phrases)  # [B] classes
+        similarity = F.normalize(embeddings.float(), dim=-1) @ train.T  # [B, M]
         nearest = similarity.masked_fill(labels[None] != chosen[:, None], -2.0).argmax(1)  # within the chosen class
         return train[nearest]
 
