@@ -2,12 +2,12 @@
 
 For every prompt of a list (``--list tuning``: ``datasets/prompts-tuning.txt``, to choose settings; ``--list heldout``:
 ``datasets/prompts-heldout.txt``, to report), ``--samples`` seeds are generated at the model's recommended guidance
-(or at each ``--cfg`` scale) from: the prompt's embedding as it is (``raw``); the asked class's own condition (what ``--class`` gives, the ceiling
-of any prompt matching on these seeds); and the embedding snapped onto the training captions
-(:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for, the class voted for by the training
-captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt``; and the canonical caption of
-the class the phrase bank votes for (``model.prompt_condition``, the CLI's default). The ``class recognised`` column
-is the share of prompts whose snapped caption is of the asked class. Usage::
+(or at each ``--cfg`` scale) from: the prompt's embedding as it is (``raw``); the asked class's own condition (what
+``--class`` gives, the ceiling of any prompt matching on these seeds); the embedding snapped onto the training
+captions (:meth:`~pagoda_inverse.core.text.CaptionBank.snap`) with each ``k`` asked for, the class voted for by the
+training captions alone and by the captions with the phrase bank ``datasets/class-phrases.txt``; and the canonical
+caption of the class the phrase bank votes for (``model.prompt_condition``, the CLI's default). The ``class
+recognised`` column is the share of prompts read as the asked class. Usage::
 
     python benchmarks/prompts.py --list tuning --k 1 3 5
 """
