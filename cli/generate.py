@@ -149,8 +149,11 @@ def generate(
     elif prompt is not None:
         cond = m.prompt_condition([prompt], snap=not raw_prompt).expand(n, -1)
         if not raw_prompt:
-            read_as = FMNIST_CLASSES[int(m.bank.caption_class(cond[:1])[0])]
-            console.print(f"prompt read as {read_as!r}; --class to choose the class, --raw-prompt to skip matching")
+            read_as = int(m.bank.caption_class(cond[:1])[0])
+            console.print(
+                f"prompt read as {FMNIST_CLASSES[read_as]!r} (the condition of --class {read_as}); --raw-prompt to "
+                "condition on the prompt's own embedding"
+            )
     else:
         cond = m.null_condition(n)
     start = time.time()
