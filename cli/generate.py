@@ -77,7 +77,7 @@ def generate(
     raw_prompt: bool = typer.Option(
         False,
         "--raw-prompt",
-        help="Condition on the prompt's own embedding instead of the training caption nearest to it.",
+        help="Condition on the prompt's own embedding instead of the class it is read as.",
     ),
     seeds: str = typer.Option("0-63", "--seeds", help="Seeds, e.g. 0-63 or 1,5,9; one sample each."),
     cfg: float | None = typer.Option(
@@ -147,9 +147,11 @@ def generate(
     if label is not None:
         cond = m.class_condition(torch.full((n,), label))
     elif prompt is not None:
-        cond = m.prompt_condition([prompt], snap=not raw_prompt).expand(n, -1)
-        if not raw_prompt:
-            read_as = int(m.bank.caption_class(cond[:1])[0])
+        if raw_prompt:
+            cond = m.prompt_condition([prompt], snap=False).expand(n, -1)
+        else:
+            read_as = int(m.prompt_labels([prompt])[0])
+            cond = m.class_condition(torch.full((n,), read_as))
             console.print(
                 f"prompt read as {FMNIST_CLASSES[read_as]!r} (the condition of --class {read_as}); --raw-prompt to "
                 "condition on the prompt's own embedding"

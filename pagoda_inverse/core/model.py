@@ -140,23 +140,31 @@ class PagodaModel:
             raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
         return self.bank.class_embeddings[labels]
 
-    def prompt_condition(self, prompts: list[str], snap: bool = True) -> torch.Tensor:
-        """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
-
-        :param snap: condition on the canonical caption of the class each prompt is recognised as
-            (:meth:`~pagoda_inverse.core.text.CaptionBank.recognise`, ``k = 1``, the training captions and the phrase
-            bank :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting), the condition ``--class`` gives.
-            Training captions name only the class (each image gets a random template and synonym), so no other
-            caption carries more. ``benchmarks/prompts.py`` measures it on 60 held-out everyday prompts
-            (``datasets/prompts-heldout.txt``). ``False``: the raw embedding.
-        """
+    def prompt_labels(self, prompts: list[str]) -> torch.Tensor:
+        """Free-text prompts -> ``int64 [B]`` the class each is read as (runs the text encoder):
+        :meth:`~pagoda_inverse.core.text.CaptionBank.recognise` with ``k = 1``, the training captions and the phrase
+        bank :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting."""
         from pagoda_inverse.core.text import TextEncoder, class_phrase_embeddings
 
         self._require_conditional("--prompt")
         embeddings = TextEncoder().encode(list(prompts)).to(self.device)
-        if not snap or len(self.bank.train_embeddings) == 0:
-            return embeddings
-        return self.class_condition(self.bank.recognise(embeddings, k=1, phrases=class_phrase_embeddings()))
+        return self.bank.recognise(embeddings, k=1, phrases=class_phrase_embeddings())
+
+    def prompt_condition(self, prompts: list[str], snap: bool = True) -> torch.Tensor:
+        """Free-text prompts -> ``[B, D]`` conditions (runs the text encoder).
+
+        :param snap: condition on the canonical caption of the class each prompt is read as (:meth:`prompt_labels`),
+            the condition ``--class`` gives. Training captions name only the class (each image gets a random template
+            and synonym), so no other caption carries more. ``benchmarks/prompts.py`` measures it on 60 held-out
+            everyday prompts (``datasets/prompts-heldout.txt``). ``False`` (or a bank without training captions): the
+            raw embedding.
+        """
+        from pagoda_inverse.core.text import TextEncoder
+
+        self._require_conditional("--prompt")
+        if snap and len(self.bank.train_embeddings):
+            return self.class_condition(self.prompt_labels(prompts))
+        return TextEncoder().encode(list(prompts)).to(self.device)
 
     @property
     def patch_prior(self) -> bool:

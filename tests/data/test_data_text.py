@@ -157,10 +157,10 @@ def test_snap_moves_a_prompt_onto_the_nearest_trained_caption_of_the_voted_class
     train = torch.stack([near0, far0, far0, *class1])
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     bank = CaptionBank(train, labels, train[:0], labels[:0], torch.stack([near0, class1[0]]), torch.zeros(d))
-    assert torch.equal(bank.snap(prompt[None], k=3)[0], class1[0]) and bank.recognise(prompt[None], k=3).tolist() == [
-        1
-    ]
-    assert torch.equal(bank.snap(prompt[None], k=1)[0], near0) and bank.recognise(prompt[None], k=1).tolist() == [0]
+    assert torch.equal(bank.snap(prompt[None], k=3)[0], class1[0])
+    assert bank.recognise(prompt[None], k=3).tolist() == [1]
+    assert torch.equal(bank.snap(prompt[None], k=1)[0], near0)
+    assert bank.recognise(prompt[None], k=1).tolist() == [0]
     assert torch.equal(CaptionBank.unconditional(d).snap(prompt[None]), prompt[None])  # no captions: unchanged
 
 
