@@ -7,10 +7,9 @@ Operators are built directly or by name from :mod:`pagoda_inverse.ops.registry`.
 """
 
 from ._checks import OperatorParameterError
-from .base import Identity, LinearOperator
+from .base import Composed, Identity, LinearOperator, compose
 from .blur import Blur
 from .colour import ColourMix, Grayscale
-from .compose import Composed, compose
 from .downsample import AreaDownsample, BicubicDownsample, downsample
 from .inpaint import Inpaint
 from .kernels import gaussian_kernel, load_kernel, motion_kernel, motion_kernels

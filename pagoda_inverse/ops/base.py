@@ -9,6 +9,11 @@ Data-consistency helpers used by the solvers:
 - :meth:`LinearOperator.tikhonov` -- :math:`(A^\top A + \gamma I)^{-1}(A^\top y + \gamma x_0)`;
 - :meth:`LinearOperator.project` -- :math:`x + A^\dagger(y - A x)`, the null-space projection.
 
+:class:`Composed` (``compose(A1, ..., Ak)``, or ``Ak * ... * A1`` as in deepinv) chains operators: ``ops[0]`` first,
+the adjoint :math:`A_1^\top \cdots A_k^\top`; ``A_dagger`` and ``tikhonov`` use conjugate gradients (the
+pseudo-inverse of a product is not the product of pseudo-inverses in general) except for a chain of one; noise is the
+last operator's unless given, the inner operators' noise is ignored.
+
 Operators with a closed form implement :meth:`LinearOperator.gram_solve`,
 :math:`(A A^\top + \gamma I)^{+} r`, and set ``exact_dagger = True``; the rest then follows from the push-through
 identity :math:`(A^\top A + \gamma I)^{-1} A^\top = A^\top (A A^\top + \gamma I)^{-1}`, which avoids any cancellation.
@@ -17,6 +22,7 @@ identity :math:`(A^\top A + \gamma I)^{-1} A^\top = A^\top (A A^\top + \gamma I)
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -269,8 +275,6 @@ class LinearOperator(torch.nn.Module):
 
     def __mul__(self, other: LinearOperator) -> LinearOperator:
         """``self * other`` applies ``other`` first then ``self`` (deepinv's order); noise comes from ``self``."""
-        from .compose import Composed
-
         return Composed([other, self], noise=self.noise_model)
 
 
@@ -297,3 +301,74 @@ class Identity(LinearOperator):
 
     def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
         return y
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Composition. It lives beside the base class because ``LinearOperator.__mul__`` builds it (a module of its own would
+# import this one and be imported back).
+
+
+class Composed(LinearOperator):
+    """A chain of linear operators applied in order.
+
+    :param ops: operators, ``ops[0]`` first; nested compositions are flattened.
+    :param noise: noise model (or name) of the composition; default: the last operator's.
+    :param kwargs: other options of :class:`~pagoda_inverse.ops.base.LinearOperator` (``sigma_y``, ``cg_max_iter``…).
+
+    >>> from pagoda_inverse.ops import Blur, AreaDownsample
+    >>> op = Composed([Blur.gaussian(1.0, 5), AreaDownsample(2)])
+    >>> op.A(torch.zeros(1, 3, 8, 6)).shape
+    torch.Size([1, 3, 4, 3])
+    """
+
+    def __init__(self, ops: Sequence[LinearOperator], noise: str | NoiseModel | None = None, **kwargs):
+        flat: list[LinearOperator] = []
+        for op in ops:
+            flat.extend(op.ops if isinstance(op, Composed) else [op])
+        if not flat:
+            raise fail("ops must contain at least one operator")
+        if noise is None and "sigma_y" not in kwargs:
+            noise = flat[-1].noise_model
+        super().__init__(in_shape=flat[0].in_shape, noise=noise, **kwargs)
+        self.ops = torch.nn.ModuleList(flat)
+        self.size_multiple = math.lcm(*[op.size_multiple for op in flat])
+        self.exact_dagger = len(flat) == 1 and flat[0].exact_dagger
+
+    def out_shape(self, in_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        shape = tuple(self.in_shape if in_shape is None else in_shape)
+        for op in self.ops:
+            shape = op.out_shape(shape)
+        return shape
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = op.A(x)
+        return x
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        for op in reversed(self.ops):
+            y = op.A_adjoint(y)
+        return y
+
+    def _restrict(self, y: torch.Tensor) -> torch.Tensor:
+        return self.ops[-1]._restrict(y)
+
+    def gram_solve(self, r: torch.Tensor, gamma: float | torch.Tensor = 0.0) -> torch.Tensor:
+        if len(self.ops) == 1:
+            return self.ops[0].gram_solve(r, gamma)
+        return super().gram_solve(r, gamma)
+
+    def A_dagger(self, y: torch.Tensor, max_iter: int | None = None, tol: float | None = None) -> torch.Tensor:
+        if len(self.ops) == 1:
+            return self.ops[0].A_dagger(y, max_iter, tol)
+        return super().A_dagger(y, max_iter, tol)
+
+
+def compose(*ops: LinearOperator, noise: str | NoiseModel | None = None, **kwargs) -> Composed:
+    """``compose(A1, A2, ..., Ak)`` is :math:`A_k \\cdots A_1` (``A1`` applied first).
+
+    :param ops: the operators in order of application.
+    :param noise: noise model of the composition (default: the last operator's).
+    :param kwargs: ``sigma_y``, ``rate``, ``cg_max_iter``, ``cg_tol``.
+    """
+    return Composed(list(ops), noise=noise, **kwargs)

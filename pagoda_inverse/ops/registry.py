@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._checks import check_int, fail
-from .base import Identity, LinearOperator
+from .base import Composed, Identity, LinearOperator
 from .blur import Blur
 from .colour import ColourMix, Grayscale
-from .compose import Composed
 from .downsample import AreaDownsample, BicubicDownsample
 from .inpaint import Inpaint
 from .masks import box_mask
