@@ -81,3 +81,7 @@ DryRunOpt = Annotated[
         "peak memory, keep nothing.",
     ),
 ]
+LatentsOpt = Annotated[Path, typer.Option("--latents", help="Latent cache folder (from 'pagoda-inv encode').")]
+EncodedTeacherOpt = Annotated[
+    Path, typer.Option("--teacher", help="The teacher checkpoint the latents were encoded with.")
+]

@@ -3,8 +3,10 @@ numbered run folder."""
 
 from __future__ import annotations
 
-from functools import partial
+import functools
+import inspect
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,6 +15,8 @@ from pagoda_inverse.cli.options import (
     DataRootOpt,
     DatasetOpt,
     DryRunOpt,
+    EncodedTeacherOpt,
+    LatentsOpt,
     PresetOpt,
     QuietOpt,
     ResumeOpt,
@@ -107,32 +111,61 @@ def _run_stage(
     emit(out)
 
 
-@app.command("teacher", epilog=TEACHER_EPILOG)
-def teacher(
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    data_root: DataRootOpt = None,
-    dataset: DatasetOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+#: The data options a stage may take (``_stage(data=...)``) and the config field each one overrides.
+_DATA_OPTIONS = {"data_root": (DataRootOpt, "root"), "dataset": (DatasetOpt, "dataset")}
+
+
+def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry_run: bool = False, epilog=None):
+    """Register ``fn(run, **own_options)`` as ``pagoda-inv train KIND`` with the options every stage shares.
+
+    The command's options are ``fn``'s own, then ``--preset`` (default ``preset``), ``--runs``, ``--resume``, the data
+    options named in ``data`` (``"data_root"``, ``"dataset"``), ``--steps``, ``--batch-size``, ``--quiet`` and, with
+    ``dry_run``, ``--dry-run``. ``fn`` gets ``run(train, *inputs, **overrides)``: :func:`_run_stage` with those shared
+    options bound (``--steps``, ``--batch-size`` and the data options are config overrides, as ``overrides`` are).
+    """
+    shared = [
+        ("preset", PresetOpt, preset),
+        ("runs", RunsOpt, Path("runs")),
+        ("resume", ResumeOpt, None),
+        *[(name, _DATA_OPTIONS[name][0], None) for name in data],
+        ("steps", StepsOpt, None),
+        ("batch_size", BatchSizeOpt, None),
+        ("quiet", QuietOpt, False),
+        *([("dry_run", DryRunOpt, False)] if dry_run else []),
+    ]
+
+    def register(fn):
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]  # the first is ``run``
+        kw = inspect.Parameter.KEYWORD_ONLY
+        params = [p.replace(kind=kw) for p in own]
+        params += [inspect.Parameter(name, kw, default=default, annotation=hint) for name, hint, default in shared]
+
+        @functools.wraps(fn)
+        def command(**options) -> None:
+            opts = {name: options.pop(name) for name, _, _ in shared}
+            overrides = {_DATA_OPTIONS[name][1]: opts[name] for name in data}
+            overrides |= {"steps": opts["steps"], "batch_size": opts["batch_size"]}
+
+            def run(train, *inputs, **more):
+                _run_stage(kind, opts["preset"], opts["runs"], opts["resume"], opts["quiet"], train, inputs,
+                           opts.get("dry_run", False), **overrides, **more)  # fmt: skip
+
+            fn(run, **options)
+
+        command.__signature__ = inspect.Signature(params)  # what Typer reads the options from
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        app.command(kind, epilog=epilog)(command)
+        return command
+
+    return register
+
+
+@_stage("teacher", data=("data_root", "dataset"), epilog=TEACHER_EPILOG)
+def teacher(run) -> None:
     """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
     from pagoda_inverse.train.teacher import train_teacher
 
-    _run_stage(
-        "teacher",
-        preset,
-        runs,
-        resume,
-        quiet,
-        train_teacher,
-        root=data_root,
-        dataset=dataset,
-        steps=steps,
-        batch_size=batch_size,
-    )
+    run(train_teacher)
 
 
 DECODER_EPILOG = """Examples:
@@ -143,23 +176,16 @@ DECODER_EPILOG = """Examples:
 """
 
 
-@app.command("decoder", epilog=DECODER_EPILOG)
+@_stage("decoder", dry_run=True, epilog=DECODER_EPILOG)
 def decoder(
-    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint folder (from 'train teacher')."),
-    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-    dry_run: DryRunOpt = False,
+    run,
+    teacher: Annotated[Path, typer.Option("--teacher", help="Teacher checkpoint folder (from 'train teacher').")],
+    latents: LatentsOpt,
 ) -> None:
     """Train the one-step decoder G at the teacher's resolution (stage 2): reconstruction + adversarial."""
     from pagoda_inverse.train.decoder import train_decoder
 
-    _run_stage("decoder", preset, runs, resume, quiet, train_decoder, (teacher, latents), dry_run, steps=steps,
-               batch_size=batch_size)  # fmt: skip
+    run(train_decoder, teacher, latents)
 
 
 GROW_EPILOG = """Examples:
@@ -172,70 +198,41 @@ GROW_EPILOG = """Examples:
 """
 
 
-@app.command("grow", epilog=GROW_EPILOG)
+@_stage("grow", dry_run=True, epilog=GROW_EPILOG)
 def grow(
-    decoder: Path = typer.Option(
-        ..., "--decoder", help="Decoder checkpoint to grow (from 'train decoder' or 'grow')."
-    ),
-    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint the latents were encoded with."),
-    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
-    width: int | None = typer.Option(None, min=1, help="Channels of the new stage (default: keep the last width)."),
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-    dry_run: DryRunOpt = False,
+    run,
+    decoder: Annotated[
+        Path, typer.Option("--decoder", help="Decoder checkpoint to grow (from 'train decoder' or 'grow').")
+    ],
+    teacher: EncodedTeacherOpt,
+    latents: LatentsOpt,
+    width: Annotated[
+        int | None, typer.Option(min=1, help="Channels of the new stage (default: keep the last width).")
+    ] = None,
 ) -> None:
     """Grow G by one 2x stage (progressive growing): copy weights, freeze the trunk, train at the new resolution."""
     from pagoda_inverse.train.grow import grow_decoder
 
-    _run_stage(
-        "grow",
-        preset,
-        runs,
-        resume,
-        quiet,
-        partial(grow_decoder, width=width),
-        (decoder, teacher, latents),
-        dry_run,
-        steps=steps,
-        batch_size=batch_size,
-    )
+    run(functools.partial(grow_decoder, width=width), decoder, teacher, latents)
 
 
-@app.command("encoder")
-def encoder(
-    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint the latents were encoded with."),
-    latents: Path = typer.Option(..., "--latents", help="Latent cache folder (from 'pagoda-inv encode')."),
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-    dry_run: DryRunOpt = False,
-) -> None:
+@_stage("encoder", dry_run=True)
+def encoder(run, teacher: EncodedTeacherOpt, latents: LatentsOpt) -> None:
     """Train the learned one-step encoder E(x) ~ PF-ODE latent on cached pairs (the solvers' fast path).
 
     Example: pagoda-inv train encoder --teacher runs/00000-teacher-fmnist/teacher --latents runs/latents-train
     """
     from pagoda_inverse.train.learned_encoder import train_encoder
 
-    _run_stage("encoder", preset, runs, resume, quiet, train_encoder, (teacher, latents), dry_run, steps=steps,
-               batch_size=batch_size)  # fmt: skip
+    run(train_encoder, teacher, latents)
 
 
-@app.command("guidance")
+@_stage("guidance")
 def guidance(
-    teacher: Path = typer.Option(..., "--teacher", help="The teacher checkpoint whose CFG sampler the map learns."),
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
+    run,
+    teacher: Annotated[
+        Path, typer.Option("--teacher", help="The teacher checkpoint whose CFG sampler the map learns.")
+    ],
 ) -> None:
     """Train the guidance map M(z, c, w): one-step classifier-free guidance for G (pairs from the teacher's CFG
     sampler and encoder, then a regression).
@@ -244,39 +241,22 @@ def guidance(
     """
     from pagoda_inverse.train.guidance import train_guidance
 
-    _run_stage("guidance", preset, runs, resume, quiet, train_guidance, (teacher,), steps=steps, batch_size=batch_size)
+    run(train_guidance, teacher)
 
 
-@app.command("classifier")
-def classifier(
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    data_root: DataRootOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@_stage("classifier", data=("data_root",))
+def classifier(run) -> None:
     """Train the evaluation classifier (fmnist-clf): features for FD/KID-FMNIST, predictions for control accuracy.
 
     Example: pagoda-inv train classifier --preset fmnist --runs runs
     """
     from pagoda_inverse.train.classifier import train_classifier
 
-    _run_stage(
-        "classifier", preset, runs, resume, quiet, train_classifier, root=data_root, steps=steps, batch_size=batch_size
-    )
+    run(train_classifier)
 
 
-@app.command("colour")
-def colour(
-    preset: PresetOpt = "photo",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
+@_stage("colour", preset="photo")
+def colour(run) -> None:
     """Train the luma-to-colour network of an RGB model (the 'colour_net' colorization solver): the posterior-mean
     colour of a gray image, by regression on the training crops.
 
@@ -284,7 +264,7 @@ def colour(
     """
     from pagoda_inverse.train.colour import train_colour
 
-    _run_stage("colour", preset, runs, resume, quiet, train_colour, steps=steps, batch_size=batch_size)
+    run(train_colour)
 
 
 POSTERIOR_EPILOG = """Examples:
@@ -297,20 +277,21 @@ POSTERIOR_EPILOG = """Examples:
 """
 
 
-@app.command("posterior", epilog=POSTERIOR_EPILOG)
+@_stage("posterior", epilog=POSTERIOR_EPILOG)
 def posterior(
-    family: str = typer.Option(
-        ..., "--family", help="Operator family: superres, inpaint, deblur, denoise or colorize (photo model)."
-    ),
-    model: str | None = typer.Option(
-        None, "--model", help="Model (embedded name or folder) whose generator q serves \\[default: the preset's]."
-    ),
-    preset: PresetOpt = "fmnist",
-    runs: RunsOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    steps: StepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    quiet: QuietOpt = False,
+    run,
+    family: Annotated[
+        str,
+        typer.Option(
+            "--family", help="Operator family: superres, inpaint, deblur, denoise or colorize (photo model)."
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Model (embedded name or folder) whose generator q serves \\[default: the preset's]."
+        ),
+    ] = None,
 ) -> None:
     """Train an amortized posterior encoder q(y, A, eps) for one operator family into the model's frozen G (energy
     score on data-consistent samples): one-step posterior sampling with the 'one_step' solver.
@@ -321,15 +302,4 @@ def posterior(
     from pagoda_inverse.train.posterior import train_posterior
 
     check_family(family)
-    _run_stage(
-        "posterior",
-        preset,
-        runs,
-        resume,
-        quiet,
-        train_posterior,
-        family=family,
-        model=model,
-        steps=steps,
-        batch_size=batch_size,
-    )
+    run(train_posterior, family=family, model=model)
