@@ -3,7 +3,8 @@
 The image is covered by ``T x T`` tiles (``T`` = the model's resolution) on a grid of stride ``T - overlap``, the
 last row and column flush with the border. Each batch of ``tile_batch`` tiles is solved with the operator restricted
 to those tiles (:meth:`~pagoda_inverse.ops.base.LinearOperator.on_tiles`) and the matching crop of the
-measurements; the tiles are blended with a raised-cosine window over the overlaps (weights sum to 1, so no seams),
+measurements; the tiles are blended with a raised-cosine window over the overlaps (weights sum to 1, so no seams;
+each sample's deviation from its tile's mean is blended variance-preserving, so the std map has no dip there either),
 and a final data-consistency step with the *whole-image* operator makes the result consistent with ``y`` across
 tile borders (exactly when ``sigma_y = 0``). Memory is bounded by the tile batch plus a few whole-image buffers.
 
@@ -134,7 +135,7 @@ def solve_tiled(
     scale = op.out_shape((c, size, size))[-1] / size  # measurement pixels per image pixel
     ms = round(size * scale)
     window = blend_window(size, overlap)
-    total = weight = None
+    total = mean = weight = weight_sq = None
     info: dict = {}
     for b0 in range(0, len(corners), tile_batch):
         batch = corners[b0 : b0 + tile_batch]
@@ -146,16 +147,28 @@ def solve_tiled(
         res = solver(model, op_t, y_t, cond=c_t, generator=gens, **hparams)
         info = res.info
         if total is None:
-            total = torch.zeros(len(res.samples), 1, c, h, w, device=res.samples.device)
-            weight = torch.zeros(1, 1, h, w, device=res.samples.device)
+            total = torch.zeros(len(res.samples), 1, c, h, w, device=res.samples.device)  # sum of w * deviation
+            mean = torch.zeros(1, c, h, w, device=res.samples.device)  # sum of w * tile mean
+            weight = torch.zeros(1, 1, h, w, device=res.samples.device)  # sum of w
+            weight_sq = torch.zeros(1, 1, h, w, device=res.samples.device)  # sum of w^2
             window = window.to(res.samples.device)
-        # Accumulate the window-weighted samples of each tile.
+        # Accumulate each tile's window-weighted mean over its samples and the samples' deviations from it.
         for i, (top, left) in enumerate(batch):
-            total[:, 0, :, top : top + size, left : left + size] += res.samples[:, i] * window
+            tile_mean = res.samples[:, i].mean(0)
+            total[:, 0, :, top : top + size, left : left + size] += (res.samples[:, i] - tile_mean) * window
+            mean[0, :, top : top + size, left : left + size] += tile_mean * window
             weight[0, 0, top : top + size, left : left + size] += window
+            weight_sq[0, 0, top : top + size, left : left + size] += window**2
         if callback is not None:
             callback({"step": min(b0 + tile_batch, len(corners)), "total": len(corners)})
-    samples = total / weight
+    # The tiles' samples are independent (their own noise), so blending whole samples with weights a_i (sum 1)
+    # would give a pixel the variance sum(a_i^2 sigma_i^2): half of it in the middle of an overlap, and a std map
+    # with dark bands at every seam. Blending per-tile std maps instead would give the right map, but not samples
+    # that have it (the samples grid would still be flatter at the seams). So the means are blended with a_i and the
+    # deviations with a_i / sqrt(sum a_j^2): each pixel's variance is then sum(a_i^2 sigma_i^2) / sum(a_i^2), an
+    # average of its tiles' variances (no dip), the samples' mean is the blended tile means, every sample is still
+    # smooth across the seams, and the std map is the std of the samples written beside it.
+    samples = mean / weight + total / weight_sq.sqrt()
     # One whole-image data-consistency step per sample: consistent across tile borders.
     samples = torch.stack([data_consistency(op, s, y, prior_std) for s in samples])
     out = {
