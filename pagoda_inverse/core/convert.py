@@ -29,7 +29,7 @@ from pagoda_inverse.core.adm import ADM, SHAPE_FIELDS, ADMConfig, first_names, s
 from pagoda_inverse.core.adm_presets import ALIASES, PRESETS, SCHEDULES, get_preset, matching_presets
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.encode import file_digest
-from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.atomic import set_normal_mode, write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: ``--from`` choices of ``pagoda-inv convert``.
@@ -222,6 +222,7 @@ def write_model_folder(out: str | Path, tensors: Mapping[str, torch.Tensor], tea
     if not out.parent.is_dir():
         raise UserError(f"{out}: folder {out.parent} does not exist; create it or choose another --out")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    set_normal_mode(tmp, folder=True)  # mkdtemp's 0700 would make the model folder private
     try:
         net = {f"net.{k}": v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
         save_checkpoint(tmp / "teacher", net, {"kind": "teacher", **teacher_config})
