@@ -75,6 +75,9 @@ def bench(
     out = out or Path("runs") / f"bench-{Path(task).stem.replace(',', '+')}"
     if out.exists() and not overwrite:  # checked on every rank before rank 0 writes anything
         raise typer.BadParameter(f"{out} exists; pass --overwrite or another --out", param_hint="--out")
+    from pagoda_inverse.utils.atomic import check_output_folder
+
+    check_output_folder(out, "--out")  # created (with its parents) after the run; a file in the way is refused now
     try:
         seed_list = parse_seeds(seeds) if seeds else None
     except ValueError as err:

@@ -55,7 +55,11 @@ def _write_tensor(path: Path, x, metadata: dict) -> None:
 
 def generate(
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output PNG: a grid of all seeds at their true size.", rich_help_panel="Output"
+        None,
+        "--out",
+        "-o",
+        help="Output image (.png, .jpg/.jpeg or .webp, by its suffix): a grid of all seeds at their true size.",
+        rich_help_panel="Output",
     ),
     out_dir: Path | None = typer.Option(
         None,
@@ -107,9 +111,22 @@ def generate(
     if tensor is not None and tensor.suffix not in (".safetensors", ".npy"):
         raise typer.BadParameter(f"{tensor}: write .safetensors or .npy", param_hint="--tensor")
     seed_list = parse_int_list(seeds)
-    preview = out.with_name(f"{out.stem}-x{preview_scale}.png") if out is not None and preview_scale > 1 else None
+    from pagoda_inverse.utils.atomic import check_output_folder, check_output_path
+    from pagoda_inverse.utils.images import image_format
+
+    if out is not None:
+        image_format(out)  # the suffix names the format: .png, .jpg/.jpeg or .webp
+    preview = (
+        out.with_name(f"{out.stem}-x{preview_scale}{out.suffix}") if out is not None and preview_scale > 1 else None
+    )
     targets = [p for p in (out, preview, tensor) if p is not None]
     targets += [out_dir / f"{seed:06d}.png" for seed in seed_list] if out_dir is not None else []
+    # Missing folders are created when the samples are written; a file in their way is refused now.
+    for path, option in ((out, "--out"), (preview, "--out"), (tensor, "--tensor")):
+        if path is not None:
+            check_output_path(path, option)
+    if out_dir is not None:
+        check_output_folder(out_dir, "--out-dir")
     for path in targets:
         if path.exists() and not overwrite:
             raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--out")

@@ -15,7 +15,13 @@ app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Observation image (or clean image with --simulate).")]
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Output PNG \\[default: INPUT-TASK.png].", rich_help_panel="Output"),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output image; its suffix names the format of every file written (.png, .jpg/.jpeg, .webp) "
+        "\\[default: INPUT-TASK.png].",
+        rich_help_panel="Output",
+    ),
 ]
 SolverOpt = Annotated[
     str,
@@ -94,24 +100,28 @@ def _run(
     device,
 ):
     """Shared body of the task commands."""
+    from pagoda_inverse.utils.atomic import check_output_path
+    from pagoda_inverse.utils.images import image_format, make_grid, save_image
+
     output = output or input.with_name(f"{input.stem}-{task}.png")
+    image_format(output)  # the suffix names the format (.png, .jpg, .webp); every output shares it
     grid = samples is not None and samples > 1  # the user asked for K > 1 samples: also a grid and a std map
-    extra = (
-        [output.with_name(f"{output.stem}-samples.png"), output.with_name(f"{output.stem}-std.png")] if grid else []
-    )
+    extra = [output.with_name(f"{output.stem}-{name}{output.suffix}") for name in ("samples", "std")] if grid else []
     if simulate:
-        extra.append(output.with_name(f"{output.stem}-observed.png"))
-    previews = [p.with_name(f"{p.stem}-x{preview_scale}.png") for p in (output, *extra)] if preview_scale > 1 else []
+        extra.append(output.with_name(f"{output.stem}-observed{output.suffix}"))
+    previews = (
+        [p.with_name(f"{p.stem}-x{preview_scale}{p.suffix}") for p in (output, *extra)] if preview_scale > 1 else []
+    )
     for path in (output, *extra, *previews):
         if path.resolve() == input.resolve():
             raise typer.BadParameter(f"{path} is the input; inputs are never overwritten", param_hint="--output")
+        check_output_path(path, "--output")  # missing folders are created; a file in the way is refused now
         if path.exists() and not overwrite:
             raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--output")
     import torch
 
     from pagoda_inverse.cli.display import console, progress_callback
     from pagoda_inverse.solvers.image import solve_image
-    from pagoda_inverse.utils.images import make_grid, save_image
     from pagoda_inverse.utils.io import open_image
 
     with progress_callback("solving") as callback:  # a bar over the tiles of a tiled solve
@@ -134,15 +144,13 @@ def _run(
             if tile
             else "one pass over the whole image"
         )
-    h, w = result.estimate.shape[-2:]
     # Every output at its true size; the enlarged previews (--preview-scale) are separate files.
     pictures = [(result.estimate[0], output)]
     if grid:
         std = result.std[0] / result.std.max().clamp(min=1e-8) * 2 - 1  # normalised to [-1, 1] for display
         pictures += [(make_grid(result.samples[:, 0].float()), extra[0]), (std, extra[1])]
-    if simulate:
-        shown = y if y.shape[-1] == w else torch.nn.functional.interpolate(y, size=(h, w), mode="nearest")
-        pictures.append((shown[0], extra[-1]))
+    if simulate:  # the observation at its own size (an x4 super-resolution input is 4 times smaller): solvable again
+        pictures.append((y[0], extra[-1]))
     for (picture, path), preview in itertools.zip_longest(pictures, previews):
         save_image(picture, path)
         if preview is not None:
@@ -178,6 +186,8 @@ def superres(
     device: DeviceOpt = None,
 ) -> None:
     """Super-resolution: the input is the low-resolution image (area down-sampling by --scale)."""
+    if scale not in (2, 4, 8):
+        raise typer.BadParameter(f"{scale} is not supported; use 2, 4 or 8", param_hint="--scale")
     _run("superres", "downsample_area", {"factor": scale}, **locals_without(locals(), "scale"))
 
 

@@ -88,14 +88,20 @@ def test_corrupt_checkpoint(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_output_in_missing_folder_writes_nothing(tmp_path):
+def test_missing_output_folders_are_created_and_a_file_in_the_way_is_refused(tmp_path):
+    """One rule for solve, generate and bench: missing output folders are created (tests/test_output_files.py); a
+    path that cannot be created is refused before the work, writing nothing (tests/test_bad_input_matrix.py)."""
     from pagoda_inverse.core.model import embedded_models
 
     if "fmnist" not in embedded_models():
         pytest.skip("embedded model not installed")
     result = run_cli("generate", "--class", "1", "--seeds", "0-1", "--out", str(tmp_path / "missing" / "x.png"))
-    one_line_error(result, "does not exist")
-    assert not (tmp_path / "missing").exists()
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "missing" / "x.png").is_file()
+    (tmp_path / "file").write_text("in the way\n")
+    result = run_cli("generate", "--class", "1", "--seeds", "0-1", "--out", str(tmp_path / "file" / "x.png"))
+    one_line_error(result, "file/x.png", "is a file, not a folder", "--out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "missing"]
 
 
 def test_debug_shows_the_traceback():

@@ -21,6 +21,7 @@ import torch
 from pagoda_inverse.core.model import DEFAULT_MODEL, PHOTO_MODEL, PagodaModel, embedded_models, load_model
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.io import MAX_PIXELS_ENV, ColourImageError, pixel_cap
 
 #: Solvers that draw several samples (``samples > 1`` is refused for the others).
 SAMPLING_SOLVERS = ("one_step", "latent_langevin")
@@ -138,9 +139,23 @@ def solve_image(
     if operator == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
     factor = int(params.get("factor", 1))  # only super-resolution changes the size
-    x = _load(image, m.channels if simulate or operator != "colorize" else 1).to(where)
+    try:
+        x = _load(image, m.channels if simulate or operator != "colorize" else 1).to(where)
+    except ColourImageError:
+        if operator != "colorize" or simulate:
+            raise
+        raise UserError(
+            f"{image}: is a colour image; colorize wants a gray image (convert it to grayscale first), or pass "
+            "--simulate to gray this one and colour it back"
+        ) from None
     c, res = m.channels, m.resolution
     h, w = x.shape[-2] * (1 if simulate else factor), x.shape[-1] * (1 if simulate else factor)
+    if h * w > (cap := pixel_cap()):  # the input passed the cap; x4 or x8 super-resolution may not
+        name = image if not torch.is_tensor(image) else "the image"
+        raise UserError(
+            f"{name}: the {w}x{h} result (x{factor}) exceeds the {cap}-pixel cap; crop or downscale the input or use "
+            f"a smaller --scale (or raise the cap with {MAX_PIXELS_ENV})"
+        )
     tiled = (h, w) != (res, res)
     if tiled and not m.patch_prior:
         expected = res if simulate else res // factor

@@ -46,9 +46,10 @@ def set_normal_mode(path: str | os.PathLike, *, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
-def _writable_ancestor(path: Path, option: str) -> None:
-    """Raise :class:`UserError` unless the nearest existing ancestor of ``path`` is a folder we may write in."""
-    ancestor = path.parent
+def _writable_ancestor(path: Path, folder: Path, option: str) -> None:
+    """Raise :class:`UserError` (naming ``path``) unless ``folder`` or its nearest existing ancestor is a folder we may
+    write in."""
+    ancestor = folder
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -63,7 +64,7 @@ def check_output_path(path: str | os.PathLike, option: str = "output path") -> N
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give {option} a file name")
-    _writable_ancestor(path, option)
+    _writable_ancestor(path, path.parent, option)
 
 
 def check_output_folder(path: str | os.PathLike, option: str = "output folder") -> None:
@@ -71,7 +72,7 @@ def check_output_folder(path: str | os.PathLike, option: str = "output folder") 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: is a file, not a folder; choose another {option}")
-    _writable_ancestor(path / "x", option)
+    _writable_ancestor(path, path, option)
 
 
 def make_folders(folder: str | os.PathLike) -> None:

@@ -9,11 +9,29 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
+from .errors import UserError
+
+#: What an image file's suffix writes (Pillow): JPEG at quality 95, WebP lossless; other suffixes are refused.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """``[-1, 1]`` float -> ``[0, 255]`` uint8 (clamped, rounded)."""
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format that ``path``'s suffix names (:data:`IMAGE_FORMATS`); :class:`UserError` for any other.
+
+    >>> image_format("out.JPG"), image_format("out.png")
+    ('JPEG', 'PNG')
+    """
+    suffix = Path(path).suffix
+    if suffix.lower() not in IMAGE_FORMATS:
+        what = f"a {suffix} image" if suffix else "an image without a suffix"
+        raise UserError(f"{path}: cannot write {what}; name it .png, .jpg, .jpeg or .webp")
+    return IMAGE_FORMATS[suffix.lower()]
 
 
 def make_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:
@@ -31,9 +49,11 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.T
 
 
 def save_image(x: torch.Tensor, path: str | Path, *, scale: int = 1) -> None:
-    """Save one ``[C, H, W]`` image in ``[-1, 1]`` as PNG atomically; ``scale`` enlarges it (nearest)."""
+    """Save one ``[C, H, W]`` image in ``[-1, 1]`` atomically, in the format its suffix names (:func:`image_format`:
+    PNG, JPEG or WebP); ``scale`` enlarges it (nearest)."""
     from PIL import Image
 
+    fmt = image_format(path)  # before any work
     u8 = to_uint8(x)
     if scale > 1:
         u8 = u8.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
@@ -41,11 +61,11 @@ def save_image(x: torch.Tensor, path: str | Path, *, scale: int = 1) -> None:
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     path = Path(path)
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        img.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 
 
 def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None, *, scale: int = 1) -> None:
-    """Save a batch ``[B, C, H, W]`` in ``[-1, 1]`` as one PNG grid."""
+    """Save a batch ``[B, C, H, W]`` in ``[-1, 1]`` as one grid image (format by suffix, as :func:`save_image`)."""
     save_image(make_grid(x.detach().cpu().float(), nrow), path, scale=scale)
 
 

@@ -13,6 +13,10 @@ MAX_PIXELS = 64_000_000  # default cap: larger images are refused before decodin
 MAX_PIXELS_ENV = "PAGODA_MAX_PIXELS"
 
 
+class ColourImageError(UserError):
+    """A colour image where a grayscale one is needed (a grayscale model, or the input of colorization)."""
+
+
 def pixel_cap() -> int:
     """The pixel cap for input images: ``$PAGODA_MAX_PIXELS`` when set (a positive integer), else :data:`MAX_PIXELS`.
 
@@ -98,5 +102,5 @@ def _to_array(img, channels: int, path: Path):
     if channels == 3:
         return rgb
     if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
-        raise UserError(f"{path}: is a colour image but the model is grayscale; convert it to grayscale first")
+        raise ColourImageError(f"{path}: is a colour image but the model is grayscale; convert it to grayscale first")
     return rgb[..., :1]
