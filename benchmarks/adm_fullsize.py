@@ -35,8 +35,8 @@ def stage(name: str, folder: Path, batch: int) -> dict:
     """Run one stage in this process; returns its measurements."""
     import torch
 
-    from pagoda_inverse.core.adm import ADM
-    from pagoda_inverse.core.adm_presets import get_preset
+    from pagoda_inverse.interop.adm_presets import get_preset
+    from pagoda_inverse.nets.adm import ADM
 
     pt, out = folder / "64x64_diffusion.pt", folder / "imagenet64"
     t0 = time.perf_counter()
@@ -52,7 +52,7 @@ def stage(name: str, folder: Path, batch: int) -> dict:
         torch.save(net.state_dict(), pt)
         info["file_mib"] = pt.stat().st_size / 2**20
     elif name == "convert":
-        from pagoda_inverse.core.convert import convert_guided_diffusion
+        from pagoda_inverse.interop.guided_diffusion import convert_guided_diffusion
 
         convert_guided_diffusion(pt, out)
         info["safetensors_mib"] = (out / "teacher" / "model.safetensors").stat().st_size / 2**20

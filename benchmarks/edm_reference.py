@@ -4,7 +4,7 @@ EDM's licence keeps its code out of this project, so this script takes a checkou
 given by the user: it builds small random ``EDMPrecond`` and ``iDDPMPrecond`` networks around EDM's ``DhariwalUNet``
 with EDM's own classes, pickles them as EDM's training loop does (the EMA network with its loss, augmentation pipe
 and dataset kwargs, every class through ``torch_utils.persistence``), converts the pickle with the restricted
-unpickler (:mod:`pagoda_inverse.core.edm_pickle`) and prints, per noise level, the largest difference between EDM's
+unpickler (:mod:`pagoda_inverse.interop.edm_pickle`) and prints, per noise level, the largest difference between EDM's
 denoiser and the converted one relative to EDM's largest output::
 
     git clone https://github.com/NVlabs/edm /tmp/edm
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.adm_teacher import load_adm_teacher
-from pagoda_inverse.core.edm_pickle import convert_edm
+from pagoda_inverse.interop.edm_pickle import convert_edm
 
 NETWORK = dict(img_resolution=16, img_channels=3, label_dim=10, model_type="DhariwalUNet", model_channels=32,
                channel_mult=[1, 2, 2], num_blocks=2, attn_resolutions=[8, 4], dropout=0.0)  # fmt: skip

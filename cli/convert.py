@@ -53,16 +53,16 @@ def convert(
     from pagoda_inverse.cli.display import emit
 
     if source is Source.guided_diffusion:
-        from pagoda_inverse.core.convert import convert_guided_diffusion
+        from pagoda_inverse.interop.guided_diffusion import convert_guided_diffusion
 
         folder = convert_guided_diffusion(src, out, config=config, schedule=schedule)
     elif source is Source.diffusers:
-        from pagoda_inverse.core.convert_diffusers import convert_diffusers
+        from pagoda_inverse.interop.diffusers_unet import convert_diffusers
 
         _only_guided_diffusion(config)
         folder = convert_diffusers(src, out, schedule=schedule)
     else:
-        from pagoda_inverse.core.edm_pickle import convert_edm
+        from pagoda_inverse.interop.edm_pickle import convert_edm
 
         _only_guided_diffusion(config)
         if schedule is not None:

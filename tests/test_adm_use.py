@@ -11,13 +11,13 @@ import torch
 from adm_helpers import TINY_FLAGS, randomize, tiny_adm
 from cli_helpers import cli_in_process, one_line_error
 
-from pagoda_inverse.core.adm import ADM, ADMConfig
 from pagoda_inverse.core.adm_decoder import ADMGenerator
 from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, load_adm_teacher
 from pagoda_inverse.core.checkpoint import load_tensors
-from pagoda_inverse.core.convert import convert_guided_diffusion
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.parts import decoder_from_teacher
+from pagoda_inverse.interop.guided_diffusion import convert_guided_diffusion
+from pagoda_inverse.nets.adm import ADM, ADMConfig
 from pagoda_inverse.train.grow import freeze_trunk, grow_generator
 from pagoda_inverse.utils.errors import UserError
 

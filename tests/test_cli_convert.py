@@ -44,6 +44,8 @@ def _bad_inputs(tmp_path: Path, pt: Path, flags: Path) -> dict[str, tuple[list, 
     state = torch.load(pt, weights_only=True)
     state["foo.weight"] = state.pop("out.2.weight")
     torch.save(state, tmp_path / "foreign.pt")
+    linear = torch.linspace(1e-4, 0.02, 1000).neg().add(1).cumprod(0).sqrt()  # deepinv DiffUNet's schedule buffer
+    torch.save({**torch.load(pt, weights_only=True), "sqrt_alphas_cumprod": linear}, tmp_path / "diffunet.pt")
     gd = ["--from", "guided-diffusion"]
     return {
         "objects": ([*gd, tmp_path / "objects.pt"], "needs arbitrary objects unpickled"),
@@ -52,6 +54,7 @@ def _bad_inputs(tmp_path: Path, pt: Path, flags: Path) -> dict[str, tuple[list, 
             [*gd, tmp_path / "foreign.pt", "--config", flags],
             "1 missing (out.2.weight); 1 unexpected (foo.weight)",
         ),
+        "schedule buffers": ([*gd, tmp_path / "diffunet.pt", "--config", flags], "pass --schedule linear"),
         "disagreeing": ([*gd, pt, "--config", "imagenet64-cond"], "do not fit preset imagenet64-cond"),
         "no preset": ([*gd, pt], "its tensors match no preset"),
         "unknown preset": ([*gd, pt, "--config", "imagenet65"], "neither a preset"),

@@ -2,12 +2,14 @@
 
 A module may import from its own layer and the layers before it, never from a later one:
 
-    utils < ops < datasets < core < control < solvers < train < bench < cli
+    utils < ops < datasets < nets < core < control < solvers < interop < train < bench < cli
 
-and never a private module (``_name``) of another package; and no two modules import each other, directly or through
-others (an import circle, even one closed by an import inside a function). ``cli/``, ``datasets/`` and ``tasks/`` are top-level folders
-that setuptools maps into ``pagoda_inverse`` (``package-dir``), which is why this reads the source with ``ast`` rather
-than through import-linter, whose graph builder walks only the ``pagoda_inverse/`` folder of an editable install.
+and never a private module (``_name``) of another package; and no two modules import each other, directly or
+through others (an import circle, even one closed by an import inside a function). ``nets`` holds network definitions
+that know nothing of the method, ``interop`` other toolkits' formats and APIs (checkpoint converters, deepinv), built
+on the solvers. ``cli/``, ``datasets/`` and ``tasks/`` are top-level folders that setuptools maps into
+``pagoda_inverse`` (``package-dir``), which is why this reads the source with ``ast`` rather than through
+import-linter, whose graph builder walks only the ``pagoda_inverse/`` folder of an editable install.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("utils", "ops", "datasets", "core", "control", "solvers", "train", "bench", "cli")
+LAYERS = ("utils", "ops", "datasets", "nets", "core", "control", "solvers", "interop", "train", "bench", "cli")
 #: Package folders and the module names they are installed as.
 FOLDERS = {ROOT / "pagoda_inverse": "pagoda_inverse", ROOT / "cli": "pagoda_inverse.cli",
            ROOT / "datasets": "pagoda_inverse.datasets"}  # fmt: skip
@@ -87,6 +89,21 @@ def test_the_layer_check_reads_the_mapped_folders_and_catches_violations(tmp_pat
         "model.py:4 imports pagoda_inverse.solvers (core may not import solvers)",
         "model.py:5 imports pagoda_inverse.ops._checks (private to ops)",
     ]
+
+
+def test_networks_sit_below_the_method_and_interop_above_the_solvers(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from pagoda_inverse.core.unet import UNet\nfrom pagoda_inverse.interop import to_deepinv_model\n"
+    )
+    assert _violations([(probe, "pagoda_inverse.nets.adm")]) == [
+        "probe.py:1 imports pagoda_inverse.core.unet (nets may not import core)",
+        "probe.py:2 imports pagoda_inverse.interop (nets may not import interop)",
+    ]
+    assert _violations([(probe, "pagoda_inverse.solvers.one_step")]) == [
+        "probe.py:2 imports pagoda_inverse.interop (solvers may not import interop)"
+    ]
+    assert not _violations([(probe, "pagoda_inverse.interop.deepinv_model")])
 
 
 #: Import circles that stand, each a sorted tuple of its modules; a new one fails the test.

@@ -1,7 +1,7 @@
 """PaGoDA's one-step decoder G and learned encoder E when the teacher is an imported ADM (``pagoda-inv convert``).
 
 With the toolkit's own teachers G is a copy of the teacher's :class:`~pagoda_inverse.core.unet.UNet` with growth
-stages inside it (:mod:`pagoda_inverse.core.generator`). An imported teacher is an :class:`~pagoda_inverse.core.adm.ADM`
+stages inside it (:mod:`pagoda_inverse.core.generator`). An imported teacher is an :class:`~pagoda_inverse.nets.adm.ADM`
 behind its own preconditioning (``"vp-eps"``: guided-diffusion's discrete VP noise predictor; ``"edm"``), so G is
 built the same way around that network:
 
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from pagoda_inverse.core.adm import ADM, ADMConfig, ResBlock, _norm, _zero
 from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, build_teacher
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.core.sigmas import SIGMA_DATA, SIGMA_MAX, noise_label, precond_scalings
 from pagoda_inverse.core.unet import check_grow_stages, upsample_image
+from pagoda_inverse.nets.adm import ADM, ADMConfig, ResBlock, _norm, _zero
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pagoda_inverse.core.adm import ADM, ADMConfig, state_mismatch
-from pagoda_inverse.core.adm_presets import SCHEDULES
 from pagoda_inverse.core.checkpoint import load_checkpoint, split_prefix
 from pagoda_inverse.core.precond import EDMPrecond
+from pagoda_inverse.nets.adm import ADM, ADMConfig, state_mismatch
 from pagoda_inverse.utils.errors import CheckpointError
 
+#: Noise schedules of guided-diffusion's 1000-step VP models (:func:`vp_alphas_cumprod`).
+SCHEDULES = ("linear", "cosine")
 #: Preconditionings a converted teacher may declare in its ``config.json`` ``"precond"`` section.
 PRECONDS = ("vp-eps", "edm")
 

@@ -3,7 +3,7 @@
 A part's ``config.json`` names its backbone by the section it holds:
 
 - ``"unet"``: :class:`~pagoda_inverse.core.unet.UNet` (teachers, decoders, encoders trained here);
-- ``"adm"``: :class:`~pagoda_inverse.core.adm.ADM` (a teacher written by ``pagoda-inv convert``, with its ``"precond"``
+- ``"adm"``: :class:`~pagoda_inverse.nets.adm.ADM` (a teacher written by ``pagoda-inv convert``, with its ``"precond"``
   section; or a learned encoder initialised from one);
 - ``"adm_decoder"``: :class:`~pagoda_inverse.core.adm_decoder.ADMDecoderNet` (a decoder grown from an imported teacher).
 
@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pagoda_inverse.core.adm import ADM, ADMConfig, state_mismatch
 from pagoda_inverse.core.adm_decoder import ADMDecoderConfig, ADMDecoderNet, ADMGenerator, ADMLearnedEncoder
 from pagoda_inverse.core.adm_teacher import build_teacher
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
@@ -30,6 +29,7 @@ from pagoda_inverse.core.precond import EDMPrecond
 from pagoda_inverse.core.sigmas import SIGMA_MAX
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet, UNetConfig
+from pagoda_inverse.nets.adm import ADM, ADMConfig, state_mismatch
 from pagoda_inverse.utils.errors import CheckpointError
 
 #: The backbone sections a part's ``config.json`` may hold, in the order they are looked for.

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.classifier import Classifier, classify
-from pagoda_inverse.core.discriminator import diff_augment
+from pagoda_inverse.nets.discriminator import diff_augment
 from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.discriminator import Discriminator, diff_augment
 from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
 from pagoda_inverse.core.parts import backbone_section, decoder_from_teacher
+from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pagoda_inverse.core.adm import ADM, ADMConfig
+from pagoda_inverse.nets.adm import ADM, ADMConfig
 
 #: A 2-level class-conditional network with attention at 4x4, learned variance and BigGAN up/down: every block kind.
 TINY = ADMConfig(image_size=8, in_channels=3, model_channels=32, channel_mult=(1, 2), num_res_blocks=1,

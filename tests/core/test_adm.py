@@ -6,8 +6,8 @@ import pytest
 import torch
 from adm_helpers import TINY, randomize, tiny_adm
 
-from pagoda_inverse.core.adm import ADM, ADMConfig, timestep_embedding
-from pagoda_inverse.core.adm_presets import ALIASES, PRESETS, get_preset, matching_presets
+from pagoda_inverse.interop.adm_presets import ALIASES, PRESETS, get_preset, matching_presets
+from pagoda_inverse.nets.adm import ADM, ADMConfig, timestep_embedding
 
 diffunet = pytest.importorskip("deepinv.models.diffunet")
 

@@ -9,13 +9,19 @@ import pytest
 import torch
 from adm_helpers import TINY, TINY_FLAGS, tiny_adm
 
-from pagoda_inverse.core.adm import ADM, ADMConfig
-from pagoda_inverse.core.adm import state_mismatch as mismatch
-from pagoda_inverse.core.adm_presets import PRESETS, shape_signature
-from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, load_adm_teacher
+from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, load_adm_teacher, vp_alphas_cumprod
 from pagoda_inverse.core.checkpoint import load_config
-from pagoda_inverse.core.convert import convert_guided_diffusion, infer_adm_structure, read_state_dict
 from pagoda_inverse.core.encode import file_digest
+from pagoda_inverse.interop.adm_presets import PRESETS, shape_signature
+from pagoda_inverse.interop.guided_diffusion import (
+    SCHEDULE_BUFFERS,
+    check_schedule_buffers,
+    convert_guided_diffusion,
+    infer_adm_structure,
+    read_state_dict,
+)
+from pagoda_inverse.nets.adm import ADM, ADMConfig
+from pagoda_inverse.nets.adm import state_mismatch as mismatch
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
@@ -80,7 +86,7 @@ def test_round_trip_through_torch_save_convert_and_load(tiny_pt, tmp_path):
 def test_a_preset_is_found_from_the_shapes_and_schedule_can_be_overridden(tmp_path):
     with torch.device("meta"):
         state = ADM(PRESETS["ffhq256"].config).state_dict()
-    from pagoda_inverse.core.convert import resolve_config
+    from pagoda_inverse.interop.guided_diffusion import resolve_config
 
     cfg, schedule, how = resolve_config(state, None, None, "ffhq_10m.pt")
     assert cfg == PRESETS["ffhq256"].config and schedule == "linear" and "ffhq256" in how
@@ -204,3 +210,68 @@ def test_loading_a_folder_whose_config_disagrees_with_its_tensors_is_one_line(ti
         CheckpointError, match=r"model.safetensors: \d+ missing .*; the weights do not match config.json"
     ):
         load_adm_teacher(out / "teacher")
+
+
+def _schedule_buffers(schedule: str) -> dict[str, torch.Tensor]:
+    """The two noise-schedule buffers deepinv's ``DiffUNet`` keeps (for the linear schedule), in float32."""
+    abar = vp_alphas_cumprod(schedule)
+    return {"sqrt_1m_alphas_cumprod": (1 - abar).sqrt().float(), "sqrt_alphas_cumprod": abar.sqrt().float()}
+
+
+def test_a_diffunet_state_dict_converts_with_its_schedule_buffers_checked(tiny_pt, tmp_path):
+    # deepinv's DiffUNet keeps the linear schedule as two buffers beside guided-diffusion's weights.
+    net, _, flags = tiny_pt
+    torch.save({**net.state_dict(), **_schedule_buffers("linear")}, tmp_path / "diffunet.pt")
+    out = convert_guided_diffusion(tmp_path / "diffunet.pt", tmp_path / "m", config=flags, schedule="linear")
+    assert load_adm_teacher(out / "teacher").schedule == "linear"
+    kept = load_config(out / "teacher")
+    assert "match the linear schedule" in kept["source"]["config"]
+    assert "sqrt_1m_alphas_cumprod, sqrt_alphas_cumprod" in (out / "card.md").read_text()
+    from safetensors import safe_open
+
+    with safe_open(out / "teacher" / "model.safetensors", "pt") as f:
+        assert not [k for k in f.keys() if "alphas_cumprod" in k]  # not weights: not kept
+        assert len(list(f.keys())) == len(net.state_dict())
+
+
+def test_schedule_buffers_that_disagree_are_one_line_errors(tiny_pt, tmp_path):
+    net, _, flags = tiny_pt  # the flags say cosine
+    torch.save({**net.state_dict(), **_schedule_buffers("linear")}, tmp_path / "linear.pt")
+    with pytest.raises(CheckpointError) as err:
+        convert_guided_diffusion(tmp_path / "linear.pt", tmp_path / "m", config=flags)
+    assert "do not hold the cosine schedule" in str(err.value) and "pass --schedule linear" in str(err.value)
+    assert "\n" not in str(err.value) and _nothing_written(tmp_path / "m")
+    cosine = _schedule_buffers("cosine")
+    torch.save({**net.state_dict(), **cosine}, tmp_path / "cosine.pt")
+    assert convert_guided_diffusion(tmp_path / "cosine.pt", tmp_path / "m", config=flags).is_dir()
+    noise = {k: v + 0.01 for k, v in cosine.items()}
+    torch.save({**net.state_dict(), **noise}, tmp_path / "noise.pt")
+    with pytest.raises(CheckpointError, match="nor any other known one"):
+        convert_guided_diffusion(tmp_path / "noise.pt", tmp_path / "m2", config=flags)
+    torch.save({**net.state_dict(), "sqrt_alphas_cumprod": torch.ones(10)}, tmp_path / "short.pt")
+    with pytest.raises(CheckpointError, match=r"sqrt_alphas_cumprod has shape \[10\], not the \[1000\]"):
+        convert_guided_diffusion(tmp_path / "short.pt", tmp_path / "m2", config=flags)
+
+
+def test_deepinvs_diffunet_adds_exactly_the_schedule_buffers_to_our_keys():
+    diffunet = pytest.importorskip("deepinv.models.diffunet")
+    with torch.device("meta"):
+        ref = diffunet.DiffUNet(pretrained=None, large_model=False).state_dict()
+        ours = ADM(PRESETS["ffhq256"].config).state_dict()
+    assert set(ref) - set(ours) == set(SCHEDULE_BUFFERS) and set(ours) <= set(ref)
+    real = diffunet.DiffUNet.get_alpha_prod(None)[-2:]  # its buffers, computed as DiffUNet does (no network needed)
+    buffers = dict(zip(("sqrt_1m_alphas_cumprod", "sqrt_alphas_cumprod"), real, strict=True))
+    assert "match the linear schedule" in check_schedule_buffers(buffers, "linear", "f.pt", "preset ffhq256")
+    with pytest.raises(CheckpointError, match="pass --schedule linear"):
+        check_schedule_buffers(buffers, "cosine", "f.pt", "--schedule cosine")
+
+
+@pytest.mark.slow
+def test_a_full_diffunet_state_dict_converts(tmp_path):
+    """The issue's file: deepinv's ``DiffUNet(large_model=False)`` state dict saved with ``torch.save`` (94M
+    parameters, ~380 MB; slow), converted with no options (the ffhq256 preset is found from the shapes)."""
+    diffunet = pytest.importorskip("deepinv.models.diffunet")
+    torch.save(diffunet.DiffUNet(pretrained=None, large_model=False).state_dict(), tmp_path / "diffunet.pt")
+    out = convert_guided_diffusion(tmp_path / "diffunet.pt", tmp_path / "m")
+    assert "preset ffhq256" in load_config(out / "teacher")["source"]["config"]
+    assert load_adm_teacher(out / "teacher").schedule == "linear"

@@ -8,12 +8,12 @@ import pytest
 import torch
 from adm_helpers import randomize
 
-from pagoda_inverse.core.adm import ADM
-from pagoda_inverse.core.adm import state_mismatch as mismatch
-from pagoda_inverse.core.adm_presets import get_preset, shape_signature
 from pagoda_inverse.core.adm_teacher import load_adm_teacher
 from pagoda_inverse.core.checkpoint import load_config
-from pagoda_inverse.core.convert_diffusers import adm_config_from_diffusers, convert_diffusers, diffusers_to_adm
+from pagoda_inverse.interop.adm_presets import get_preset, shape_signature
+from pagoda_inverse.interop.diffusers_unet import adm_config_from_diffusers, convert_diffusers, diffusers_to_adm
+from pagoda_inverse.nets.adm import ADM
+from pagoda_inverse.nets.adm import state_mismatch as mismatch
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 diffusers = pytest.importorskip("diffusers")

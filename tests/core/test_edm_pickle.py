@@ -11,8 +11,8 @@ from edm_layout import MODULE_SOURCE, EDMPrecondLike, Malicious, edm_pickle_byte
 
 from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, load_adm_teacher
 from pagoda_inverse.core.checkpoint import load_config
-from pagoda_inverse.core.edm_pickle import PersistentRecord, convert_edm, read_edm_pickle
 from pagoda_inverse.core.precond import EDMPrecond
+from pagoda_inverse.interop.edm_pickle import PersistentRecord, convert_edm, read_edm_pickle
 from pagoda_inverse.utils.errors import CheckpointError
 
 ADMUNet = pytest.importorskip("deepinv.models.guided_diffusion").ADMUNet

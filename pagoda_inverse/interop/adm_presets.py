@@ -1,7 +1,7 @@
 """Named ADM configurations of the field's released checkpoints, and matching a state dict's structure to them.
 
 A guided-diffusion ``.pt`` file holds tensors only: their shapes fix the widths, levels, attention placement, class
-count and ``learn_sigma`` (:data:`~pagoda_inverse.core.adm.SHAPE_FIELDS`), but not the attention heads, the ``qkv``
+count and ``learn_sigma`` (:data:`~pagoda_inverse.nets.adm.SHAPE_FIELDS`), but not the attention heads, the ``qkv``
 layout or the noise schedule. A preset supplies those, from the flags its authors published.
 """
 
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pagoda_inverse.core.adm import SHAPE_FIELDS, ADMConfig
-
-#: Noise schedules of guided-diffusion's 1000-step VP models (see :mod:`pagoda_inverse.core.adm_teacher`).
-SCHEDULES = ("linear", "cosine")
+from pagoda_inverse.nets.adm import SHAPE_FIELDS, ADMConfig
 
 
 @dataclass(frozen=True)
@@ -20,8 +17,8 @@ class ADMPreset:
     """A released network: its architecture, its training noise schedule and where it comes from.
 
     :param config: the architecture.
-    :param schedule: ``"linear"`` or ``"cosine"`` (1000 discrete steps), the schedule its epsilon-prediction was
-        trained on.
+    :param schedule: the noise schedule its epsilon-prediction was trained on (1000 discrete steps), one of
+        :data:`~pagoda_inverse.core.adm_teacher.SCHEDULES`.
     :param source: the checkpoint file(s) it describes.
     """
 
@@ -86,7 +83,7 @@ def get_preset(name: str) -> ADMPreset:
 
 
 def shape_signature(config: ADMConfig) -> tuple:
-    """The values of the :data:`~pagoda_inverse.core.adm.SHAPE_FIELDS`: two configs with equal signatures have
+    """The values of the :data:`~pagoda_inverse.nets.adm.SHAPE_FIELDS`: two configs with equal signatures have
     state dicts of identical keys and shapes."""
     return tuple(getattr(config, name) for name in SHAPE_FIELDS)
 

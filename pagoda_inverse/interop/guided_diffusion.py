@@ -1,35 +1,33 @@
-"""Checkpoints from elsewhere -> model folders: guided-diffusion state dicts, and the folder writer every converter uses.
+"""guided-diffusion (and consistency-model) ``.pt`` state dicts -> model folders (:mod:`.model_folder`).
 
-``pagoda-inv convert`` writes ``OUT/teacher/{config.json, model.safetensors}`` and ``OUT/card.md``. The teacher's
-``config.json`` holds the network (``"adm"``: :class:`~pagoda_inverse.core.adm.ADMConfig`), how it becomes the denoiser
-``D(x, sigma)`` (``"precond"``, see :func:`~pagoda_inverse.core.adm_teacher.build_teacher`) and where it came from
-(``"source"``: format, file name, SHA-256); :func:`~pagoda_inverse.core.adm_teacher.load_adm_teacher` loads it.
-
-guided-diffusion (and consistency-model) ``.pt`` files are plain state dicts: they are read with
-``torch.load(weights_only=True)`` only, so a file that needs any other object unpickled is refused, never run. The
-tensor shapes fix most of the architecture (:func:`infer_adm_structure`); the attention heads and the noise schedule
-come from a preset (:mod:`pagoda_inverse.core.adm_presets`) or a JSON file of guided-diffusion's flags. Every
-mismatch between the tensors and the configuration is one line naming the keys, and nothing is written.
+These files are plain state dicts: they are read with ``torch.load(weights_only=True)`` only, so a file that needs any
+other object unpickled is refused, never run. The tensor shapes fix most of the architecture
+(:func:`infer_adm_structure`); the attention heads and the noise schedule come from a preset
+(:mod:`pagoda_inverse.interop.adm_presets`) or a JSON file of guided-diffusion's flags. Every mismatch between the
+tensors and the configuration is one line naming the keys, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.adm import ADM, SHAPE_FIELDS, ADMConfig, first_names, state_mismatch
-from pagoda_inverse.core.adm_presets import ALIASES, PRESETS, SCHEDULES, get_preset, matching_presets
-from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.encode import file_digest
-from pagoda_inverse.utils.atomic import set_normal_mode, write_text_atomic
+from pagoda_inverse.core.adm_teacher import SCHEDULES, vp_alphas_cumprod
+from pagoda_inverse.interop.adm_presets import ALIASES, PRESETS, get_preset, matching_presets
+from pagoda_inverse.interop.model_folder import (
+    check_state,
+    digests,
+    model_card,
+    source_record,
+    vp_precond,
+    write_model_folder,
+)
+from pagoda_inverse.nets.adm import SHAPE_FIELDS, ADMConfig, first_names
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: ``--from`` choices of ``pagoda-inv convert``.
@@ -40,6 +38,15 @@ IGNORED_FLAGS = {"use_checkpoint", "timestep_respacing", "use_kl", "rescale_lear
 #: Keys under which training scripts nest a state dict.
 WRAPPER_KEYS = ("state_dict", "model", "ema", "model_ema", "net")
 _BLOCK_KEY = re.compile(r"^(input_blocks|output_blocks)\.(\d+)\.(\d+)\.(.+)$")
+#: Noise-schedule buffers that some networks keep in their state dict (deepinv's ``DiffUNet``, the form deepinv users
+#: fine-tune), each a function of ``abar_t`` (:func:`~pagoda_inverse.core.adm_teacher.vp_alphas_cumprod`). They are
+#: not weights: :func:`check_schedule_buffers` compares them with the schedule, then they are dropped.
+SCHEDULE_BUFFERS = {
+    "sqrt_alphas_cumprod": lambda abar: abar.sqrt(),
+    "sqrt_1m_alphas_cumprod": lambda abar: (1 - abar).sqrt(),
+}
+#: How far a schedule buffer may be from the schedule (float32 or float16 rounding; linear and cosine differ by 0.3).
+SCHEDULE_ATOL = 1e-3
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -85,7 +92,7 @@ def _as_state_dict(obj, source) -> dict[str, torch.Tensor]:
 
 
 def infer_adm_structure(state: Mapping[str, torch.Tensor], source: str | Path = "state dict") -> ADMConfig:
-    """The :data:`~pagoda_inverse.core.adm.SHAPE_FIELDS` of a guided-diffusion state dict, read from its keys and
+    """The :data:`~pagoda_inverse.nets.adm.SHAPE_FIELDS` of a guided-diffusion state dict, read from its keys and
     shapes (the other fields keep their defaults: they do not show in the tensors).
 
     Levels are found from the decoder's up-samplers (a ``conv`` layer, or a second residual block with
@@ -173,7 +180,7 @@ def resolve_config(
 
 
 def check_schedule(schedule: str | None, source) -> str:
-    """``schedule`` if it is one of :data:`~pagoda_inverse.core.adm_presets.SCHEDULES`, else a one-line error."""
+    """``schedule`` if it is one of :data:`~pagoda_inverse.core.adm_teacher.SCHEDULES`, else a one-line error."""
     if schedule not in SCHEDULES:
         raise UserError(f"{source}: noise schedule {schedule!r} unknown; pass --schedule {'|'.join(SCHEDULES)}")
     return schedule
@@ -203,73 +210,46 @@ def _config_from_json(path: Path) -> tuple[ADMConfig, str | None]:
         raise UserError(f"{path}: {err}") from None
 
 
-def check_state(cfg: ADMConfig, state: Mapping[str, torch.Tensor], source: str | Path, what: str) -> None:
-    """Raise a one-line :class:`CheckpointError` unless ``state`` fits ``ADM(cfg)`` exactly (``what`` names the
-    configuration in the message)."""
-    if problem := state_mismatch(cfg, state):
-        raise CheckpointError(f"{source}: the tensors do not fit {what}: {problem}")
+def split_schedule_buffers(state: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
+    """``(weights, buffers)``: ``state`` without and with only its :data:`SCHEDULE_BUFFERS`."""
+    weights = {k: v for k, v in state.items() if k not in SCHEDULE_BUFFERS}
+    return weights, {k: v for k, v in state.items() if k in SCHEDULE_BUFFERS}
 
 
-def write_model_folder(out: str | Path, tensors: Mapping[str, torch.Tensor], teacher_config: dict, card: str) -> Path:
-    """Write ``out/teacher/{config.json, model.safetensors}`` (``net.*`` float32 tensors) and ``out/card.md``,
-    all or nothing: everything goes into a temporary folder beside ``out``, renamed to ``out`` at the end.
+def check_schedule_buffers(buffers: Mapping[str, torch.Tensor], schedule: str, source, what: str) -> str | None:
+    """Check noise-schedule buffers (:func:`split_schedule_buffers`) against the 1000-step ``schedule`` that
+    ``what`` (the configuration's origin) gives.
 
-    ``out`` must not exist (a converter never overwrites); its parent must.
+    :return: ``None`` without buffers, else a note for the model card naming them and the largest difference.
+    :raises CheckpointError: one line when they hold another schedule (naming it, and the ``--schedule`` that
+        fits) or no known one.
     """
-    out = Path(out)
-    if out.exists():
-        raise UserError(f"{out}: already exists; choose a new --out folder (convert never overwrites)")
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: folder {out.parent} does not exist; create it or choose another --out")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    set_normal_mode(tmp, folder=True)  # mkdtemp's 0700 would make the model folder private
-    try:
-        net = {f"net.{k}": v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()}
-        save_checkpoint(tmp / "teacher", net, {"kind": "teacher", **teacher_config})
-        write_text_atomic(tmp / "card.md", card)
-        os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+    if not buffers:
+        return None
 
+    for name, value in buffers.items():
+        if tuple(value.shape) != (1000,):
+            raise CheckpointError(
+                f"{source}: noise-schedule buffer {name} has shape {list(value.shape)}, not the [1000] of a 1000-step "
+                "schedule"
+            )
 
-def digests(files: list[Path]) -> dict[Path, str]:
-    """``{file: SHA-256 hex}`` of the source files (read once; the card and the config both name them)."""
-    return {Path(f): file_digest(Path(f)) for f in files}
+    def gap(kind: str) -> float:
+        abar = vp_alphas_cumprod(kind)
+        return max(
+            float((value.double() - SCHEDULE_BUFFERS[name](abar)).abs().max()) for name, value in buffers.items()
+        )
 
-
-def model_card(source_format: str, files: dict[Path, str], cfg: ADMConfig, denoiser: str, how: str) -> str:
-    """The ``card.md`` of a converted model: the source files with their SHA-256 (``files``, from :func:`digests`),
-    the architecture, the denoiser."""
-    with torch.device("meta"):
-        params = sum(p.numel() for p in ADM(cfg).parameters())
-    classes = f"{cfg.num_classes} classes" if cfg.num_classes else "unconditional"
-    lines = [
-        f"# Converted {source_format} model: ADM, {params / 1e6:.1f}M parameters, {cfg.image_size} px, {classes}",
-        "",
-        f"Written by `pagoda-inv convert --from {source_format}`; configuration: {how}.",
-        "",
-        *[f"- source `{f.name}` ({f.stat().st_size} bytes), sha256 `{sha}`" for f, sha in files.items()],
-        f"- denoiser: {denoiser}",
-        f"- attention at {list(cfg.attention_at)} px, channel_mult {list(cfg.channel_mult)}, "
-        f"{cfg.num_res_blocks} residual blocks per level, learned variance {'dropped' if cfg.learn_sigma else 'none'}",
-        "",
-        "The weights keep the licence of their source.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def source_record(source_format: str, files: dict[Path, str], how: str) -> dict:
-    """The ``"source"`` section of a converted teacher's ``config.json`` (``files`` from :func:`digests`)."""
-    named = [{"name": f.name, "sha256": sha} for f, sha in files.items()]
-    return {"format": source_format, "files": named, "config": how}
-
-
-def vp_precond(schedule: str) -> dict:
-    """The ``"precond"`` section of a 1000-step VP epsilon-predictor."""
-    return {"type": "vp-eps", "schedule": schedule, "steps": 1000}
+    gaps = {kind: gap(kind) for kind in SCHEDULES}
+    names = ", ".join(sorted(buffers))
+    if gaps[schedule] > SCHEDULE_ATOL:
+        fits = [s for s in SCHEDULES if gaps[s] <= SCHEDULE_ATOL]
+        hint = f"they hold the {fits[0]} schedule: pass --schedule {fits[0]}" if fits else "nor any other known one"
+        raise CheckpointError(
+            f"{source}: its noise-schedule buffers ({names}) do not hold the {schedule} schedule ({what}; off by up "
+            f"to {gaps[schedule]:.2g}); {hint}"
+        )
+    return f"noise-schedule buffers {names} match the {schedule} schedule (within {gaps[schedule]:.0e}), not kept"
 
 
 def convert_guided_diffusion(
@@ -281,12 +261,15 @@ def convert_guided_diffusion(
     :param out: model folder to create (must not exist).
     :param config: preset name, JSON file of guided-diffusion flags, or ``None`` to match a preset by the shapes.
     :param schedule: ``"linear"`` / ``"cosine"``, overriding the preset's.
-    :return: ``out``. The teacher is :class:`~pagoda_inverse.core.adm_teacher.VPEpsDenoiser` around the network.
+    :return: ``out``. Noise-schedule buffers (:data:`SCHEDULE_BUFFERS`, e.g. of deepinv's ``DiffUNet``) are checked
+        against the schedule and dropped. The teacher is :class:`~pagoda_inverse.core.adm_teacher.VPEpsDenoiser` around the network.
     """
     path = Path(path)
-    state = read_state_dict(path)
+    state, buffers = split_schedule_buffers(read_state_dict(path))
     cfg, schedule, how = resolve_config(state, config, schedule, path)
     check_state(cfg, state, path, how)
+    if note := check_schedule_buffers(buffers, schedule, path, how):
+        how = f"{how}; {note}"
     files = digests([path])
     teacher = {
         "adm": cfg.to_dict(),

@@ -26,8 +26,15 @@ from typing import Any
 
 import torch
 
-from pagoda_inverse.core.adm import ADMConfig
-from pagoda_inverse.core.convert import check_state, digests, model_card, source_record, vp_precond, write_model_folder
+from pagoda_inverse.interop.model_folder import (
+    check_state,
+    digests,
+    model_card,
+    source_record,
+    vp_precond,
+    write_model_folder,
+)
+from pagoda_inverse.nets.adm import ADMConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: ``torch_utils.persistence._version`` of the EDM releases (and of StyleGAN2-ADA / StyleGAN3).

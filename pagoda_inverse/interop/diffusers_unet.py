@@ -3,7 +3,7 @@
 diffusers builds guided-diffusion's U-Net from blocks (``DownBlock2D``, ``AttnDownBlock2D``, ``ResnetDownsampleBlock2D``,
 their ``Up`` mirrors and ``UNetMidBlock2D``): with the ADM's time embedding (``flip_sin_to_cos``, ``freq_shift = 0``),
 the same attention at a level on both sides, one kind of resampling throughout and normalised mid-block attention,
-a ``UNet2DModel`` is an :class:`~pagoda_inverse.core.adm.ADM` whose tensors are renamed (and whose ``to_q`` / ``to_k`` /
+a ``UNet2DModel`` is an :class:`~pagoda_inverse.nets.adm.ADM` whose tensors are renamed (and whose ``to_q`` / ``to_k`` /
 ``to_v`` are stacked into ``qkv``). Any other configuration (DDPM's CIFAR-10 U-Net, with its shifted embedding and
 asymmetric padding, say) is refused with one line naming the setting. diffusers itself is not needed: the folder's
 ``config.json`` and ``diffusion_pytorch_model.safetensors`` (or ``.bin``, read with ``weights_only=True``) are read
@@ -17,17 +17,16 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.adm import ADMConfig
-from pagoda_inverse.core.convert import (
-    check_schedule,
+from pagoda_inverse.interop.guided_diffusion import check_schedule, read_state_dict
+from pagoda_inverse.interop.model_folder import (
     check_state,
     digests,
     model_card,
-    read_state_dict,
     source_record,
     vp_precond,
     write_model_folder,
 )
+from pagoda_inverse.nets.adm import ADMConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 #: Weight files of a diffusers model folder, in the order they are looked for.
