@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from solver_defaults import card_line, derive
 
 from pagoda_inverse.core.encode import load_latent_cache
 from pagoda_inverse.core.generator import generate_guided
@@ -323,6 +324,7 @@ def main() -> None:
         "  on all-MiniLM-L6-v2 embeddings of template captions (10 train templates x 4 synonyms per class).",
         "- Training: `scripts/train_fmnist.sh` on the 2-core CPU machine (the exact commands are in that script);",
         "  the weights here are its outputs stored as float16.",
+        card_line(derive("fmnist")),
         f"- Benchmark: `{command}`",
         "",
         *table_md,

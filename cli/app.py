@@ -40,7 +40,8 @@ app.command("convert", epilog=convert_cmd.EPILOG)(convert_cmd.convert)
 
 
 def main() -> None:
-    """Entry point: run the app; a :class:`UserError` prints one line and exits with code 2.
+    """Entry point: run the app; a :class:`UserError` or a Typer usage error (an unknown, missing or out-of-range
+    option) prints one ``error:`` line and exits with code 2.
 
     ``--debug`` (anywhere on the command line) or ``PAGODA_INV_DEBUG=1`` shows full tracebacks instead.
     """
@@ -57,22 +58,39 @@ def main() -> None:
         if type(err).__name__ == "Abort":
             sys.exit(130)
         if hasattr(err, "show") and hasattr(err, "exit_code"):  # Typer's (vendored) click usage errors
-            err.show()
-            sys.exit(2)
+            if type(err).__name__ == "NoArgsIsHelpError":  # a bare group or command: its help
+                err.show()
+                sys.exit(2)
+            _error_line(_usage_message(err))
         if debug or not isinstance(err, UserError | ValueError):
             raise
-        from rich.text import Text
-
-        from pagoda_inverse.cli.display import console
-
-        console.print(Text.assemble(("error:", "red"), f" {err}"), highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error_line(str(err))
     finally:
         if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group, then exit at once
             import torch.distributed
 
             if torch.distributed.is_initialized():
                 _exit_torchrun_rank(sys.exc_info()[1])
+
+
+def _usage_message(err) -> str:
+    """A Typer usage error (bad or missing option, a value out of its range) on one line, with where to look."""
+    message = " ".join(err.format_message().split()).rstrip(".")
+    ctx, names = getattr(err, "ctx", None), []
+    while ctx is not None and ctx.parent is not None:  # the sub-command names, whatever launched the root
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return f"{message} (see '{' '.join(['pagoda-inv', *names, '-h'])}')"
+
+
+def _error_line(message: str) -> None:
+    """Print ``error: MESSAGE`` (one red word, the message as is) on stderr and exit with code 2."""
+    from rich.text import Text
+
+    from pagoda_inverse.cli.display import console
+
+    console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 def _exit_torchrun_rank(error: BaseException | None) -> None:

@@ -150,15 +150,42 @@ def bench(
     rows = summary_rows(results)
     if not quiet:
         for columns, group_rows in tables(results):
-            table = Table("task", "solver", *[label for _, label in columns])
-            for row in group_rows:
-                if "skipped" in row:
-                    table.add_row(row["task"], row["solver"], Text(f"skipped: {row['skipped']}", style="yellow"))
-                else:
-                    table.add_row(
-                        row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in columns]
-                    )
+            header = ["task", "solver", *[label for _, label in columns]]
+            cells = [
+                [row["task"], row["solver"], f"skipped: {row['skipped']}"]
+                if "skipped" in row
+                else [row["task"], row["solver"], *[f"{row[k]:.4g}" if k in row else "" for k, _ in columns]]
+                for row in group_rows
+            ]
+            if not console.is_terminal:  # piped or redirected: plain aligned text, never cut to a guessed width
+                console.print(plain_table(header, cells), highlight=False, soft_wrap=True)
+                continue
+            table = Table(*header)
+            for row, line in zip(group_rows, cells, strict=True):
+                table.add_row(*line[:2], Text(line[2], style="yellow") if "skipped" in row else line[2], *line[3:])
             console.print(table)
         console.print(f"results in {out}")
     if json_out:
         print(json.dumps(rows, indent=2))
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    """Rows of cells as plain text in aligned columns two spaces apart (numeric columns right-aligned), whatever
+    their width: the bench table for a pipe or a file, where no terminal width is known.
+
+    >>> print(plain_table(["task", "solver", "PSNR"], [["superres_x4", "one_step", "19.96"], ["denoise", "pinv", "8"]]))
+    task         solver     PSNR
+    superres_x4  one_step  19.96
+    denoise      pinv          8
+    """
+    import re
+
+    number = re.compile(r"^-?(inf|nan|\d+(\.\d*)?(e[-+]?\d+)?)$")
+    columns = range(len(header))
+    widths = [max(len(r[i]) for r in [header, *rows] if i < len(r)) for i in columns]
+    right = [all(number.match(r[i]) for r in rows if i < len(r) and r[i]) for i in columns]
+    lines = []
+    for r in [header, *rows]:
+        cells = [c.rjust(widths[i]) if right[i] else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -88,8 +88,8 @@ def generate(
         None,
         "--cfg",
         min=0.0,
-        help="Classifier-free guidance scale (1 = none); a model with a guidance map takes 1 to its trained maximum "
-        "(4.5 for fmnist). \\[default: the model's recommended scale (fmnist: 2), else 1]",
+        help="Classifier-free guidance scale (1 = none); a model with a guidance map takes 1 to the map's trained "
+        "maximum. \\[default: the model's recommended scale (its generation.json, printed when used), else 1]",
         show_default=False,
     ),  # fmt: skip
     sampler: str = typer.Option("onestep", "--sampler", help="onestep (G, 1 NFE) or heun (teacher PF-ODE)."),
@@ -136,6 +136,7 @@ def generate(
 
     from pagoda_inverse.cli.display import console
     from pagoda_inverse.control.generate import generate as generate_samples
+    from pagoda_inverse.control.generate import recommended_cfg_scale
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.core.parts import section_of
     from pagoda_inverse.datasets import FMNIST_CLASSES
@@ -154,7 +155,7 @@ def generate(
         label = _class_index(class_, FMNIST_CLASSES)
     conditioned = label is not None or prompt is not None
     if cfg is None:  # guidance only acts on a condition: the model's recommended scale for conditioned samples
-        cfg = float(m.generation_defaults.get("cfg_scale", 1.0)) if conditioned else 1.0
+        cfg = recommended_cfg_scale(m) if conditioned else 1.0  # what generate() takes without cfg_scale
         if conditioned and "cfg_scale" in m.generation_defaults:
             why = m.generation_defaults.get("why")
             console.print(

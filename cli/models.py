@@ -65,7 +65,8 @@ def export(
     solver_defaults: str | None = typer.Option(
         None,
         "--solver-defaults",
-        help='The model\'s recommended solver settings as JSON, e.g. \'{"one_step": {"samples": 4}}\'.',
+        help='The model\'s recommended solver settings as JSON, e.g. \'{"one_step": {"samples": 4}}\', with '
+        'per-family ones under "families", e.g. \'{"families": {"superres": {"one_step": {"samples": 2}}}}\'.',
     ),
     generation_defaults: str | None = typer.Option(
         None,

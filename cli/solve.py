@@ -42,10 +42,24 @@ SamplesOpt = Annotated[
         rich_help_panel="Solver",
     ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the solver's noise.", rich_help_panel="Solver")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of the solver's noise, of the random mask or motion kernel, and of the noise --simulate adds.",
+        rich_help_panel="Solver",
+    ),
+]
 SigmaOpt = Annotated[
-    float,
-    typer.Option("--sigma-y", min=0.0, help="Measurement noise std in [-1, 1] units.", rich_help_panel="Operator"),
+    float | None,
+    typer.Option(
+        "--sigma-y",
+        min=0.0,
+        help="Measurement noise std of the input in [-1, 1] units (with --simulate: the noise added); 0 takes its "
+        "pixels as exact \\[default: the task suites' level, printed when used: 0.05; denoise 0.2; colorize 0].",
+        show_default=False,
+        rich_help_panel="Operator",
+    ),
 ]
 ClassOpt = Annotated[
     int | None, typer.Option("--class", min=0, help="Condition on a class index.", rich_help_panel="Solver")
@@ -54,7 +68,12 @@ PromptOpt = Annotated[
     str | None, typer.Option("--prompt", help="Condition on a text prompt.", rich_help_panel="Solver")
 ]
 SimulateOpt = Annotated[
-    bool, typer.Option("--simulate", help="Treat --input as the clean image: degrade it first and report PSNR.")
+    bool,
+    typer.Option(
+        "--simulate",
+        help="Treat --input as the clean image: degrade it first (the operator plus noise of std --sigma-y) and "
+        "report PSNR.",
+    ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.", rich_help_panel="Output")]
 TileBatchOpt = Annotated[
@@ -121,6 +140,7 @@ def _run(
     import torch
 
     from pagoda_inverse.cli.display import console, progress_callback
+    from pagoda_inverse.solvers.image import SAMPLING_SOLVERS as SAMPLING
     from pagoda_inverse.solvers.image import solve_image
     from pagoda_inverse.utils.io import open_image
 
@@ -158,8 +178,10 @@ def _run(
     if simulate:
         mse = (result.estimate.clamp(-1, 1) - out.clean).pow(2).mean()
         console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
+    k = result.samples.shape[0]
+    what = f"the mean of {k} samples, " if k > 1 else "a single sample, " if solver in SAMPLING else ""
     console.print(
-        f"{solver}: {result.info['nfe']} network evaluations per image or tile, {result.info['seconds']:.2f} s"
+        f"{solver}: {what}{result.info['nfe']} network evaluations per image or tile, {result.info['seconds']:.2f} s"
     )
     for path in (output, *extra, *previews):
         print(path)
@@ -175,7 +197,7 @@ def superres(
     solver: SolverOpt = "one_step",
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = 0.0,
+    sigma_y: SigmaOpt = None,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
@@ -205,7 +227,7 @@ def inpaint(
     solver: SolverOpt = "one_step",
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = 0.0,
+    sigma_y: SigmaOpt = None,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
@@ -245,7 +267,7 @@ def deblur(
     solver: SolverOpt = "one_step",
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = 0.0,
+    sigma_y: SigmaOpt = None,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
@@ -276,7 +298,7 @@ def denoise(
     solver: SolverOpt = "one_step",
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = 0.1,
+    sigma_y: SigmaOpt = None,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,
@@ -306,7 +328,7 @@ def colorize(
     ] = None,
     samples: SamplesOpt = None,
     seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = 0.0,
+    sigma_y: SigmaOpt = None,
     class_: ClassOpt = None,
     prompt: PromptOpt = None,
     model: AutoModelOpt = None,

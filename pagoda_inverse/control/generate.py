@@ -1,5 +1,5 @@
-"""Generation with a PaGoDA model: one-step G (1 NFE; with CFG 2, plus the guidance map's pass when the model has
-one) or the teacher's Heun PF-ODE sampler."""
+"""Generation with a PaGoDA model: one-step G (1 NFE; with CFG, 2 plus the guidance map's pass when the model has
+one) or the teacher's Heun PF-ODE sampler, at the model's recommended guidance unless told otherwise."""
 
 from __future__ import annotations
 
@@ -38,6 +38,21 @@ def one_step(
     return generate_guided(model.decoder, z, cond, model.bank.null_embedding, cfg_scale, grow_offset)
 
 
+def recommended_cfg_scale(model: PagodaModel, cond: torch.Tensor | None = None) -> float:
+    """The guidance scale ``w`` that :func:`generate` and ``pagoda-inv generate`` use when none is given: the model's
+    recommended one (``model.generation_defaults``, the folder's ``generation.json``), else 1; also 1 for ``cond``
+    made only of null conditions (unconditional samples, where guidance has no condition to act on).
+
+    >>> from pagoda_inverse.core.model import load_model
+    >>> model = load_model("fmnist")
+    >>> recommended_cfg_scale(model), recommended_cfg_scale(model, model.null_condition(2))
+    (3.0, 1.0)
+    """
+    if cond is not None and len(cond) and bool((cond == model.bank.null_embedding.to(cond.device)).all()):
+        return 1.0
+    return float(model.generation_defaults.get("cfg_scale", 1.0))
+
+
 def one_step_nfe(model: PagodaModel, cfg_scale: float) -> int:
     """Network evaluations of one :func:`one_step`: G (twice with guidance) plus the guidance map's pass."""
     if cfg_scale == 1.0:
@@ -51,7 +66,7 @@ def generate(
     cond: torch.Tensor,
     seeds: Sequence[int],
     *,
-    cfg_scale: float = 1.0,
+    cfg_scale: float | None = None,
     sampler: str = "onestep",
     num_steps: int = 18,
     batch_size: int = 256,
@@ -61,7 +76,8 @@ def generate(
 
     :param cond: ``[B, D]`` condition vectors (``model.class_condition``, ``model.prompt_condition`` or
         ``model.null_condition``), ``B = len(seeds)``.
-    :param cfg_scale: classifier-free guidance scale ``w`` (1: none). One-step: with a guidance map
+    :param cfg_scale: classifier-free guidance scale ``w`` (1: none; default: :func:`recommended_cfg_scale`, the
+        model's recommended scale, as ``pagoda-inv generate`` without ``--cfg``). One-step: with a guidance map
         (``model.guidance``) the noise first goes to the latent of the teacher's CFG-``w`` sample, ``M(z, c, w)``,
         and G's output is guided at the same scale, ``G_w(M(z, c, w), c)`` (3 evaluations, one of them at the
         teacher's resolution); without one, ``G_w(z, c)`` (2 evaluations). Heun: the teacher's CFG.
@@ -75,6 +91,8 @@ def generate(
     """
     if sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if cfg_scale is None:
+        cfg_scale = recommended_cfg_scale(model, cond)
     if len(cond) != len(seeds):
         raise ValueError(f"cond has {len(cond)} rows but {len(seeds)} seeds were given")
     net = model.decoder if sampler == "onestep" else model.teacher

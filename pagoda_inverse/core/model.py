@@ -74,9 +74,10 @@ class PagodaModel:
         colour given the luma (``None`` if absent; the ``colour_net`` solver needs it).
     :param bank: caption embeddings: canonical class captions, null caption, training/held-out captions.
     :param config: the ``config.json`` of the teacher (or of the decoder when there is no teacher).
-    :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}`` (from
-        the folder's ``solver_defaults.json``); :func:`pagoda_inverse.solvers.solve` applies them beneath the
-        caller's own hyper-parameters.
+    :param solver_defaults: the model's recommended solver settings, ``{solver: {hyper-parameter: value}}``, with
+        optional per-operator-family updates under ``"families"`` (``{family: {solver: {...}}}``), from the folder's
+        ``solver_defaults.json``; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's own
+        hyper-parameters (:func:`pagoda_inverse.solvers.model_settings`).
     :param generation_defaults: the model's recommended generation settings (``{"cfg_scale": w}`` from the folder's
         ``generation.json``); ``pagoda-inv generate`` uses them when ``--cfg`` is not given.
     :param posteriors: ``{family: PosteriorEncoder}`` from the folder's ``posterior/<family>/`` parts: amortized
@@ -265,9 +266,10 @@ def check_generation_defaults(defaults, source) -> None:
 
 
 def read_solver_defaults(folder: Path) -> dict:
-    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (``{}`` when absent); invalid JSON or
-    another shape is a :class:`CheckpointError` naming the file. The solver names and hyper-parameters are checked
-    against the solvers by :func:`pagoda_inverse.solvers.solve` (and by ``export`` before it writes the file)."""
+    """``folder/solver_defaults.json`` as ``{solver: {hyper-parameter: value}}`` (plus per-family updates under
+    ``"families"``; ``{}`` when absent); invalid JSON or another shape is a :class:`CheckpointError` naming the file.
+    The solver names, families and hyper-parameters are checked against the solvers by
+    :func:`pagoda_inverse.solvers.solve` (and by ``export`` before it writes the file)."""
     path = Path(folder) / "solver_defaults.json"
     defaults = _read_json(path)
     if defaults is None:

@@ -44,6 +44,9 @@ LATENT_FREE = ("pinv", "bicubic", "gray", *CLASSICAL)
 #: Keyword arguments every solver takes from the caller, not from a task file.
 CALL_ARGUMENTS = ("cond", "generator", "callback")
 
+#: The key of ``solver_defaults.json`` that holds per-family settings, ``{family: {solver: {name: value}}}``.
+FAMILY_KEY = "families"
+
 
 def check_hparams(method: str, hparams: dict) -> None:
     """Raise :class:`UserError` unless ``hparams`` are keyword parameters of solver ``method`` with the types of
@@ -83,7 +86,8 @@ def check_hparams(method: str, hparams: dict) -> None:
 
 
 def solve(method: str, model, op, y, **kwargs) -> SolverResult:
-    """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature.
+    """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature, the model's recommended
+    settings for ``op`` (:func:`model_settings`) beneath the caller's ``kwargs``.
 
     >>> import torch
     >>> from pagoda_inverse import load_model
@@ -96,28 +100,69 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
+    return SOLVERS[method](model, op, y, **{**model_settings(model, method, op), **kwargs})  # beneath the caller's
+
+
+def model_settings(model, method: str, op) -> dict:
+    """The model's recommended hyper-parameters of solver ``method`` for operator ``op`` (from its
+    ``solver_defaults.json``): the solver's entry, updated by the entry under ``"families"`` for ``op``'s operator
+    family (:func:`~pagoda_inverse.ops.families.operator_family`); ``{}`` when the model has none. A file that names
+    an unknown solver or hyper-parameter is a :class:`CheckpointError` naming it.
+
+    >>> from pagoda_inverse import load_model
+    >>> from pagoda_inverse.ops import make_operator
+    >>> model = load_model("fmnist")
+    >>> model_settings(model, "one_step", make_operator("inpaint_mask", shape=(1, 32, 32)))["samples"]
+    4
+    >>> model_settings(model, "one_step", make_operator("downsample_area", shape=(1, 32, 32), factor=4))["samples"]
+    2
+    """
+    from pagoda_inverse.ops.families import operator_family
+
     defaults = getattr(model, "solver_defaults", {})
-    if defaults:
-        try:
-            check_solver_defaults(defaults)
-        except UserError as err:
-            raise CheckpointError(f"{Path(model.path) / 'solver_defaults.json'}: {err}") from None
-    return SOLVERS[method](model, op, y, **{**defaults.get(method, {}), **kwargs})  # the model's beneath the caller's
+    if not defaults:
+        return {}
+    try:
+        check_solver_defaults(defaults)
+    except UserError as err:
+        raise CheckpointError(f"{Path(model.path) / 'solver_defaults.json'}: {err}") from None
+    family = defaults.get(FAMILY_KEY, {}).get(operator_family(op), {})
+    return {**defaults.get(method, {}), **family.get(method, {})}
 
 
 def check_solver_defaults(defaults) -> None:
     """Raise :class:`UserError` unless ``defaults`` maps solver names to valid hyper-parameters (a model's
-    ``solver_defaults.json``).
+    ``solver_defaults.json``), optionally with per-family settings under ``"families"``: ``{family: {solver:
+    {hyper-parameter: value}}}``, which update the solver's own for operators of that family.
 
     >>> check_solver_defaults({"one_step": {"samples": 4, "encoder": "ode"}})
+    >>> check_solver_defaults({"one_step": {"samples": 4}, "families": {"superres": {"one_step": {"samples": 2}}}})
     >>> check_solver_defaults({"one_stpe": {}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     pagoda_inverse.utils.errors.UserError: unknown solver 'one_stpe'; choose one of: pinv, bicubic, ...
+    >>> check_solver_defaults({"families": {"superress": {}}})
+    Traceback (most recent call last):
+    ...
+    pagoda_inverse.utils.errors.UserError: solver defaults: unknown operator family 'superress' under "families"; choose one of: superres, inpaint, deblur, denoise, colorize
     """
+    from pagoda_inverse.ops.families import FAMILIES
+
+    shape = 'solver defaults must map solver names to objects, e.g. {"one_step": {"samples": 4}}'
     if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
-        raise UserError('solver defaults must map solver names to objects, e.g. {"one_step": {"samples": 4}}')
+        raise UserError(shape)
     for method, hparams in defaults.items():
+        if method == FAMILY_KEY:
+            for family, per_family in hparams.items():
+                if family not in FAMILIES:
+                    raise UserError(
+                        f'solver defaults: unknown operator family {family!r} under "families"; choose one of: '
+                        f"{', '.join(FAMILIES)}"
+                    )
+                if not isinstance(per_family, dict) or FAMILY_KEY in per_family:
+                    raise UserError(f'"families": {family!r} must map solver names to objects like the top level')
+                check_solver_defaults(per_family)
+            continue
         if method not in SOLVERS:
             raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
         check_hparams(method, hparams)

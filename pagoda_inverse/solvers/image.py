@@ -26,6 +26,14 @@ from pagoda_inverse.utils.io import MAX_PIXELS_ENV, ColourImageError, pixel_cap
 #: Solvers that draw several samples (``samples > 1`` is refused for the others).
 SAMPLING_SOLVERS = ("one_step", "latent_langevin")
 
+#: The measurement noise std (``[-1, 1]`` units) assumed per operator family when the caller gives none: the levels
+#: of the task suites (``tasks/*.toml``) whose results the docs report. A real image is never exact (an exact,
+#: ``sigma_y = 0`` deconvolution of a real photo rings), and ``simulate`` then adds noise as the suites do.
+DEFAULT_SIGMA_Y = {"superres": 0.05, "inpaint": 0.05, "deblur": 0.05, "denoise": 0.2, "colorize": 0.0}
+
+#: Tiles per solver call of a tiled solve when the caller gives none, by device type (CPU: fuller teacher batches).
+TILE_BATCH = {"cpu": 64, "cuda": 256}
+
 
 @dataclass
 class ImageSolution:
@@ -92,7 +100,7 @@ def solve_image(
     solver: str | None = None,
     samples: int | None = None,
     seed: int = 0,
-    sigma_y: float = 0.0,
+    sigma_y: float | None = None,
     class_: int | None = None,
     prompt: str | None = None,
     simulate: bool = False,
@@ -112,16 +120,21 @@ def solve_image(
         colour), unless ``samples > 1`` asks for K colourings; else ``one_step``.
     :param samples: posterior samples (``one_step``, ``latent_langevin``); default the model's setting, else 1.
     :param seed: seed of the operator's random parameters, the simulated noise and the solver's noise.
-    :param class_: condition on a class index; ``prompt``: on a text prompt (runs the text encoder).
-    :param simulate: treat ``image`` as the clean image: degrade it with the operator (and ``sigma_y``) first.
-    :param tile_batch: tiles per solver call for an image larger than the model (default 64 on the CPU, 256 on a GPU).
+    :param class_: condition on a class index; ``prompt``: on a text prompt (runs the text encoder), through the class
+        it is read as (:meth:`~pagoda_inverse.core.model.PagodaModel.prompt_labels`, said through ``log``).
+    :param sigma_y: the measurement noise std in ``[-1, 1]`` units (default: the operator family's
+        :data:`DEFAULT_SIGMA_Y`, said through ``log``).
+    :param simulate: treat ``image`` as the clean image: degrade it with the operator (and noise of std ``sigma_y``)
+        first.
+    :param tile_batch: tiles per solver call for an image larger than the model (default :data:`TILE_BATCH`: 64 on
+        the CPU, 256 on a GPU).
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (default: a given model's own device; a loaded one goes to
         ``$PAGODA_DEVICE``, else auto).
     :param log: called with one-line messages as the work goes (the model, tiling, the model's settings).
     :param callback: tile progress ``{"step", "total"}`` (tiled solving only).
     """
     from pagoda_inverse.ops import make_operator
-    from pagoda_inverse.solvers import solve
+    from pagoda_inverse.solvers import model_settings, solve
     from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
     from pagoda_inverse.utils.device import resolve_device
 
@@ -165,28 +178,47 @@ def solve_image(
             f"{name} {x.shape[-1]}x{x.shape[-2]} but {what} must be {expected}x{expected} for model "
             f"{m.path.name!r} (use --model photo for photos of any size)"
         )
-    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, device=where, **params)
     if tiled:
         side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
         say(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
     else:
         say(f"model {m.path.name}: works on {c}-channel {res}x{res} images")
+    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y or 0.0, device=where, **params)
+    if sigma_y is None:  # the family's level, said on the terminal
+        from pagoda_inverse.ops.families import operator_family
+
+        family = operator_family(op)
+        sigma_y = DEFAULT_SIGMA_Y.get(family, 0.0)
+        if sigma_y:
+            op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y, device=where, **params)
+        level = f"the level of the {family} task suites" if family else "an operator outside the task families"
+        say(
+            f"measurement noise: sigma_y {sigma_y:g} assumed ({level}); --sigma-y S for your image's own"
+            + (" (the noise --simulate adds)" if simulate else ", 0 for exact pixels")
+        )
     y = op(x, generator=torch.Generator().manual_seed(seed)) if simulate else x
     cond = None
     if class_ is not None:
         cond = m.class_condition(torch.tensor([class_]))
+    elif prompt is not None and len(m.bank.train_embeddings):  # the class the prompt is read as, as generate does
+        from pagoda_inverse.datasets import FMNIST_CLASSES
+
+        label = int(m.prompt_labels([prompt])[0])
+        name = FMNIST_CLASSES[label] if label < len(FMNIST_CLASSES) else f"class {label}"
+        say(f"prompt read as {name!r} (the condition of --class {label})")
+        cond = m.class_condition(torch.tensor([label]))
     elif prompt is not None:
         cond = m.prompt_condition([prompt])
     kwargs = {"samples": samples} if samples is not None and solver in SAMPLING_SOLVERS else {}
     if sampling and not kwargs:
         raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
-    settings = {k: v for k, v in m.solver_defaults.get(solver, {}).items() if k not in kwargs}
+    settings = {k: v for k, v in model_settings(m, solver, op).items() if k not in kwargs}
     if settings:
         say(f"{solver} with the model's settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     with warnings.catch_warnings(record=True) as caught:  # the solvers' notes, returned as lines
         warnings.simplefilter("always")
         if tiled:
-            tile_batch = tile_batch or (256 if where.type == "cuda" else 64)  # CPU: fuller teacher batches
+            tile_batch = tile_batch or TILE_BATCH["cuda" if where.type == "cuda" else "cpu"]
             result = solve_tiled(solver, m, op, y, seed=seed, cond=cond, tile_batch=tile_batch, callback=callback,
                                  **kwargs)  # fmt: skip
         else:
