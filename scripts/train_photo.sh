@@ -39,9 +39,9 @@ D32=$(stage grow32 pagoda-inv train grow --preset photo --decoder "$D16" --teach
 D64=$(stage grow64 pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS")
 C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
 # The model's solver settings, chosen on training crops: the PF-ODE encoding in G's training steps (12), perturbed by
-# eta 0.1 (0.3: -0.1 dB), 2 samples (4 cost twice the decoding time for a few hundredths of a dB), bf16 networks.
+# eta 0.1 (0.3: -0.1 dB), 2 samples (4 cost twice the decoding time for a few hundredths of a dB), bf16 networks where the device has native bfloat16 (precision auto; emulated bf16 on an AVX2-only CPU is ~12x slower than fp32).
 # (No learned encoder: at 16.9 dB it was too coarse.)
-DEFAULTS='{"one_step": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "bf16"}}'
+DEFAULTS='{"one_step": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}}'
 MODEL=pagoda_inverse/models/photo
 export_model() {
   pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --colour "$C" \

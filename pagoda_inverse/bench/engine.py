@@ -22,6 +22,12 @@ from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError
 
 SOLVER_SEED_OFFSET = 1_000_003
+#: The set metrics, computed once per solver from every image's features rather than averaged per image.
+SET_METRICS = ("fd_sample", "cfid")
+#: The classifier whose features the set metrics use (FD-FMNIST, as the generation bench; never called FID).
+FEATURE_CLASSIFIER = "fmnist-clf"
+#: The pseudo-solver row of the set metrics' floor: the run's true images, scored like one solver's samples.
+REAL_ROW = "real images"
 
 
 @dataclass
@@ -33,20 +39,67 @@ class SolverScores:
     nfe: int = 0
     images: int = 0
     skipped: str = ""
+    features: list[list[float]] = field(default_factory=list)  # one sample's classifier features, per image
+    sets: dict[str, float] = field(default_factory=dict)  # the set metrics, once every image is in
 
     def add(self, name: str, v: torch.Tensor) -> None:
         self.values.setdefault(name, []).extend(v.detach().cpu().tolist())
 
     def to_dict(self) -> dict:
         return {"values": self.values, "seconds": self.seconds, "nfe": self.nfe, "images": self.images,
-                "skipped": self.skipped}  # fmt: skip
+                "skipped": self.skipped, "features": self.features, "sets": self.sets}  # fmt: skip
 
     def summary(self) -> dict:
         if self.skipped:
             return {"skipped": self.skipped}
-        out = {name: sum(v) / len(v) for name, v in self.values.items()}
-        out |= {"seconds_per_image": self.seconds / max(self.images, 1), "nfe": self.nfe, "images": self.images}
+        # nan per-image values (a residual ratio where the truth fits y exactly) are left out of the mean.
+        out = {name: _nanmean(v) for name, v in self.values.items()} | self.sets
+        if self.images:
+            out |= {"seconds_per_image": self.seconds / self.images, "nfe": self.nfe, "images": self.images}
         return out
+
+
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if v == v]
+    return sum(kept) / len(kept) if kept else float("nan")
+
+
+def set_metrics(scores: dict[str, SolverScores], observation: list[list[float]], reference: torch.Tensor,
+                metrics: tuple[str, ...]) -> None:  # fmt: skip
+    """Fill each solver's ``sets`` from its per-image sample features: ``fd_sample`` (FD-FMNIST of one sample per
+    image against ``reference`` features) and ``cfid`` (conditional FD of (observation, sample) against
+    (observation, truth) pairs, :func:`~pagoda_inverse.utils.metrics.conditional_frechet_distance`); the
+    :data:`REAL_ROW` pseudo-solver holds the truths' features (its ``cfid`` is 0 by definition, so not shown)."""
+    truth = torch.tensor(scores[REAL_ROW].features, dtype=torch.float64)
+    obs = torch.tensor(observation, dtype=torch.float64)
+    for name, s in scores.items():
+        if s.skipped or not s.features:
+            continue
+        feats = torch.tensor(s.features, dtype=torch.float64)
+        if "fd_sample" in metrics:
+            s.sets["fd_sample"] = M.frechet_distance(feats, reference)
+        if "cfid" in metrics and name != REAL_ROW:
+            s.sets["cfid"] = M.conditional_frechet_distance(feats, truth, obs)
+
+
+def reference_features(task: dict) -> torch.Tensor:
+    """``[N, D]`` :data:`FEATURE_CLASSIFIER` features of ``task``'s split beyond its image range (the run's own
+    images, the split's first ``task["images"]``, are the real-images row, so they are not in the reference)."""
+    from pagoda_inverse.core.classifier import classify, load_classifier
+    from pagoda_inverse.train.config import DataConfig
+    from pagoda_inverse.train.data import load_images
+
+    clf = load_classifier(FEATURE_CLASSIFIER)
+    data = DataConfig(dataset=task["dataset"], resolution=clf.config.resolution)
+    return classify(clf, load_images(data, task["split"])[0][task["images"] :])[0]
+
+
+def finish_set_metrics(scores: dict[str, SolverScores], observation: list[list[float]], task: dict) -> None:
+    """Compute the set metrics once every image's features are in, then drop the features (they are not results)."""
+    if any(m in task["metrics"] for m in SET_METRICS) and REAL_ROW in scores:
+        set_metrics(scores, observation, reference_features(task), tuple(task["metrics"]))
+    for s in scores.values():
+        s.features = []
 
 
 def _generators(seeds, offset: int = 0) -> list[torch.Generator]:
@@ -114,6 +167,14 @@ def run_task(
         images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
     images = images.to(device)
     scores = {n: SolverScores() for n in names}
+    # The set metrics score one sample per image in the classifier's features, beside the truths (the real row).
+    clf = None
+    if any(m in spec.metrics for m in SET_METRICS):
+        from pagoda_inverse.core.classifier import classify, load_classifier
+
+        clf = load_classifier(FEATURE_CLASSIFIER)
+        scores[REAL_ROW] = SolverScores()
+    observation: list[list[float]] = []
     examples: dict[str, torch.Tensor] = {}
     setup_seconds, solver_seconds, metric_seconds = time.perf_counter() - start, 0.0, 0.0
     for b0 in range(0, len(seed_list), batch_size):
@@ -130,6 +191,12 @@ def run_task(
             **spec.operator_params,
         )
         y = op(x, generator=_generators(batch_seeds))
+        if clf is not None:  # the observation's features (cfid's condition): A^+ y, the same for every solver
+            observation += classify(clf, _to(op.initial_estimate(y), clf.config.resolution))[0].tolist()
+            real = scores[REAL_ROW]
+            real.features += classify(clf, _to(x, clf.config.resolution))[0].tolist()
+            if "residual_ratio" in spec.metrics:
+                real.add("residual_ratio", M.residual_ratio(op, x, x, y))
         for name in names:
             if scores[name].skipped:
                 continue
@@ -162,6 +229,10 @@ def run_task(
                     s.add("consistency", M.consistency(op, est, y))
                 elif metric == "diversity":
                     s.add("diversity", M.diversity(out.samples))
+                elif metric == "residual_ratio":
+                    s.add("residual_ratio", M.residual_ratio(op, out.samples[0], x, y))
+            if clf is not None:
+                s.features += classify(clf, _to(out.samples[0], clf.config.resolution))[0].tolist()
             if lpips is not None:
                 s.add("lpips", lpips(est, x))
             metric_seconds += time.perf_counter() - t0
@@ -174,12 +245,15 @@ def run_task(
             examples = {"observation": shown[:keep].clamp(-1, 1).cpu(), **examples, "truth": x[:keep].cpu()}
         if callback is not None:
             callback({"step": b0 + len(x), "total": len(seed_list)})
+    if shard[1] == 1:  # every image is here: the set metrics now (a sharded run's come in merge_shards)
+        finish_set_metrics(scores, observation, spec.to_dict())
     total = time.perf_counter() - start
     return {
         "task": spec.to_dict(),
         "images": len(seed_list),
         "scores": {n: s.summary() for n, s in scores.items()},
         "per_image": {n: s.to_dict() for n, s in scores.items()},
+        "observation_features": observation if shard[1] > 1 else [],
         "examples": examples,
         "timing": {
             "total_seconds": total,
@@ -190,6 +264,11 @@ def run_task(
             "peak_memory_mb": peak_memory_mb(device),
         },
     }
+
+
+def _to(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``x [B, C, H, W]`` area-resized to ``resolution`` (the classifier's input size) when it differs."""
+    return x if x.shape[-1] == resolution else F.adaptive_avg_pool2d(x, resolution)
 
 
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -206,7 +285,9 @@ def merge_shards(parts: list[dict]) -> dict:
     rank's, the engine overhead the ranks' mean, the peak memory the largest.
     """
     merged: dict[str, SolverScores] = {}
+    observation = []
     for part in parts:
+        observation += part.get("observation_features", [])
         for name, d in part["per_image"].items():
             s = merged.setdefault(name, SolverScores())
             for metric, values in d["values"].items():
@@ -215,6 +296,10 @@ def merge_shards(parts: list[dict]) -> dict:
             s.images += d["images"]
             s.nfe = max(s.nfe, d["nfe"])
             s.skipped = s.skipped or d["skipped"]
+            s.features += d.get("features", [])
+            s.sets = d.get("sets", {}) if len(parts) == 1 else {}
+    if len(parts) > 1:
+        finish_set_metrics(merged, observation, parts[0]["task"])
     timings = [p["timing"] for p in parts]
     return {
         "task": parts[0]["task"],

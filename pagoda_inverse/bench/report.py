@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from pagoda_inverse.bench.engine import REAL_ROW
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
 from pagoda_inverse.utils.images import save_grid
 
@@ -19,7 +20,14 @@ COLUMNS = [
     ("lpips", "LPIPS ↓"),
     ("consistency", "‖Ax−y‖/√m"),
 ]
-COLUMNS += [("diversity", "diversity"), ("seconds_per_image", "s/img"), ("nfe", "NFE")]
+COLUMNS += [
+    ("residual_ratio", "residual ratio, 1 sample (1 = truth)"),
+    ("fd_sample", "FD-FMNIST, 1 sample ↓"),
+    ("cfid", "cFD-FMNIST ↓"),
+    ("diversity", "diversity"),
+    ("seconds_per_image", "s/img"),
+    ("nfe", "NFE"),
+]
 GENERATION_COLUMNS = [
     ("fd", "FD-FMNIST ↓"),
     ("kid", "KID-FMNIST ↓"),
@@ -27,8 +35,16 @@ GENERATION_COLUMNS = [
     ("accuracy", "control accuracy ↑"),
 ]
 GENERATION_COLUMNS += [("samples_per_second", "samples/s ↑"), ("nfe", "NFE/sample")]
-BEST = {"psnr": max, "ssim": max, "lpips": min, "fd": min, "kid": min, "fid": min, "accuracy": max}  # bold per task
-OPTIONAL_COLUMNS = ("psnr_sample", "lpips", "fid")  # shown only when a run computed them (LPIPS, FID: from the
+BEST = {"psnr": max, "ssim": max, "lpips": min, "fd": min, "kid": min, "fid": min, "accuracy": max, "fd_sample": min,
+        "cfid": min}  # bold per task, among the solvers (not the real-images row)  # fmt: skip
+OPTIONAL_COLUMNS = (
+    "psnr_sample",
+    "lpips",
+    "fid",
+    "residual_ratio",
+    "fd_sample",
+    "cfid",
+)  # shown only when a run computed them (LPIPS, FID: from the
 # user's weight files)
 
 
@@ -73,6 +89,8 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -
     applicable to a task are listed under the table, one line each, rather than as empty rows."""
     best: dict[tuple[str, str], float] = {}
     for row in rows:
+        if row["solver"] == REAL_ROW:
+            continue
         for key, pick in BEST.items():
             if isinstance(row.get(key), float):
                 best[row["task"], key] = pick(best.get((row["task"], key), row[key]), row[key])

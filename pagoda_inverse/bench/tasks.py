@@ -57,7 +57,10 @@ from pathlib import Path
 from pagoda_inverse.utils.errors import UserError
 
 #: ``psnr_sample``: PSNR of the first posterior sample alone (of the estimate for a deterministic solver).
-METRICS = ("psnr", "psnr_sample", "ssim", "consistency", "diversity")
+#: ``residual_ratio``: that sample's ``||A x - y||`` over the truth's (1 for a posterior sample).
+#: ``fd_sample``, ``cfid``: FD-FMNIST of that sample and its conditional FD given the observation
+#: (:mod:`pagoda_inverse.bench.engine`, set metrics over all the task's images).
+METRICS = ("psnr", "psnr_sample", "ssim", "consistency", "diversity", "residual_ratio", "fd_sample", "cfid")
 GENERATION_METRICS = ("fd", "kid", "accuracy")
 #: ``[operator] units``: what ``sigma_y`` is relative to, and the factor to ``[-1, 1]`` units. ``"pm1"`` (default)
 #: is the DPS/DAPS convention (noise added to ``[-1, 1]`` images: 0.05 there is 0.025 on ``[0, 1]`` images);

@@ -19,6 +19,7 @@ its mean.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from pagoda_inverse.core.unet import Attention, ResBlock, _head
 
 #: The ``sigma_y`` scale of the features (the largest training noise level).
 SIGMA_SCALE = 0.2
+#: How the data-consistency step's prior width is set (:attr:`PosteriorConfig.consistency`).
+CONSISTENCY_MODES = ("fixed", "learned")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class PosteriorConfig:
     :param probe_size: side of the cropped impulse response in the operator vector.
     :param emb_dim: size of the embedding the residual blocks take.
     :param fill_scales: Gaussian widths (pixels) of the normalised-convolution fills among the maps.
+    :param consistency: the data-consistency step's prior width ``tau`` (``gamma = sigma_y^2 / tau^2``):
+        ``"fixed"`` (the solver's ``prior_std`` for every image) or ``"learned"`` (``q`` predicts ``tau`` per image
+        from the operator, noise level and condition, trained with the rest by the energy score:
+        :meth:`PosteriorEncoder.consistency_std`).
+    :param init_consistency_std: ``tau`` a ``"learned"`` read-out starts from (the fixed step's old width).
     """
 
     family: str
@@ -67,8 +75,12 @@ class PosteriorConfig:
     probe_size: int = 9
     emb_dim: int = 128
     fill_scales: tuple[float, ...] = (1.0, 3.0)
+    consistency: str = "fixed"
+    init_consistency_std: float = 0.2
 
     def __post_init__(self):
+        if self.consistency not in CONSISTENCY_MODES:
+            raise ValueError(f"consistency must be one of {CONSISTENCY_MODES}, got {self.consistency!r}")
         levels = (self.resolution // self.latent_resolution).bit_length()
         if self.latent_resolution * 2 ** (levels - 1) != self.resolution:
             raise ValueError(f"resolution {self.resolution} is not latent_resolution {self.latent_resolution} x 2^k")
@@ -190,6 +202,21 @@ class PosteriorEncoder(nn.Module):
         self.offset_heads = nn.ModuleList(
             _head(w, shape[0]) for w, shape in zip(widths, cfg.grow_in_shapes[: cfg.offset_levels], strict=False)
         )
+        if cfg.consistency == "learned":  # log tau read out of the embedding, starting at init_consistency_std
+            self.consistency_head = nn.Linear(emb, 1)
+            nn.init.zeros_(self.consistency_head.weight)
+            nn.init.constant_(self.consistency_head.bias, math.log(cfg.init_consistency_std))
+
+    def consistency_std(self, vector: torch.Tensor, cond: torch.Tensor) -> torch.Tensor | None:
+        """``[B]`` prior widths ``tau`` of the data-consistency step for the operator ``vector`` (from
+        :meth:`describe`) and ``cond``, or ``None`` when this encoder leaves them to the solver (``"fixed"``).
+
+        ``tau`` is how far the decoded sample may sit from the truth where the measurement looks: a small ``tau``
+        trusts the sample (the step barely moves it), a large one copies the noisy observation into it."""
+        if self.config.consistency != "learned":
+            return None
+        emb = F.silu(self.embed(vector) + self.cond_embed(cond))
+        return self.consistency_head(emb).squeeze(-1).float().exp()
 
     def trunk(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor):
         """``(features, emb)``: per output level (latent resolution first) ``[B, width, s, s]``, and ``[B, emb]``."""
@@ -272,9 +299,10 @@ def check_fingerprint(trained_for: dict, model, source) -> None:
         )
 
 
-def load_posterior(folder: Path, model) -> PosteriorEncoder:
+def load_posterior(folder: Path, model, family: str | None = None) -> PosteriorEncoder:
     """The posterior encoder in ``folder`` (``config.json`` + ``model.safetensors``, kind ``posterior``), checked
-    against ``model``'s generator (:func:`check_fingerprint`); frozen, in eval mode."""
+    against ``model``'s generator (:func:`check_fingerprint`) and to be of ``family`` (default: the folder's name, as
+    in a model's ``posterior/FAMILY``); frozen, in eval mode."""
     from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
     from pagoda_inverse.utils.errors import CheckpointError
 
@@ -285,7 +313,9 @@ def load_posterior(folder: Path, model) -> PosteriorEncoder:
         cfg = PosteriorConfig.from_dict(config["posterior"])
     except (TypeError, ValueError, KeyError) as err:
         raise CheckpointError(f"{folder / 'config.json'}: invalid 'posterior' section ({err})") from None
-    if cfg.family != folder.name:
+    if family is not None and cfg.family != family:
+        raise CheckpointError(f"{folder}: holds the {cfg.family!r} encoder, not a {family!r} one")
+    if family is None and cfg.family != folder.name:
         raise CheckpointError(f"{folder}: holds the {cfg.family!r} encoder; its folder must be named {cfg.family}")
     check_fingerprint(config.get("generator", {}), model, folder)
     q = PosteriorEncoder(cfg)

@@ -126,7 +126,9 @@ def encode_estimate(
 DC_TOL = 1e-4
 
 
-def data_consistency(op: LinearOperator, x: torch.Tensor, y: torch.Tensor, prior_std: float = 0.2) -> torch.Tensor:
+def data_consistency(
+    op: LinearOperator, x: torch.Tensor, y: torch.Tensor, prior_std: float | torch.Tensor = 0.2
+) -> torch.Tensor:
     """Pull ``x`` onto the measurements.
 
     Noiseless (``sigma_y = 0``): the null-space projection ``x + A^+(y - A x)`` (then ``A x = y`` exactly), after
@@ -138,21 +140,24 @@ def data_consistency(op: LinearOperator, x: torch.Tensor, y: torch.Tensor, prior
     the decoded image, ``(A^T A + gamma I)^{-1} (A^T y + gamma x_G)`` with ``gamma = sigma_y^2 / prior_std^2``.
     The default ``prior_std = 0.2`` makes the residual match ``sigma_y`` on ``superres_x4`` with the ``fmnist``
     model (the discrepancy principle): ``pagoda-inv bench`` on 64 images gave a residual of 0.044 for
-    ``sigma_y = 0.05`` (0.071 with 0.1, 0.018 with 0.4). A per-image ``sigma_y`` (``[B]``) gives each image its own
-    ``gamma``, so an image's result does not depend on the others in its batch.
+    ``sigma_y = 0.05`` (0.071 with 0.1, 0.018 with 0.4). A per-image ``sigma_y`` or ``prior_std`` (``[B]``, e.g. a
+    posterior encoder's learned widths, differentiable) gives each image its own ``gamma``, so an image's result
+    does not depend on the others in its batch.
     """
     sigma_y = torch.as_tensor(op.sigma_y, dtype=x.dtype, device=x.device).reshape(-1)
+    prior_std = torch.as_tensor(prior_std, dtype=x.dtype, device=x.device).reshape(-1)
     noiseless = sigma_y == 0
     if noiseless.all():
         for _ in range(op.back_project_steps):  # smooth corrections first, then the exact projection
             x = x + op.back_project(y - op.A(x))
         return op.project(x, y)
-    if sigma_y.numel() == 1:
+    if sigma_y.numel() == 1 and prior_std.numel() == 1 and not prior_std.requires_grad:
         return op.tikhonov(y, x0=x, gamma=float(sigma_y / prior_std) ** 2, tol=DC_TOL)
-    # Per-image noise levels: each image's own gamma; noiseless rows get the smooth steps and a near-projection.
+    # Per-image gammas; noiseless rows get the smooth steps and a near-projection.
     if noiseless.any():
         smooth = x
         for _ in range(op.back_project_steps):
             smooth = smooth + op.back_project(y - op.A(smooth))
-        x = torch.where(noiseless[:, None, None, None], smooth, x)
-    return op.tikhonov(y, x0=x, gamma=(sigma_y / prior_std).pow(2).clamp_min(1e-10), tol=DC_TOL)
+        x = torch.where(noiseless.reshape(-1, 1, 1, 1), smooth, x)
+    gamma = (sigma_y / prior_std).pow(2).expand(len(x)).clamp_min(1e-10)
+    return op.tikhonov(y, x0=x, gamma=gamma, tol=DC_TOL)

@@ -70,14 +70,22 @@ def solve_encode_decode(
 
 
 def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor, prior_std: float = 0.2,
-                      cfg_scale: float = 1.0, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                      cfg_scale: float = 1.0, precision: str = "fp32",
+                      obs_noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``(x [K, B, C, R, R], z [K, B, C, r, r])``: data-consistent posterior samples for the noises ``eps [K, B, n, R,
     R]`` and the latents they decode from. ``q``'s trunk once per image, its heads and G (guided through the model's
-    guidance map when ``cfg_scale != 1``) in one batch over all ``K B`` samples, at ``precision`` (``fp32`` or
-    ``bf16``), then the data-consistency step per sample. Differentiable in ``q``'s weights (the training loss goes
-    through it)."""
+    guidance map when ``cfg_scale != 1``) in one batch over all ``K B`` samples, at ``precision``, then the
+    data-consistency step per sample. Differentiable in ``q``'s weights (the training loss goes through it).
+
+    The step: with ``q``'s ``"fixed"`` consistency, the MAP pull onto ``y`` with width ``prior_std``; with its
+    ``"learned"`` consistency, a *sample* of the Gaussian posterior around G's sample, its width ``tau`` predicted per
+    image by ``q``: the MAP pull onto a perturbed observation ``y + sigma_y obs_noise_k`` (``obs_noise [K, B, ...]``
+    standard normal, shaped like ``y``; perturb-then-optimise, exact for a Gaussian prior), so a sample fits ``y`` as
+    loosely as the truth does instead of copying its noise.
+    """
     k = len(eps)
     maps, vector = q.describe(op, y, model.image_shape)
+    tau = q.consistency_std(vector, cond)
     with autocast(precision, y.device):
         u, offsets = q(maps, vector, cond, eps)
         # Sample-major rows: row k B + i is sample k of image i.
@@ -86,7 +94,11 @@ def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor
         x = one_step(model, z, repeat(cond, "b ... -> (k b) ...", k=k), cfg_scale=cfg_scale, grow_offset=offsets)
     x = rearrange(x.float(), "(k b) ... -> k b ...", k=k)
     z = rearrange(z, "(k b) ... -> k b ...", k=k)
-    return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
+    if tau is None:
+        return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
+    sigma = torch.as_tensor(op.sigma_y, dtype=y.dtype, device=y.device).reshape(-1, *[1] * (y.dim() - 1))
+    ys = y + sigma * obs_noise if obs_noise is not None else y.expand(k, *y.shape)
+    return torch.stack([data_consistency(op, xk, yk, tau) for xk, yk in zip(x, ys, strict=True)]), z
 
 
 def posterior_encoder(model, op, *, announce: bool = True) -> PosteriorEncoder | None:
@@ -147,9 +159,10 @@ def solve_one_step(
         template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
         drawn = (samples + 1) // 2 if antithetic else samples
         eps = torch.stack([randn_like(template, generator) for _ in range(drawn)])
+        obs_noise = torch.stack([randn_like(y, generator) for _ in range(drawn)])  # the step's perturbations
         if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
-            eps = torch.cat([eps, -eps])[:samples]
-        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision)
+            eps, obs_noise = torch.cat([eps, -eps])[:samples], torch.cat([obs_noise, -obs_noise])[:samples]
+        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision, obs_noise)
         if callback is not None:
             callback({"step": 1, "total": 1, "x": xs.mean(0)})
         nfe = 1 + samples * one_step_nfe(model, cfg_scale)

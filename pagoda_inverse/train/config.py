@@ -191,9 +191,16 @@ class PosteriorTrainConfig:
     :param model: the model (embedded name or folder) whose G ``q`` serves.
     :param samples: decoded samples per training image (``>= 2``: the energy score's spread term needs two).
     :param cond_dropout: share of images trained under the null caption (the rest under a caption of their class).
-    :param prior_std: the data-consistency step's prior width (as the ``one_step`` solver's).
-    :param precision: arithmetic of ``q`` and G in training (``bf16`` autocast: 1.7x faster steps on this CPU; the
-        weights and the optimiser stay in float32).
+    :param prior_std: the data-consistency step's prior width (as the ``one_step`` solver's) when ``consistency`` is
+        ``"fixed"``.
+    :param consistency: ``"learned"``: ``q`` predicts each image's prior width (noise-aware consistency, starting at
+        ``prior_std``; its read-out learns at ``consistency_lr_scale`` times ``lr``); ``"fixed"``: ``prior_std``.
+    :param init: a posterior checkpoint folder (``RUN/posterior-FAMILY`` or a model's ``posterior/FAMILY``) of the
+        same architecture to start from (fine-tuning); a learned read-out it lacks starts at ``prior_std``.
+    :param trainable: ``"all"`` of ``q``, or ``"consistency"``: only the learned read-out (on an ``init`` encoder;
+        no gradient through G, so a step costs about a forward pass).
+    :param precision: arithmetic of ``q`` and G in training (``auto``: ``bf16`` autocast where the device has native
+        bfloat16, 1.7x faster steps on an AMX CPU, else ``fp32``; the weights and the optimiser stay in float32).
     :param eval_images: held-out test images (from index ``eval_offset``, away from the benchmark's first 256) scored
         at the end, with ``eval_samples`` samples each.
     """
@@ -208,7 +215,7 @@ class PosteriorTrainConfig:
     offset_levels: int = 2
     emb_dim: int = 128
     fill_scales: tuple[float, ...] = (1.0, 3.0)
-    precision: str = "bf16"
+    precision: str = "auto"
     steps: int = 2000
     batch_size: int = 32
     samples: int = 2
@@ -216,6 +223,10 @@ class PosteriorTrainConfig:
     warmup_steps: int = 100
     cond_dropout: float = 0.5
     prior_std: float = 0.2
+    consistency: str = "learned"
+    consistency_lr_scale: float = 20.0
+    init: str = ""
+    trainable: str = "all"
     hflip: bool = True
     ema_decay: float = 0.995
     eval_images: int = 64

@@ -32,10 +32,10 @@ def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Opti
 
 def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int, steps: int) -> None:
     """Set ``opt``'s learning rate for step ``step`` (0-based) of ``steps``: linear warm-up over ``warmup_steps``
-    times a cosine decay from ``lr`` to 0."""
+    times a cosine decay from ``lr`` to 0 (times a parameter group's ``lr_scale`` where it has one)."""
     warm = min(1.0, (step + 1) / warmup_steps)
     for group in opt.param_groups:
-        group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
+        group["lr"] = lr * group.get("lr_scale", 1.0) * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
 def bookkeeping(dist, run_dir: Path, cfg, step: int, loss: float, modules: dict, optimizers: dict, log,

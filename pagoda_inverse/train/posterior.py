@@ -76,9 +76,12 @@ def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int
     for name, params in EVAL_OPERATORS[family]:
         op = make_operator(name, shape=shape, batch=len(images), seeds=seeds, sigma_y=0.05, **params)
         y = op(images, generator=torch.Generator().manual_seed(seed))
-        eps = torch.randn(samples, len(images), q.config.noise_channels, *shape[1:],
-                          generator=torch.Generator().manual_seed(seed + 1))  # fmt: skip
-        xs = posterior_samples(model, q, op, y, model.null_condition(len(images)), eps, prior_std)[0]
+        g = torch.Generator().manual_seed(seed + 1)
+        eps = torch.randn(samples, len(images), q.config.noise_channels, *shape[1:], generator=g)
+        obs_noise = torch.randn(samples, *y.shape, generator=g)
+        xs = posterior_samples(
+            model, q, op, y, model.null_condition(len(images)), eps, prior_std, obs_noise=obs_noise
+        )[0]
         hidden = (op.A_adjoint_A(torch.ones_like(images)) == 0) if family == "inpaint" else None
         label = f"{name}" + "".join(f" {k}={v}" for k, v in params.items())
         scores[label] = {
@@ -87,6 +90,21 @@ def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int
             "coverage90": interval_coverage(xs, images, 0.9, hidden),
         }
     return scores
+
+
+def initialise_from(q: PosteriorEncoder, folder: Path, model) -> None:
+    """Load the weights of the posterior checkpoint in ``folder`` into ``q`` (fine-tuning): same architecture and
+    generator; a learned consistency read-out that ``q`` has and the checkpoint lacks keeps its initial value."""
+    from pagoda_inverse.core.posterior import load_posterior
+
+    source = load_posterior(folder, model, family=q.config.family)
+    if source.config.to_dict() | {"consistency": None, "init_consistency_std": None} != q.config.to_dict() | {
+        "consistency": None, "init_consistency_std": None
+    }:  # fmt: skip
+        raise UserError(f"{folder}: its architecture differs from this run's; --init needs the same network")
+    missing, unexpected = q.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("consistency_head.") for k in missing):
+        raise UserError(f"{folder}: weights do not fit this run's network ({(unexpected or missing)[0]})")
 
 
 def train_posterior(
@@ -121,12 +139,26 @@ def train_posterior(
         family, model.channels, model.resolution, model.teacher_resolution, grow_in,
         min(cfg.offset_levels, len(grow_in), levels - 1), model.null_condition(1).shape[-1], widths, cfg.num_blocks,
         cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim, fill_scales=cfg.fill_scales,
+        consistency=cfg.consistency, init_consistency_std=cfg.prior_std,
     )  # fmt: skip
     torch.manual_seed(cfg.seed)
     q = PosteriorEncoder(net_cfg).to(dist.device)
+    if cfg.init:
+        initialise_from(q, Path(cfg.init), model)
     dist.broadcast_(q)
     q_ema = copy.deepcopy(q).requires_grad_(False)
-    opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    # The consistency read-out (one scalar per image) learns faster than the networks around it; with trainable
+    # "consistency" it alone learns (q and G then run without gradients: a step costs about one forward pass).
+    readout = [p for n, p in q.named_parameters() if n.startswith("consistency_head.")]
+    rest = [p for n, p in q.named_parameters() if not n.startswith("consistency_head.")]
+    if cfg.trainable == "consistency":
+        if not readout:
+            raise UserError("trainable 'consistency' needs consistency 'learned' (a read-out to train)")
+        for p in rest:
+            p.requires_grad_(False)
+        rest = []
+    groups = [{"params": rest}, {"params": readout, "lr_scale": cfg.consistency_lr_scale}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
     modules, optimizers = {"q": q, "q_ema": q_ema}, {"q": opt}
     start = load_train_state(run_dir, modules, optimizers)
     params = sum(p.numel() for p in q.parameters())
@@ -145,9 +177,10 @@ def train_posterior(
         op = sample_family_operator(family, shape, len(x), g_rank).to(dist.device)
         y = op(x, generator=g_rank)
         eps = torch.randn(cfg.samples, len(x), cfg.noise_channels, *shape[1:], generator=g_rank).to(dist.device)
+        obs_noise = torch.randn(cfg.samples, *y.shape, generator=g_rank).to(dist.device)
         # K data-consistent samples per image through q and the frozen G; energy score; Adam step, EMA.
         warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
-        xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std, precision=cfg.precision)[0]
+        xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std, precision=cfg.precision, obs_noise=obs_noise)[0]
         loss = update(dist, energy_score(xs, x).mean(), q, opt, q_ema, cfg.ema_decay)
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
     seconds, total_seconds = time.perf_counter() - began, training_seconds(run_dir)

@@ -59,14 +59,35 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-#: Arithmetic precisions of the networks: ``fp32`` (default; results match across devices) or ``bf16`` (autocast:
-#: convolutions and matrix products in bfloat16, about 1.7x faster on CPUs with AMX and on GPUs; the images move by
-#: about 0.004 RMS in [-1, 1] units).
-PRECISIONS = ("fp32", "bf16")
+#: Arithmetic precisions of the networks: ``fp32`` (results match across devices), ``bf16`` (autocast: convolutions
+#: and matrix products in bfloat16, about 1.7x faster on CPUs with native bfloat16 (AVX-512 BF16 or AMX) and on GPUs;
+#: the images move by about 0.004 RMS in [-1, 1] units; on a CPU without it, e.g. AVX2 only, bfloat16 is emulated and
+#: about 12x SLOWER) or ``auto`` (``bf16`` where the device computes it natively, else ``fp32``).
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with oneDNN's bfloat16
+    kernels (AVX-512 BF16 or AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``fp32`` or ``bf16``: ``precision`` itself, or what ``auto`` means on ``device`` (:func:`native_bf16`)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def autocast(precision: str, device: torch.device | str):
     """A context that runs the networks inside it at ``precision`` (:data:`PRECISIONS`) on ``device``."""
-    if precision not in PRECISIONS:
-        raise UserError(f"precision {precision!r}: use {' or '.join(PRECISIONS)}")
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    enabled = resolve_precision(precision, device) == "bf16"
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)

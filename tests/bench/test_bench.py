@@ -131,6 +131,24 @@ def test_engine_is_deterministic_and_batch_independent(tmp_path, tiny_model_dir,
     assert a["examples"]["observation"].shape == a["examples"]["truth"].shape == (6, 1, 16, 16)
 
 
+def test_realism_metrics_score_one_sample_beside_the_real_images(tmp_path, tiny_model_dir, monkeypatch):
+    from pagoda_inverse.bench.engine import REAL_ROW
+
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    path = tmp_path / "t.toml"
+    path.write_text(
+        TASK.replace('seeds = "0-5"', 'seeds = "0-5"\nmetrics = ["psnr", "residual_ratio", "fd_sample", "cfid"]')
+    )
+    scores = run_task(load_task(path), model=str(tiny_model_dir))["scores"]
+    # The truths explain y exactly as well as themselves; the exact pseudo-inverse copies the noise (ratio 0).
+    assert scores[REAL_ROW]["residual_ratio"] == pytest.approx(1.0) and "cfid" not in scores[REAL_ROW]
+    assert scores["pinv"]["residual_ratio"] < 1e-3 < scores["one_step"]["residual_ratio"]
+    for solver in ("bicubic", "pinv", "one_step", REAL_ROW):
+        assert 0 < scores[solver]["fd_sample"] < float("inf")
+    # Different solvers' samples, different conditional distances (the observation features are shared).
+    assert len({scores[solver]["cfid"] for solver in ("bicubic", "pinv", "one_step")}) == 3
+
+
 def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_model_dir):
     path = tmp_path / "t.toml"
     path.write_text(TASK.replace('name = "downsample_area"\nfactor = 2', 'name = "inpaint_mask"'))
@@ -141,7 +159,7 @@ def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_mo
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {r["solver"] for r in rows} == {"bicubic", "pinv", "one_step"}
+    assert {r["solver"] for r in rows} == {"bicubic", "pinv", "one_step", "real images"}
     assert "down-sampling" in next(r for r in rows if r["solver"] == "bicubic")["skipped"]
     for name in ("results.json", "results.csv", "results.md", "config.json", "grid-t.png", "quality_vs_time.png"):
         assert (out / name).is_file(), name
@@ -177,11 +195,11 @@ def test_shards_merge_into_the_single_process_result(tmp_path, tiny_model_dir, m
     merged = merge_shards([run_task(spec, model=str(tiny_model_dir), shard=(r, 3)) for r in range(3)])
     assert merged["images"] == whole["images"] == 6
     for solver, scores in whole["scores"].items():
-        for key in ("psnr", "ssim", "consistency", "diversity"):
-            assert merged["scores"][solver][key] == pytest.approx(scores[key], rel=1e-4), (solver, key)
-        assert merged["per_image"][solver]["values"]["psnr"] == pytest.approx(
-            whole["per_image"][solver]["values"]["psnr"], rel=1e-4
-        )
+        for key in ("psnr", "ssim", "consistency", "diversity", "residual_ratio", "fd_sample", "cfid"):
+            if key in scores:  # (the real-images row has no cfid and no per-solver metrics)
+                assert merged["scores"][solver][key] == pytest.approx(scores[key], rel=1e-4), (solver, key)
+        for key, values in whole["per_image"][solver]["values"].items():
+            assert merged["per_image"][solver]["values"][key] == pytest.approx(values, rel=1e-4, nan_ok=True)
 
 
 def test_torchrun_bench_matches_the_single_process_run(tmp_path, tiny_model_dir):
@@ -203,7 +221,8 @@ def test_torchrun_bench_matches_the_single_process_run(tmp_path, tiny_model_dir)
     two = json.loads((tmp_path / "two" / "results.json").read_text())["results"][0]
     assert two["timing"]["ranks"] == 2 and two["images"] == one["images"] == 6
     for solver, scores in one["scores"].items():
-        assert two["scores"][solver]["psnr"] == pytest.approx(scores["psnr"], rel=1e-6)
+        assert two["scores"][solver].get("psnr") == pytest.approx(scores.get("psnr"), rel=1e-6)
+        assert two["scores"][solver]["fd_sample"] == pytest.approx(scores["fd_sample"], rel=1e-6)
         assert two["per_image"][solver]["values"] == one["per_image"][solver]["values"]
 
 

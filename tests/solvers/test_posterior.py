@@ -3,6 +3,7 @@ with resume and export, the one_step solver through an encoder (NFE, per-image s
 fallback without one, and the refusals (another model's encoder, an unknown family)."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -132,9 +133,11 @@ def test_one_step_samples_through_the_encoder(trained):
     # Consistent with the measurements to within sigma_y, and the spread is in the hole, not on the observed pixels.
     residual = (op.A(res.estimate) - y).pow(2).sum((1, 2, 3)) / op.mask.sum()
     assert residual.sqrt().max() <= 0.05
+    # The smoke encoder learned its consistency: on observed pixels a sample is as uncertain as the noise (it does not
+    # copy y's noise), in the hole far more.
     hole = op.mask[0, 0] == 0
     std = res.std[:, 0]
-    assert std[:, hole].mean() > 10 * std[:, ~hole].mean()
+    assert std[:, ~hole].mean() < 1.5 * 0.05 and std[:, hole].mean() > 4 * std[:, ~hole].mean()
 
 
 def test_one_step_in_bf16(trained):
@@ -142,7 +145,7 @@ def test_one_step_in_bf16(trained):
     op, _, y = _box()
     res = solve("one_step", model, op, y, samples=4, precision="bf16")
     assert res.samples.dtype == torch.float32 and res.samples.isfinite().all()
-    with pytest.raises(UserError, match="precision 'fp16': use fp32 or bf16"):
+    with pytest.raises(UserError, match="precision 'fp16': use fp32, bf16, auto"):
         solve("one_step", model, op, y, precision="fp16")
 
 
@@ -249,3 +252,67 @@ def test_torchrun_two_ranks_train_and_stay_in_sync(tmp_path, fmnist_tiny):
 def test_train_posterior_refuses_an_unknown_family():
     one_line_error(run_cli("train", "posterior", "--family", "inpainting", "--preset", "smoke"),
                    "unknown operator family 'inpainting'", "superres, inpaint, deblur, denoise, colorize")  # fmt: skip
+
+
+def test_learned_consistency_starts_at_the_fixed_width_and_is_differentiable():
+    from pagoda_inverse.core.posterior import PosteriorConfig, PosteriorEncoder
+
+    shapes = ((8, 4, 4), (8, 8, 8))
+    kw = dict(resolution=16, latent_resolution=4, grow_in_shapes=shapes, cond_dim=4, channels=(8, 8, 8), emb_dim=16)
+    assert PosteriorEncoder(PosteriorConfig("inpaint", **kw)).consistency_std(torch.zeros(2, 82), None) is None
+    q = PosteriorEncoder(PosteriorConfig("inpaint", consistency="learned", **kw))
+    tau = q.consistency_std(torch.randn(2, 82), torch.randn(2, 4))
+    torch.testing.assert_close(tau, torch.full((2,), 0.2))
+    # A per-image width gives each image its own step, and the energy score's gradient reaches the read-out.
+    op = make_operator("inpaint_random", shape=(1, 16, 16), batch=2, seeds=[0, 1], sigma_y=0.1, drop=0.5)
+    x0, y = torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
+    out = data_consistency(op, x0, y, tau)
+    alone = data_consistency(make_operator("inpaint_random", shape=(1, 16, 16), seeds=[1], sigma_y=0.1, drop=0.5),
+                             x0[1:], y[1:], 0.2)  # fmt: skip
+    torch.testing.assert_close(out[1:], alone)
+    out.sum().backward()
+    assert q.consistency_head.bias.grad.abs() > 0
+    with pytest.raises(ValueError, match="consistency must be one of"):
+        PosteriorConfig("inpaint", consistency="sometimes", **kw)
+
+
+def test_learned_consistency_samples_fit_y_as_loosely_as_the_truth(trained):
+    """With the learned step, one sample's residual is the noise's size (about the truth's), not a copy of y."""
+    model = load_model(trained[1])
+    op, x, y = _box(8)
+    res = solve("one_step", model, op, y, samples=2, generator=[torch.Generator().manual_seed(i) for i in range(8)])
+    ratio = (op.A(res.samples[0]) - y).norm() / (op.A(x) - y).norm()
+    assert 0.7 < ratio < 1.6
+
+
+def test_training_only_the_consistency_readout_leaves_q_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    first = train_posterior(
+        resolve("posterior", "smoke", family="denoise", consistency="fixed"), _mkdir(tmp_path / "a")
+    )
+    cfg = resolve("posterior", "smoke", family="denoise", init=str(first), trainable="consistency", ema_decay=0.0)
+    second = train_posterior(cfg, _mkdir(tmp_path / "b"))
+    before, after = load_checkpoint(first)[0], load_checkpoint(second)[0]
+    assert set(after) - set(before) == {"net.consistency_head.weight", "net.consistency_head.bias"}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(after["net.consistency_head.bias"], torch.tensor([math.log(0.2)]))
+    # Fine-tuning needs the same network.
+    wider = resolve("posterior", "smoke", family="denoise", init=str(first), channels=(8, 8, 16))
+    with pytest.raises(UserError, match="architecture differs"):
+        train_posterior(wider, _mkdir(tmp_path / "c"))
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
+def test_auto_precision_is_bf16_only_where_it_is_native(monkeypatch):
+    from pagoda_inverse.utils import device
+
+    monkeypatch.setattr(device, "native_bf16", lambda d: False)
+    assert device.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(device, "native_bf16", lambda d: True)
+    assert device.resolve_precision("auto", "cpu") == "bf16" and device.resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(UserError, match="precision 'fp8'"):
+        device.resolve_precision("fp8", "cpu")
