@@ -9,6 +9,10 @@ super-resolution), with a reliability plot; the samples' std on hidden and obser
 its figures, and the "Posterior encoders" section of the model card::
 
     python benchmarks/posterior.py --images 256 --samples 16
+
+Beside them, for every task suite of :data:`SIDE_BY_SIDE`: one ``one_step`` sample (two seeds) next to one output of
+the best peer (DDRM where it applies, else DiffPIR) and the truth, and the realism table (one sample's residual ratio,
+FD-FMNIST and conditional FD, with the real-images floor) read from the bench run in ``docs/results/results.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from pagoda_inverse.utils.images import save_panels
 from pagoda_inverse.utils.metrics import interval_coverage, interval_ranks, psnr
 
 TASKS = ("inpaint_box", "superres_x4")
+#: The task suites shown side by side with a peer (the peer: DDRM where it applies, else DiffPIR).
+SIDE_BY_SIDE = {"superres_x4": "diffpir", "inpaint_box": "ddrm", "inpaint_random": "ddrm",
+                "deblur_gaussian": "diffpir", "deblur_motion": "diffpir", "denoise": "ddrm"}  # fmt: skip
+REALISM_COLUMNS = ("psnr", "psnr_sample", "residual_ratio", "fd_sample", "cfid")
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -117,6 +125,41 @@ def figure(row: dict, path: Path, show: int = 6) -> None:
     save_panels(columns, path)
 
 
+def side_by_side(model, name: str, peer: str, images: torch.Tensor, path: Path) -> None:
+    """Observation, two ``one_step`` samples (the model's settings), one output of ``peer`` (its task-file settings)
+    and the truth for ``images`` with the task's operator, noise and seeds, as ``pagoda-inv bench`` runs them."""
+    spec = load_task(name)
+    seeds = list(range(len(images)))
+    op = make_operator(spec.operator, shape=tuple(images.shape[1:]), batch=len(images), seeds=seeds,
+                       sigma_y=spec.sigma_y, **spec.operator_params)  # fmt: skip
+    y = op(images, generator=_generators(seeds))
+    ours = solve("one_step", model, op, y, samples=2, generator=_generators(seeds, SOLVER_SEED_OFFSET))
+    settings = {k: v for k, v in spec.solvers.get(peer, {}).items() if k != "optional"}
+    theirs = solve(peer, model, op, y, generator=_generators(seeds, SOLVER_SEED_OFFSET), **settings)
+    columns = {"observation": y, "one_step sample 1": ours.samples[0], "one_step sample 2": ours.samples[1],
+               f"{peer} (its output)": theirs.samples[0], "truth": images}  # fmt: skip
+    save_panels(columns, path)
+
+
+def realism_table(results: Path) -> list[str]:
+    """The realism columns of a bench run's ``results.json`` as a markdown table (one row per task and solver)."""
+    import json
+
+    if not results.is_file():
+        return [f"(no bench run at {results})"]
+    payload = json.loads(results.read_text())
+    head = "| task | solver | PSNR, estimate | PSNR, 1 sample | residual ratio, 1 sample | FD-FMNIST, 1 sample | cFD-FMNIST |"
+    lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in payload["results"]:
+        for solver, s in r["scores"].items():
+            if "skipped" in s or not any(k in s for k in REALISM_COLUMNS[2:]):
+                continue
+            cells = [f"{s[k]:.4g}" if isinstance(s.get(k), float) else "-" for k in REALISM_COLUMNS]
+            lines.append(f"| {r['task']['name']} | {solver} | " + " | ".join(cells) + " |")
+    return lines + ["", f"From `{results}` ({payload['config'].get('command', '')}; {payload['results'][0]['images']} "
+                    "images per task)."]  # fmt: skip
+
+
 def update_card(path: Path, section: str) -> None:
     """Replace (or append) the card's posterior-encoder section."""
     text = path.read_text()
@@ -135,6 +178,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--model", default="fmnist")
     parser.add_argument("--out", type=Path, default=Path("docs/posterior.md"))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("docs/results/results.json"),
+        help="the bench run whose realism columns the page shows",
+    )
+    parser.add_argument("--side-by-side", type=int, default=6, help="images per task in the side-by-side figures")
     parser.add_argument("--cards", type=Path, nargs="*", default=None,
                         help="model cards to update (default: the model folder's card.md and docs/models/MODEL.md)")  # fmt: skip
     args = parser.parse_args()
@@ -148,6 +198,8 @@ def main() -> None:
     for r in rows:
         figure(r, img_dir / f"posterior-{r['task']}.png")
     reliability_plot(rows, img_dir / "posterior-reliability.png")
+    for name, peer in SIDE_BY_SIDE.items():
+        side_by_side(model, name, peer, images[: args.side_by_side], img_dir / f"posterior-side-{name}.png")
     command = f"python benchmarks/posterior.py --images {args.images} --samples {args.samples}"
     if args.model != "fmnist":
         command += f" --model {args.model}"
@@ -187,6 +239,23 @@ def main() -> None:
         "![reliability](img/posterior-reliability.png)",
         "",
     ]
+    lines += [
+        "## One sample beside the peers'",
+        "",
+        "A posterior sampler is judged by its samples. Per task: one sample's residual `||A x - y||` over the truth's "
+        "(1 for a sample of the posterior: it explains y as well as the truth does; below 1 when it copies y's noise), "
+        "FD-FMNIST of one sample per image against the test images outside the run (`fmnist-clf` features, not FID) "
+        "and the conditional FD of (observation, sample) against (observation, truth) pairs (Soloveitchik et al. 2021; "
+        "the observation is A^+ y in the same features). The `real images` row scores the run's own true images: the "
+        "floor at this image count.",
+        "",
+        *realism_table(args.results),
+        "",
+    ]
+    for name, peer in SIDE_BY_SIDE.items():
+        lines += [f"### {name}", "", f"Observation, two one_step samples (the model's settings), one {peer} output "
+                  "and the truth; the first test images, the bench's operators, noise and seeds.", "",
+                  f"![{name} side by side](img/posterior-side-{name}.png)", ""]  # fmt: skip
     for r in rows:
         lines += [f"## {r['task']}", "", "Observation, four samples, their mean, the per-pixel std (each image's "
                   "scaled to its largest value) and the truth; the first six test images.", "",

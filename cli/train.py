@@ -292,6 +292,26 @@ def posterior(
             "--model", help="Model (embedded name or folder) whose generator q serves \\[default: the preset's]."
         ),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init",
+            help="Start from this posterior checkpoint of the same network (RUN/posterior-FAMILY or "
+            "MODEL/posterior/FAMILY): fine-tuning.",
+        ),
+    ] = None,
+    consistency: Annotated[
+        str | None,
+        typer.Option(
+            "--consistency",
+            help="learned: q predicts each image's data-consistency width and the step draws a posterior sample "
+            "(perturbed observation); fixed: the MAP step with the preset's prior_std \\[default: the preset's].",
+        ),
+    ] = None,
+    trainable: Annotated[
+        str | None,
+        typer.Option("--trainable", help="all, or consistency: only the learned width's read-out (needs --init)."),
+    ] = None,
 ) -> None:
     """Train an amortized posterior encoder q(y, A, eps) for one operator family into the model's frozen G (energy
     score on data-consistent samples): one-step posterior sampling with the 'one_step' solver.
@@ -300,6 +320,14 @@ def posterior(
     """
     from pagoda_inverse.ops.families import check_family
     from pagoda_inverse.train.posterior import train_posterior
+    from pagoda_inverse.utils.errors import UserError
 
     check_family(family)
-    run(train_posterior, family=family, model=model)
+    if init is not None and not (init / "config.json").is_file():
+        raise UserError(f"--init {init}: no posterior checkpoint there (config.json); pass RUN/posterior-FAMILY")
+    if consistency not in (None, "fixed", "learned"):
+        raise UserError(f"--consistency {consistency!r}: use fixed or learned")
+    if trainable not in (None, "all", "consistency"):
+        raise UserError(f"--trainable {trainable!r}: use all or consistency")
+    run(train_posterior, family=family, model=model, init=str(init) if init else None, consistency=consistency,
+        trainable=trainable)  # fmt: skip

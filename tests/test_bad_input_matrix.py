@@ -222,6 +222,8 @@ UNKNOWN_NAMES = [
     ("solver", ["solve", "denoise", "--solver", "nope"], ["nope"]),
     ("model-name", ["generate", "--model", "nope"], ["nope"]),
     ("preset", ["train", "teacher", "--preset", "nope"], ["unknown teacher preset 'nope'", "smoke"]),
+    ("posterior-init", ["train", "posterior", "--family", "inpaint", "--init", "nope"], ["--init nope", "posterior"]),
+    ("consistency", ["train", "posterior", "--family", "inpaint", "--consistency", "maybe"], ["'maybe'", "learned"]),
     ("task", ["bench", "--task", "nope"], ["unknown task 'nope'", "superres_x4"]),
     ("bench-solver", ["bench", "--task", "superres_x4", "--solvers", "nope"], ["nope", "pinv"]),
     ("class", ["generate", "--class", "boot"], ["unknown class 'boot'"]),

@@ -22,7 +22,7 @@ import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.core.posterior import PosteriorConfig, PosteriorEncoder, generator_fingerprint
+from pagoda_inverse.core.posterior import CONSISTENCY_MODES, PosteriorConfig, PosteriorEncoder, generator_fingerprint
 from pagoda_inverse.datasets import downsample
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
@@ -117,6 +117,10 @@ def train_posterior(
         raise UserError("train posterior needs --family (superres, inpaint, deblur, denoise or colorize)")
     if cfg.samples < 2:
         raise UserError(f"samples must be >= 2 for the energy score, got {cfg.samples}")
+    if cfg.consistency not in CONSISTENCY_MODES:
+        raise UserError(f"consistency {cfg.consistency!r}: use {' or '.join(CONSISTENCY_MODES)}")
+    if cfg.trainable not in ("all", "consistency"):
+        raise UserError(f"trainable {cfg.trainable!r}: use all or consistency")
     dist = init_distributed()
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
