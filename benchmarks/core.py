@@ -105,9 +105,14 @@ def encoder_table(model) -> list[str]:
     for family in model.posteriors:
         config = json.loads((model.path / "posterior" / family / "config.json").read_text())
         metrics, minutes = config["metrics"], (config.get("train_seconds") or float("nan")) / 60
-        dataset, total = config["train"]["data"]["dataset"], total + minutes
+        before = config.get("init", {})  # a fine-tuned encoder: the training of the checkpoint it started from
+        earlier = before.get("train_seconds", 0.0) / 60
+        dataset, total = config["train"]["data"]["dataset"], total + minutes + earlier
+        time = f"{minutes:.1f} min ({config['train']['steps']} steps)"
+        if before:
+            time = f"{earlier:.1f} + {time[:-1]} after {before['steps']})"
         for i, (label, s) in enumerate(metrics["heldout"].items()):
-            head = f"{family} | {minutes:.1f} min ({config['train']['steps']} steps)" if i == 0 else " | "
+            head = f"{family} | {time}" if i == 0 else " | "
             lines.append(f"| {head} | {label} | {s['psnr_mean']:.2f} (K={metrics['eval_samples']}) | "
                          f"{s['psnr_one']:.2f} | {s['coverage90']:.3f} |")  # fmt: skip
     if not metrics:

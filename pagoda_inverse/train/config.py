@@ -350,6 +350,22 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "posterior": {
         "fmnist": PosteriorTrainConfig(),
+        # v3 (learned consistency) from the v2 encoders (--init MODEL/posterior/FAMILY): all of q, or only the
+        # consistency read-out (about a forward pass a step: 120 steps, a fast EMA).
+        "fmnist-finetune": PosteriorTrainConfig(
+            lr=5e-4, warmup_steps=20, ema_decay=0.99, log_every=10, checkpoint_every=50
+        ),
+        "fmnist-readout": PosteriorTrainConfig(
+            lr=1e-3,
+            warmup_steps=10,
+            ema_decay=0.9,
+            batch_size=16,
+            steps=120,
+            eval_samples=8,
+            trainable="consistency",
+            log_every=10,
+            checkpoint_every=50,
+        ),
         "photo": PosteriorTrainConfig(
             model="photo", data=PHOTO_DATA, batch_size=16, cond_dropout=1.0, eval_images=32, eval_offset=0
         ),

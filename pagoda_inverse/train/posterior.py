@@ -92,6 +92,20 @@ def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int
     return scores
 
 
+def init_record(folder: Path) -> dict:
+    """What a fine-tuned encoder records of the checkpoint it started from: its path, steps and training seconds
+    (its own start's included), so the total training time of the chain stays on record."""
+    import json
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    before = config.get("init", {})
+    return {
+        "path": str(folder),
+        "steps": config["train"]["steps"] + before.get("steps", 0),
+        "train_seconds": config["train_seconds"] + before.get("train_seconds", 0.0),
+    }
+
+
 def initialise_from(q: PosteriorEncoder, folder: Path, model) -> None:
     """Load the weights of the posterior checkpoint in ``folder`` into ``q`` (fine-tuning): same architecture and
     generator; a learned consistency read-out that ``q`` has and the checkpoint lacks keeps its initial value."""
@@ -149,6 +163,7 @@ def train_posterior(
     q = PosteriorEncoder(net_cfg).to(dist.device)
     if cfg.init:
         initialise_from(q, Path(cfg.init), model)
+        init = init_record(Path(cfg.init))  # read now: the init folder may be overwritten by an export later
     dist.broadcast_(q)
     q_ema = copy.deepcopy(q).requires_grad_(False)
     # The consistency read-out (one scalar per image) learns faster than the networks around it; with trainable
@@ -204,6 +219,8 @@ def train_posterior(
         "train_seconds": total_seconds,  # every session of a resumed run
         "train": to_dict(cfg),
     }  # fmt: skip
+    if cfg.init:
+        config["init"] = init  # the chain's earlier training
     save_checkpoint(out, {f"net.{k}": v for k, v in q_ema.state_dict().items()}, config)
     for label, s in scores.items():
         log(f"held-out {label}: mean-of-{cfg.eval_samples} {s['psnr_mean']:.2f} dB, one sample {s['psnr_one']:.2f} dB, "
