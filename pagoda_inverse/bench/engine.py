@@ -28,6 +28,8 @@ SET_METRICS = ("fd_sample", "cfid")
 FEATURE_CLASSIFIER = "fmnist-clf"
 #: The pseudo-solver row of the set metrics' floor: the run's true images, scored like one solver's samples.
 REAL_ROW = "real images"
+#: Fewest images a set metric is computed from (a Fréchet distance of fewer is noise); smaller runs omit it.
+MIN_SET_IMAGES = 8
 
 
 @dataclass
@@ -69,13 +71,14 @@ def set_metrics(scores: dict[str, SolverScores], observation: list[list[float]],
     """Fill each solver's ``sets`` from its per-image sample features: ``fd_sample`` (FD-FMNIST of one sample per
     image against ``reference`` features) and ``cfid`` (conditional FD of (observation, sample) against
     (observation, truth) pairs, :func:`~pagoda_inverse.utils.metrics.conditional_frechet_distance`); the
-    :data:`REAL_ROW` pseudo-solver holds the truths' features (its ``cfid`` is 0 by definition, so not shown)."""
+    :data:`REAL_ROW` pseudo-solver holds the truths' features (its ``cfid`` is 0 by definition, so not shown). Runs
+    of fewer than :data:`MIN_SET_IMAGES` images omit them."""
     truth = torch.tensor(scores[REAL_ROW].features, dtype=torch.float64)
     obs = torch.tensor(observation, dtype=torch.float64)
     for name, s in scores.items():
-        if s.skipped or not s.features:
-            continue
         feats = torch.tensor(s.features, dtype=torch.float64)
+        if s.skipped or len(feats) < MIN_SET_IMAGES or not feats.isfinite().all():
+            continue  # too few images for a distance, or non-finite samples: the metric is omitted
         if "fd_sample" in metrics:
             s.sets["fd_sample"] = M.frechet_distance(feats, reference)
         if "cfid" in metrics and name != REAL_ROW:
