@@ -30,7 +30,16 @@ def calls(monkeypatch):
         (["guidance", "--teacher", "T"], (Path("T"),), {}),
         (["classifier", "--data-root", "D"], (), {"root": "D"}),
         (["colour"], (), {}),
-        (["posterior", "--family", "inpaint"], (), {"family": "inpaint", "model": None}),
+        (
+            ["posterior", "--family", "inpaint"],
+            (),
+            {"family": "inpaint", "model": None, "init": None, "consistency": None, "trainable": None},
+        ),
+        (
+            ["posterior", "--family", "denoise", "--consistency", "fixed", "--trainable", "all"],
+            (),
+            {"family": "denoise", "model": None, "init": None, "consistency": "fixed", "trainable": "all"},
+        ),
     ],
 )
 def test_each_stage_runs_with_its_options(capsys, calls, args, inputs, overrides):
