@@ -184,7 +184,7 @@ def main() -> None:
         default=Path("docs/results/results.json"),
         help="the bench run whose realism columns the page shows",
     )
-    parser.add_argument("--side-by-side", type=int, default=6, help="images per task in the side-by-side figures")
+    parser.add_argument("--side-by-side", type=int, default=4, help="images per task in the side-by-side figures")
     parser.add_argument("--cards", type=Path, nargs="*", default=None,
                         help="model cards to update (default: the model folder's card.md and docs/models/MODEL.md)")  # fmt: skip
     args = parser.parse_args()
