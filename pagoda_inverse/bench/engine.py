@@ -166,8 +166,7 @@ def run_task(
     model = load_model(model or spec.model).to(device)
     res = model.resolution
     images = load_images(DataConfig(dataset=spec.dataset, resolution=res), spec.split, limit=hi)[0][lo:]
-    if images.shape[-1] != res:
-        images = F.adaptive_avg_pool2d(images, res)  # area down-sampling to the model's resolution
+    images = _to(images, res)  # area down-sampling to the model's resolution
     images = images.to(device)
     scores = {n: SolverScores() for n in names}
     # The set metrics score one sample per image in the classifier's features, beside the truths (the real row).

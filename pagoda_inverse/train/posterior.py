@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -112,9 +113,8 @@ def initialise_from(q: PosteriorEncoder, folder: Path, model) -> None:
     from pagoda_inverse.core.posterior import load_posterior
 
     source = load_posterior(folder, model, family=q.config.family)
-    if source.config.to_dict() | {"consistency": None, "init_consistency_std": None} != q.config.to_dict() | {
-        "consistency": None, "init_consistency_std": None
-    }:  # fmt: skip
+    own = q.config  # the consistency settings may differ (a v2 encoder starts a learned one); nothing else may
+    if replace(source.config, consistency=own.consistency, init_consistency_std=own.init_consistency_std) != own:
         raise UserError(f"{folder}: its architecture differs from this run's; --init needs the same network")
     missing, unexpected = q.load_state_dict(source.state_dict(), strict=False)
     if unexpected or any(not k.startswith("consistency_head.") for k in missing):
