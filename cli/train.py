@@ -310,7 +310,11 @@ def posterior(
     ] = None,
     trainable: Annotated[
         str | None,
-        typer.Option("--trainable", help="all, or consistency: only the learned width's read-out (needs --init)."),
+        typer.Option(
+            "--trainable",
+            help="all; heads: the per-sample heads only (the trunk frozen); or consistency: only the learned "
+            "width's read-out (both need --init).",
+        ),
     ] = None,
 ) -> None:
     """Train an amortized posterior encoder q(y, A, eps) for one operator family into the model's frozen G (energy
@@ -319,7 +323,7 @@ def posterior(
     Export it into the model folder with: pagoda-inv export --out MODEL --posterior RUN/posterior-FAMILY --overwrite
     """
     from pagoda_inverse.ops.families import check_family
-    from pagoda_inverse.train.posterior import train_posterior
+    from pagoda_inverse.train.posterior import TRAINABLE, train_posterior
     from pagoda_inverse.utils.errors import UserError
 
     check_family(family)
@@ -327,7 +331,7 @@ def posterior(
         raise UserError(f"--init {init}: no posterior checkpoint there (config.json); pass RUN/posterior-FAMILY")
     if consistency not in (None, "fixed", "learned"):
         raise UserError(f"--consistency {consistency!r}: use fixed or learned")
-    if trainable not in (None, "all", "consistency"):
-        raise UserError(f"--trainable {trainable!r}: use all or consistency")
+    if trainable not in (None, *TRAINABLE):
+        raise UserError(f"--trainable {trainable!r}: use {', '.join(TRAINABLE)}")
     run(train_posterior, family=family, model=model, init=str(init) if init else None, consistency=consistency,
         trainable=trainable)  # fmt: skip

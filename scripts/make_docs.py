@@ -102,8 +102,9 @@ def registry_tables(folder: Path) -> None:
     ops = ["| operator | what it does |", "| --- | --- |"] + [
         f"| `{name}` | {_summary(describe(name))} |" for name in list_operators()
     ]
-    solvers = ["| solver | what it does |", "| --- | --- |"] + [
-        f"| `{name}` | {_summary(fn.__doc__)} |" for name, fn in SOLVERS.items()
+    solvers = ["| solver | applies to | what it does |", "| --- | --- | --- |"] + [
+        f"| `{name}` | {', '.join(s.families) if s.families else 'every operator'} | {_summary(s.fn.__doc__)} |"
+        for name, s in SOLVERS.items()
     ]
     (folder / "operators.md").write_text("\n".join(ops) + "\n")
     (folder / "solvers.md").write_text("\n".join(solvers) + "\n")

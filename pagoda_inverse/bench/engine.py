@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from pagoda_inverse.bench.tasks import TaskSpec
 from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import NotApplicableError, UserError
 
 SOLVER_SEED_OFFSET = 1_000_003
 #: The set metrics, computed once per solver from every image's features rather than averaged per image.
@@ -150,7 +150,7 @@ def run_task(
     """
     from pagoda_inverse.core.model import load_model
     from pagoda_inverse.ops import make_operator
-    from pagoda_inverse.solvers import SOLVERS, solve
+    from pagoda_inverse.solvers import SOLVERS, check_needs, solve
     from pagoda_inverse.train.config import DataConfig
     from pagoda_inverse.train.data import load_images
 
@@ -159,6 +159,8 @@ def run_task(
     unknown = [n for n in names if n not in SOLVERS]
     if unknown:
         raise UserError(f"unknown solver(s) {unknown}; valid: {', '.join(SOLVERS)}")
+    for name in names:  # a missing package fails the run before any work, not as a skipped row
+        check_needs(name)
     seed_list = spec.run_seeds(limit, seeds)
     lo, hi = shard_bounds(len(seed_list), *shard)
     seed_list = seed_list[lo:hi]
@@ -203,12 +205,12 @@ def run_task(
             if scores[name].skipped:
                 continue
             hparams = {k: v for k, v in spec.solvers.get(name, {}).items()}
-            if prior is not None and "prior" in inspect.signature(SOLVERS[name]).parameters:
+            if prior is not None and "prior" in inspect.signature(SOLVERS[name].fn).parameters:
                 hparams["prior"] = prior
             t0 = time.perf_counter()
             try:
                 out = solve(name, model, op, y, generator=_generators(batch_seeds, SOLVER_SEED_OFFSET), **hparams)
-            except UserError as err:  # the solver does not apply to this operator: a warning row, not a crash
+            except NotApplicableError as err:  # the registry says it does not apply: a warning row; all else fails
                 scores[name].skipped = str(err)
                 continue
             synchronize(device)

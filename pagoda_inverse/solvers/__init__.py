@@ -12,33 +12,99 @@ the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
-from pagoda_inverse.solvers.classical import CLASSICAL
+from pagoda_inverse.solvers.classical import solve_biharmonic, solve_richardson_lucy, solve_wiener
 from pagoda_inverse.solvers.colour import solve_colour_net
 from pagoda_inverse.solvers.latent import solve_latent_ilo, solve_latent_langevin, solve_latent_map
 from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
-from pagoda_inverse.solvers.peers import PEERS
-from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.solvers.peers import solve_ddrm, solve_diffpir, solve_dps, solve_pigdm
+from pagoda_inverse.utils.errors import CheckpointError, NotApplicableError, UserError
 
+
+@dataclass(frozen=True)
+class Solver:
+    """A registry entry: the solver function and where it applies.
+
+    :param fn: ``fn(model, op, y, *, cond, generator, callback, **hparams) -> SolverResult``.
+    :param families: the operator families it applies to (:data:`~pagoda_inverse.ops.families.FAMILIES`; ``None``:
+        every linear operator).
+    :param binary_mask: masks must be binary (inpainting and DDRM's pixel-basis SVD).
+    :param needs: the optional package it imports (its ``pip`` extra is ``peers``).
+    :param applies_to: the refusal's wording: "the NAME solver only applies to ``applies_to``".
+    """
+
+    fn: Callable[..., SolverResult]
+    families: tuple[str, ...] | None = None
+    binary_mask: bool = False
+    needs: str | None = None
+    applies_to: str = ""
+
+
+_COLOUR = "colorization (the Grayscale operator: one-channel measurements of colour images)"
+_BLUR = "blur (deblur tasks)"
 SOLVERS = {
-    "pinv": solve_pinv,
-    "bicubic": solve_bicubic,
-    "gray": solve_gray,
-    **CLASSICAL,
-    "encode_decode": solve_encode_decode,
-    "one_step": solve_one_step,
-    "latent_map": solve_latent_map,
-    "latent_ilo": solve_latent_ilo,
-    "latent_langevin": solve_latent_langevin,
-    "colour_net": solve_colour_net,
-    **PEERS,
+    "pinv": Solver(solve_pinv),
+    "bicubic": Solver(solve_bicubic, ("superres",), applies_to="down-sampling operators (superres)"),
+    "gray": Solver(solve_gray, ("colorize",), applies_to=_COLOUR),
+    "biharmonic": Solver(solve_biharmonic, ("inpaint",), True, "skimage", "inpainting with a binary mask"),
+    "richardson_lucy": Solver(solve_richardson_lucy, ("deblur",), needs="skimage", applies_to=_BLUR),
+    "wiener": Solver(solve_wiener, ("deblur",), needs="skimage", applies_to=_BLUR),
+    "encode_decode": Solver(solve_encode_decode),
+    "one_step": Solver(solve_one_step),
+    "latent_map": Solver(solve_latent_map),
+    "latent_ilo": Solver(solve_latent_ilo),
+    "latent_langevin": Solver(solve_latent_langevin),
+    "colour_net": Solver(solve_colour_net, ("colorize",), applies_to=_COLOUR),
+    "dps": Solver(solve_dps, needs="deepinv"),
+    "ddrm": Solver(
+        solve_ddrm,
+        ("inpaint", "denoise"),
+        True,
+        "deepinv",
+        "operators with a pixel-basis SVD (inpainting with a binary mask, denoising); use dps, diffpir or pigdm",
+    ),  # fmt: skip
+    "diffpir": Solver(solve_diffpir, needs="deepinv"),
+    "pigdm": Solver(solve_pigdm, needs="deepinv"),
 }
 
 #: Solvers without a learned prior (no model network): the starting points the latent solvers' ``init`` accepts.
-LATENT_FREE = ("pinv", "bicubic", "gray", *CLASSICAL)
+LATENT_FREE = ("pinv", "bicubic", "gray", "biharmonic", "richardson_lucy", "wiener")
+
+
+def not_applicable(method: str, op) -> str | None:
+    """Why solver ``method`` does not apply to ``op`` (one line), or ``None`` where it does (its registry entry).
+
+    >>> from pagoda_inverse.ops import make_operator
+    >>> not_applicable("wiener", make_operator("inpaint_mask", shape=(1, 8, 8)))
+    'the wiener solver only applies to blur (deblur tasks), not the inpaint operator'
+    >>> not_applicable("one_step", make_operator("inpaint_mask", shape=(1, 8, 8))) is None
+    True
+    """
+    from pagoda_inverse.ops.families import operator_family
+
+    entry = SOLVERS[method]
+    family = operator_family(op)
+    if entry.families is None or (family in entry.families and not (entry.binary_mask and not _binary(op))):
+        return None
+    what = f"the {family} operator" if family else f"{type(op).__name__} (outside every operator family)"
+    return f"the {method} solver only applies to {entry.applies_to}, not {what}"
+
+
+def _binary(op) -> bool:
+    return getattr(op, "binary", True)  # only masks can be soft
+
+
+def check_needs(method: str) -> None:
+    """Raise :class:`UserError` (with the ``pip`` command) when the package solver ``method`` imports is missing."""
+    need = SOLVERS[method].needs
+    if need is not None and importlib.util.find_spec(need) is None:
+        raise UserError(f"the {method} solver needs {need}: pip install 'pagoda-inv[peers]'")
 
 
 #: Keyword arguments every solver takes from the caller, not from a task file.
@@ -63,7 +129,7 @@ def check_hparams(method: str, hparams: dict) -> None:
 
     params = {
         p.name: p.default
-        for p in inspect.signature(SOLVERS[method]).parameters.values()
+        for p in inspect.signature(SOLVERS[method].fn).parameters.values()
         if p.kind == p.KEYWORD_ONLY and p.name not in CALL_ARGUMENTS
     }
     for key, value in hparams.items():
@@ -100,7 +166,11 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
-    return SOLVERS[method](model, op, y, **{**model_settings(model, method, op), **kwargs})  # beneath the caller's
+    reason = not_applicable(method, op)
+    if reason is not None:
+        raise NotApplicableError(reason)
+    check_needs(method)
+    return SOLVERS[method].fn(model, op, y, **{**model_settings(model, method, op), **kwargs})  # beneath the caller's
 
 
 def model_settings(model, method: str, op) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from pagoda_inverse.solvers.base import SolverResult, Timer, result
-from pagoda_inverse.utils.errors import UserError
 
 
 def solve_pinv(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
@@ -18,8 +17,6 @@ def solve_pinv(model, op, y, *, cond=None, generator=None, callback=None) -> Sol
 def solve_bicubic(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
     """Bicubic up-sampling of a low-resolution measurement to the operator's input size (super-resolution only)."""
     timer = Timer()
-    if op.in_shape is None or y.shape[-1] >= op.in_shape[-1]:
-        raise UserError("the bicubic solver only applies to down-sampling operators (superres)")
     x = F.interpolate(y, size=tuple(op.in_shape[-2:]), mode="bicubic", align_corners=False)
     return result(x[None], None, timer, "bicubic", 0)
 
@@ -27,6 +24,4 @@ def solve_bicubic(model, op, y, *, cond=None, generator=None, callback=None) -> 
 def solve_gray(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
     """The grayscale measurement copied to every colour channel (the colorization baseline)."""
     timer = Timer()
-    if op.in_shape is None or y.shape[1] != 1 or op.in_shape[0] == 1:
-        raise UserError("the gray solver only applies to colorization (one-channel measurements of colour images)")
     return result(y.expand(-1, op.in_shape[0], -1, -1)[None], None, timer, "gray", 0)

@@ -10,17 +10,7 @@ import numpy as np
 import torch
 
 from pagoda_inverse.ops.blur import Blur
-from pagoda_inverse.ops.inpaint import Inpaint
 from pagoda_inverse.solvers.base import SolverResult, Timer, result
-from pagoda_inverse.utils.errors import UserError
-
-
-def _restoration():
-    try:
-        from skimage import restoration
-    except ImportError:
-        raise UserError("the classical baselines need scikit-image: pip install 'pagoda-inv[peers]'") from None
-    return restoration
 
 
 def _per_image(y: torch.Tensor, fn) -> torch.Tensor:
@@ -35,10 +25,9 @@ def _per_image(y: torch.Tensor, fn) -> torch.Tensor:
 
 def solve_biharmonic(model, op, y, *, cond=None, generator=None, callback=None) -> SolverResult:
     """``skimage.restoration.inpaint_biharmonic``: fill the missing pixels with the smooth biharmonic interpolant."""
-    restoration = _restoration()
+    from skimage import restoration
+
     timer = Timer()
-    if not isinstance(op, Inpaint) or not op.binary:
-        raise UserError("the biharmonic solver only applies to inpainting with a binary mask")
     holes = ((op.mask == 0).expand(len(y), -1, -1, -1) if len(op.mask) == 1 else op.mask == 0).cpu()
 
     def fill(i, img):
@@ -56,10 +45,9 @@ def solve_richardson_lucy(
     model, op, y, *, cond=None, generator=None, callback=None, num_iter: int = 30
 ) -> SolverResult:
     """``skimage.restoration.richardson_lucy`` with the operator's kernel (``num_iter`` multiplicative updates)."""
-    restoration = _restoration()
+    from skimage import restoration
+
     timer = Timer()
-    if not isinstance(op, Blur):
-        raise UserError("the richardson_lucy solver only applies to blur (deblur tasks)")
 
     def deconvolve(i, img):
         k = _kernel(op, i)
@@ -74,10 +62,9 @@ def solve_wiener(
 ) -> SolverResult:
     """``skimage.restoration.wiener`` with the operator's kernel; ``balance`` (the regularisation weight) defaults
     to ``(sigma_y / 2)^2 / 0.05`` from each image's noise level in ``[0, 1]`` units, at least 1e-3."""
-    restoration = _restoration()
+    from skimage import restoration
+
     timer = Timer()
-    if not isinstance(op, Blur):
-        raise UserError("the wiener solver only applies to blur (deblur tasks)")
     sigma = torch.as_tensor(op.sigma_y, dtype=torch.float64).reshape(-1).expand(len(y))
 
     def deconvolve(i, img):
@@ -86,6 +73,3 @@ def solve_wiener(
         return np.stack([restoration.wiener(img[..., c], k, weight) for c in range(img.shape[-1])], axis=-1)
 
     return result(_per_image(y, deconvolve), None, timer, "wiener", 0, balance=balance)
-
-
-CLASSICAL = {"biharmonic": solve_biharmonic, "richardson_lucy": solve_richardson_lucy, "wiener": solve_wiener}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.ops.colour import Grayscale
 from pagoda_inverse.solvers.base import SolverResult, Timer, data_consistency, result
 from pagoda_inverse.utils.errors import UserError
 
@@ -23,8 +22,6 @@ def solve_colour_net(
     :param prior_std: the data-consistency prior around ``C``'s estimate when ``sigma_y > 0``.
     """
     timer = Timer()
-    if not isinstance(op, Grayscale):
-        raise UserError("the colour_net solver only applies to colorization (the Grayscale operator)")
     if model.colour is None:
         raise UserError(
             f"{model.path}: this model has no colour network (colour/); train one with 'pagoda-inv train colour' "

@@ -77,14 +77,14 @@ def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
     if init is None:
         x0 = op.initial_estimate(y)
     else:
-        from pagoda_inverse.solvers import LATENT_FREE, SOLVERS
+        from pagoda_inverse.solvers import LATENT_FREE, solve
 
         if init not in LATENT_FREE:
             raise UserError(
                 f"init {init!r} is neither 'posterior' nor a latent-free solver; choose from posterior, "
                 f"{', '.join(LATENT_FREE)}"
             )
-        x0 = SOLVERS[init](model, op, y).estimate
+        x0 = solve(init, model, op, y).estimate
     return encode_estimate(model, x0, c, encoder, num_steps) / model.decoder.sigma_max, []
 
 

@@ -19,7 +19,6 @@ import functools
 import torch
 
 from pagoda_inverse.ops.base import Identity, LinearOperator
-from pagoda_inverse.ops.inpaint import Inpaint
 from pagoda_inverse.solvers.base import SolverResult, Timer, check_model_and_op, condition, result
 from pagoda_inverse.utils.errors import UserError
 
@@ -37,10 +36,7 @@ def load_prior(name: str):
 
 @functools.lru_cache(maxsize=1)
 def _denoiser_class():
-    try:
-        import deepinv as dinv
-    except ImportError:
-        raise UserError("the peer solvers need deepinv: pip install 'pagoda-inv[peers]'") from None
+    import deepinv as dinv
 
     class EDMDenoiser(dinv.models.Denoiser):
         """An EDM denoiser ``D(x, sigma, cond)`` on ``[-1, 1]`` images as a deepinv denoiser on ``[0, 1]`` images.
@@ -176,13 +172,8 @@ def _svd_physics(op: LinearOperator, i: int):
     noise = _noise_to_deepinv(op.noise_model)
     if isinstance(op, Identity):
         return dinv.physics.Denoising(noise_model=noise)
-    if isinstance(op, Inpaint) and op.binary and op.in_shape is not None:
-        mask = op.mask[i if len(op.mask) > 1 else 0].expand(op.in_shape).float()
-        return dinv.physics.Inpainting(img_size=op.in_shape, mask=mask, noise_model=noise, device=mask.device)
-    raise UserError(
-        f"DDRM needs an operator with a pixel-basis SVD (inpainting, denoising); {type(op).__name__} has none here. "
-        "Use dps, diffpir or pigdm"
-    )
+    mask = op.mask[i if len(op.mask) > 1 else 0].expand(op.in_shape).float()  # a binary mask (the registry's entry)
+    return dinv.physics.Inpainting(img_size=op.in_shape, mask=mask, noise_model=noise, device=mask.device)
 
 
 def solve_ddrm(
@@ -205,6 +196,3 @@ def solve_ddrm(
             torch.manual_seed(_seed(generator, i))
             out.append(sampler(y01[i : i + 1], physics[i]))
     return _finish(torch.cat(out), timer, "ddrm", den.calls // len(y), prior)
-
-
-PEERS = {"dps": solve_dps, "ddrm": solve_ddrm, "diffpir": solve_diffpir, "pigdm": solve_pigdm}

@@ -108,7 +108,7 @@ def solve_tiled(
 
     timer = Timer()
     solver = functools.partial(solve, method) if isinstance(method, str) else method  # solve() checks the name
-    function = SOLVERS.get(method) if isinstance(method, str) else method  # None: solve() names the valid ones
+    function = getattr(SOLVERS.get(method), "fn", None) if isinstance(method, str) else method  # None: unknown
     if function is not None and "prior_std" in inspect.signature(function).parameters:
         hparams = {**hparams, "prior_std": prior_std}  # each tile's own consistency step uses the caller's width
     image_shape = image_shape or op.in_shape

@@ -197,8 +197,14 @@ class PosteriorTrainConfig:
         ``prior_std``; its read-out learns at ``consistency_lr_scale`` times ``lr``); ``"fixed"``: ``prior_std``.
     :param init: a posterior checkpoint folder (``RUN/posterior-FAMILY`` or a model's ``posterior/FAMILY``) of the
         same architecture to start from (fine-tuning); a learned read-out it lacks starts at ``prior_std``.
-    :param trainable: ``"all"`` of ``q``, or ``"consistency"``: only the learned read-out (on an ``init`` encoder;
-        no gradient through G, so a step costs about a forward pass).
+    :param trainable: ``"all"`` of ``q``; ``"heads"``: the per-sample heads and outputs only (the trunk frozen and
+        run without gradients); or ``"consistency"``: only the learned read-out (on an ``init`` encoder; no gradient
+        through G, so a step costs about a forward pass).
+    :param adv_weight: weight of an adversarial realism term on the samples (0: none): a conditional discriminator
+        (:class:`~pagoda_inverse.nets.discriminator.Discriminator`, ``disc_channels`` wide, learning rate ``lr_d``)
+        learns training images from data-consistent samples (hinge loss, DiffAugment), and ``q`` adds its hinge
+        generator loss, scaled by the adaptive weight (``||grad ES|| / ||grad adv||`` on the finest output head) as
+        PaGoDA's decoder does, from step ``adv_start`` on (the discriminator learns from step 0).
     :param precision: arithmetic of ``q`` and G in training (``auto``: ``bf16`` autocast where the device has native
         bfloat16, 1.7x faster steps on an AMX CPU, else ``fp32``; the weights and the optimiser stay in float32).
     :param eval_images: held-out test images (from index ``eval_offset``, away from the benchmark's first 256) scored
@@ -227,6 +233,10 @@ class PosteriorTrainConfig:
     consistency_lr_scale: float = 20.0
     init: str = ""
     trainable: str = "all"
+    adv_weight: float = 0.0
+    adv_start: int = 0
+    disc_channels: int = 32
+    lr_d: float = 2e-4
     hflip: bool = True
     ema_decay: float = 0.995
     eval_images: int = 64
@@ -363,6 +373,20 @@ PRESETS: dict[str, dict[str, object]] = {
             steps=120,
             eval_samples=8,
             trainable="consistency",
+            log_every=10,
+            checkpoint_every=50,
+        ),
+        # v4 (realism) from the v3 encoders: the per-sample heads learn against a discriminator trained from scratch
+        # (it learns alone for the first adv_start steps), the trunk frozen.
+        "fmnist-realism": PosteriorTrainConfig(
+            lr=3e-4,
+            warmup_steps=20,
+            ema_decay=0.99,
+            steps=200,
+            trainable="heads",
+            adv_weight=0.2,
+            adv_start=40,
+            lr_d=1e-3,
             log_every=10,
             checkpoint_every=50,
         ),

@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
+from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.posterior import CONSISTENCY_MODES, PosteriorConfig, PosteriorEncoder, generator_fingerprint
 from pagoda_inverse.datasets import downsample
+from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
 from pagoda_inverse.solvers.one_step import posterior_samples
@@ -45,6 +47,12 @@ EVAL_OPERATORS = {
     "denoise": [("denoise", {})],
     "colorize": [("colorize", {})],
 }  # fmt: skip
+
+
+#: What of ``q`` a run trains (:attr:`PosteriorTrainConfig.trainable`).
+TRAINABLE = ("all", "heads", "consistency")
+#: The parameters of ``q`` that run once per image (frozen with ``trainable = "heads"``).
+TRUNK_PREFIXES = ("embed.", "cond_embed.", "conv_in.", "down.", "mid.", "up.")
 
 
 def at_resolution(images: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -133,8 +141,10 @@ def train_posterior(
         raise UserError(f"samples must be >= 2 for the energy score, got {cfg.samples}")
     if cfg.consistency not in CONSISTENCY_MODES:
         raise UserError(f"consistency {cfg.consistency!r}: use {' or '.join(CONSISTENCY_MODES)}")
-    if cfg.trainable not in ("all", "consistency"):
-        raise UserError(f"trainable {cfg.trainable!r}: use all or consistency")
+    if cfg.trainable not in TRAINABLE:
+        raise UserError(f"trainable {cfg.trainable!r}: use {', '.join(TRAINABLE)}")
+    if cfg.adv_weight and cfg.trainable == "consistency":
+        raise UserError("adv_weight needs trainable 'all' or 'heads' (the read-out alone cannot change a sample)")
     dist = init_distributed()
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
@@ -153,9 +163,10 @@ def train_posterior(
     grow_in = tuple(map(tuple, model.decoder.net.grow_in_shapes))
     levels = (model.resolution // model.teacher_resolution).bit_length()
     widths = tuple(cfg.channels[:levels]) + (cfg.channels[-1],) * max(0, levels - len(cfg.channels))
+    c_dim = model.null_condition(1).shape[-1]
     net_cfg = PosteriorConfig(
         family, model.channels, model.resolution, model.teacher_resolution, grow_in,
-        min(cfg.offset_levels, len(grow_in), levels - 1), model.null_condition(1).shape[-1], widths, cfg.num_blocks,
+        min(cfg.offset_levels, len(grow_in), levels - 1), c_dim, widths, cfg.num_blocks,
         cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim, fill_scales=cfg.fill_scales,
         consistency=cfg.consistency, init_consistency_std=cfg.prior_std,
     )  # fmt: skip
@@ -168,17 +179,23 @@ def train_posterior(
     q_ema = copy.deepcopy(q).requires_grad_(False)
     # The consistency read-out (one scalar per image) learns faster than the networks around it; with trainable
     # "consistency" it alone learns (q and G then run without gradients: a step costs about one forward pass).
+    # With trainable "heads" the trunk is frozen (so run without gradients: a step skips its backward pass).
     readout = [p for n, p in q.named_parameters() if n.startswith("consistency_head.")]
-    rest = [p for n, p in q.named_parameters() if not n.startswith("consistency_head.")]
-    if cfg.trainable == "consistency":
-        if not readout:
-            raise UserError("trainable 'consistency' needs consistency 'learned' (a read-out to train)")
-        for p in rest:
-            p.requires_grad_(False)
-        rest = []
+    frozen = {"all": (), "heads": TRUNK_PREFIXES, "consistency": ("",)}[cfg.trainable]
+    rest = [p for n, p in q.named_parameters() if not n.startswith(("consistency_head.", *frozen))]
+    if cfg.trainable == "consistency" and not readout:
+        raise UserError("trainable 'consistency' needs consistency 'learned' (a read-out to train)")
+    for n, p in q.named_parameters():
+        p.requires_grad_(not n.startswith(frozen) or n.startswith("consistency_head."))
     groups = [{"params": rest}, {"params": readout, "lr_scale": cfg.consistency_lr_scale}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
     modules, optimizers = {"q": q, "q_ema": q_ema}, {"q": opt}
+    if cfg.adv_weight:  # the realism term's discriminator, trained from scratch beside q
+        D = Discriminator(model.channels, model.resolution, cfg.disc_channels, c_dim).to(dist.device)
+        dist.broadcast_(D)
+        opt_d = torch.optim.RAdam(D.parameters(), lr=cfg.lr_d)
+        modules["D"], optimizers["D"] = D, opt_d
+        last_w = (q.offset_heads[-1] if q.offset_heads else q.latent_head)[-1].weight
     start = load_train_state(run_dir, modules, optimizers)
     params = sum(p.numel() for p in q.parameters())
     log(f"posterior {family}: {len(images)} images, {params} params, start step {start}, {dist.world_size} rank(s)")
@@ -200,7 +217,20 @@ def train_posterior(
         # K data-consistent samples per image through q and the frozen G; energy score; Adam step, EMA.
         warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
         xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std, precision=cfg.precision, obs_noise=obs_noise)[0]
-        loss = update(dist, energy_score(xs, x).mean(), q, opt, q_ema, cfg.ema_decay)
+        loss = energy_score(xs, x).mean()
+        if cfg.adv_weight and step >= cfg.adv_start:  # realism: the discriminator's hinge loss, adaptive weight
+            adv = hinge_g_loss(D(diff_augment(xs.flatten(0, 1), g_rank), c.repeat(cfg.samples, 1)).float())
+            lam = adaptive_weight(loss, adv, last_w)
+            loss = loss + cfg.adv_weight * lam * adv
+        loss = update(dist, loss, q, opt, q_ema, cfg.ema_decay)
+        if cfg.adv_weight:  # the discriminator's step: the batch's images vs the same samples, DiffAugment-ed
+            real = D(diff_augment(x, g_rank), c).float()
+            fake = D(diff_augment(xs.detach().flatten(0, 1), g_rank), c.repeat(cfg.samples, 1)).float()
+            loss_d = update(dist, hinge_d_loss(real, fake), D, opt_d)
+            if (step + 1) % cfg.log_every == 0:
+                log(
+                    f"  discriminator hinge {loss_d:.3f}, adaptive weight {float(lam) if step >= cfg.adv_start else 0:.3g}"
+                )
         bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
     seconds, total_seconds = time.perf_counter() - began, training_seconds(run_dir)
 

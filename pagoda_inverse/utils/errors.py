@@ -11,3 +11,7 @@ class DatasetNotFoundError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint folder is missing, corrupt, or does not match its config."""
+
+
+class NotApplicableError(UserError):
+    """A solver does not apply to an operator (its registry entry says so): the benchmark's only skipped rows."""

@@ -187,6 +187,29 @@ def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_mo
     one_line_error(bad, "unknown solver(s) ['zzz']")
 
 
+def test_only_not_applicable_solvers_are_skipped(tmp_path, tiny_model_dir, monkeypatch):
+    import dataclasses
+
+    from pagoda_inverse import solvers
+
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    path = tmp_path / "t.toml"
+    # A hyper-parameter the solver refuses is the task file's mistake: the run stops with the solver's line.
+    path.write_text(TASK + '[solvers.latent_map]\ninit = "one_step"\n')
+    with pytest.raises(UserError, match="'one_step' is neither 'posterior' nor a latent-free solver"):
+        run_task(load_task(path), model=str(tiny_model_dir))
+    path.write_text(TASK.replace("samples = 2", "samples = 2\neta = 2.0"))
+    with pytest.raises(ValueError, match="eta must be in"):
+        run_task(load_task(path), model=str(tiny_model_dir))
+    # A solver whose package is missing fails the run before any work (here: a registry entry needing a package
+    # that does not exist), instead of turning into a skipped row.
+    missing = dataclasses.replace(solvers.SOLVERS["bicubic"], needs="no_such_package_xyz")
+    monkeypatch.setitem(solvers.SOLVERS, "bicubic", missing)
+    path.write_text(TASK)
+    with pytest.raises(UserError, match="the bicubic solver needs no_such_package_xyz: pip install"):
+        run_task(load_task(path), model=str(tiny_model_dir))
+
+
 def test_shards_merge_into_the_single_process_result(tmp_path, tiny_model_dir, monkeypatch):
     from pagoda_inverse.bench.engine import merge_shards, shard_bounds
 

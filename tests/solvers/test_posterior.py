@@ -302,6 +302,28 @@ def test_training_only_the_consistency_readout_leaves_q_unchanged(tmp_path, monk
         train_posterior(wider, _mkdir(tmp_path / "c"))
 
 
+def test_realism_term_trains_the_heads_against_a_discriminator(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from safetensors import safe_open
+
+    from pagoda_inverse.train.posterior import TRUNK_PREFIXES
+
+    monkeypatch.setenv("PAGODA_FMNIST_DIR", str(FMNIST_TINY))
+    first = train_posterior(resolve("posterior", "smoke", family="inpaint"), _mkdir(tmp_path / "a"))
+    cfg = resolve("posterior", "smoke", family="inpaint", init=str(first), trainable="heads", adv_weight=0.5,
+                  adv_start=1, ema_decay=0.0)  # fmt: skip
+    run = _mkdir(tmp_path / "b")
+    before, after = load_checkpoint(first)[0], load_checkpoint(train_posterior(cfg, run))[0]
+    trunk = [k for k in before if k.removeprefix("net.").startswith(TRUNK_PREFIXES)]
+    assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)  # the trunk stays as it was
+    assert any(not torch.equal(before[k], after[k]) for k in before if k not in trunk)
+    with safe_open(run / "train_state.safetensors", "pt") as f:  # the discriminator resumes with the run
+        assert any(k.startswith("D.") for k in f.keys())
+    with pytest.raises(UserError, match="adv_weight needs trainable 'all' or 'heads'"):
+        train_posterior(replace(cfg, trainable="consistency"), _mkdir(tmp_path / "c"))
+
+
 def _mkdir(path):
     path.mkdir()
     return path
