@@ -38,8 +38,8 @@ from pagoda_inverse.core.encode import load_latent_cache
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.datasets.photos import load_photo, photo_sources, shrink_to
 from pagoda_inverse.ops import make_operator
+from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.solvers import solve
-from pagoda_inverse.solvers.base import data_consistency
 from pagoda_inverse.solvers.tiled import solve_tiled
 from pagoda_inverse.train.colour import gray_copy
 from pagoda_inverse.train.config import DataConfig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pagoda_inverse.cli.options import DeviceOpt, PreviewOpt
+from pagoda_inverse.solvers import SOLVERS
 
 app = typer.Typer(help="Solve an inverse problem on an image with a PaGoDA model.", no_args_is_help=True)
 
@@ -23,15 +26,18 @@ OutputOpt = Annotated[
         rich_help_panel="Output",
     ),
 ]
-SolverOpt = Annotated[
-    str,
-    typer.Option(
-        "--solver",
-        help="one_step, encode_decode, latent_map, latent_ilo, latent_langevin, pinv, bicubic; colour_net, gray "
-        "(colorize).",
-        rich_help_panel="Solver",
-    ),
-]
+
+
+def _solver_option(family: str, default_first: tuple[str, ...] = ("one_step",), lead: str = ""):
+    """The ``--solver`` option of a task: the registry's solvers that apply to its operator family."""
+    names = [n for n, entry in SOLVERS.items() if entry.applies(family) and n not in default_first]
+    listed = lead or ", ".join(default_first)
+    return Annotated[
+        str | None,
+        typer.Option("--solver", help=f"{listed}, {', '.join(names)}.", rich_help_panel="Solver"),
+    ]
+
+
 SamplesOpt = Annotated[
     int | None,
     typer.Option(
@@ -137,7 +143,6 @@ def _run(
         check_output_path(path, "--output")  # missing folders are created; a file in the way is refused now
         if path.exists() and not overwrite:
             raise typer.BadParameter(f"{path} exists; pass --overwrite to replace it", param_hint="--output")
-    import torch
 
     from pagoda_inverse.cli.display import console, progress_callback
     from pagoda_inverse.solvers.image import SAMPLING_SOLVERS as SAMPLING
@@ -176,8 +181,9 @@ def _run(
         if preview is not None:
             save_image(picture, preview, scale=preview_scale)
     if simulate:
-        mse = (result.estimate.clamp(-1, 1) - out.clean).pow(2).mean()
-        console.print(f"PSNR vs the clean input: {float(10 * torch.log10(4 / mse)):.2f} dB")
+        from pagoda_inverse.utils.metrics import psnr
+
+        console.print(f"PSNR vs the clean input: {float(psnr(result.estimate, out.clean)):.2f} dB")
     k = result.samples.shape[0]
     what = f"the mean of {k} samples, " if k > 1 else "a single sample, " if solver in SAMPLING else ""
     console.print(
@@ -187,36 +193,59 @@ def _run(
         print(path)
 
 
-@app.command(
+def _task(task: str, *, epilog: str, solver=None):
+    """Register ``fn`` (the task's own operator options -> ``(operator, params)``) as ``pagoda-inv solve TASK``, with
+    ``--input``, ``--output`` before its options and the shared ones after them (``solver``: the ``--solver``
+    option's annotation; default: this task's applicable solvers, ``one_step`` first)."""
+    shared = [
+        ("solver", solver or _solver_option(task), None if solver else "one_step"),
+        ("samples", SamplesOpt, None),
+        ("seed", SeedOpt, 0),
+        ("sigma_y", SigmaOpt, None),
+        ("class_", ClassOpt, None),
+        ("prompt", PromptOpt, None),
+        ("model", AutoModelOpt, None),
+        ("tile_batch", TileBatchOpt, None),
+        ("simulate", SimulateOpt, False),
+        ("overwrite", OverwriteOpt, False),
+        ("preview_scale", PreviewOpt, 1),
+        ("device", DeviceOpt, None),
+    ]
+
+    def register(fn):
+        kw = inspect.Parameter.KEYWORD_ONLY
+        own = [p.replace(kind=kw) for p in inspect.signature(fn, eval_str=True).parameters.values()]
+        first = [inspect.Parameter("input", kw, annotation=InputOpt), inspect.Parameter("output", kw, default=None,
+                                                                                       annotation=OutputOpt)]  # fmt: skip
+        params = first + own + [inspect.Parameter(n, kw, default=d, annotation=hint) for n, hint, d in shared]
+
+        @functools.wraps(fn)
+        def command(**options) -> None:
+            operator, params = fn(**{p.name: options.pop(p.name) for p in own})
+            _run(task, operator, params, **options)
+
+        command.__signature__ = inspect.Signature(params)  # what Typer reads the options from
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        app.command(task, epilog=epilog)(command)
+        return command
+
+    return register
+
+
+@_task(
     "superres", epilog="Example: pagoda-inv solve superres --input small.png --scale 4 --solver one_step --samples 8"
 )
 def superres(
-    input: InputOpt,
-    output: OutputOpt = None,
     scale: int = typer.Option(4, "--scale", help="Up-sampling factor (2, 4 or 8).", rich_help_panel="Operator"),
-    solver: SolverOpt = "one_step",
-    samples: SamplesOpt = None,
-    seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = None,
-    class_: ClassOpt = None,
-    prompt: PromptOpt = None,
-    model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = None,
-    simulate: SimulateOpt = False,
-    overwrite: OverwriteOpt = False,
-    preview_scale: PreviewOpt = 1,
-    device: DeviceOpt = None,
-) -> None:
+) -> tuple[str, dict]:
     """Super-resolution: the input is the low-resolution image (area down-sampling by --scale)."""
     if scale not in (2, 4, 8):
         raise typer.BadParameter(f"{scale} is not supported; use 2, 4 or 8", param_hint="--scale")
-    _run("superres", "downsample_area", {"factor": scale}, **locals_without(locals(), "scale"))
+    return "downsample_area", {"factor": scale}
 
 
-@app.command("inpaint", epilog="Example: pagoda-inv solve inpaint --input holes.png --mask mask.png --samples 8")
+@_task("inpaint", epilog="Example: pagoda-inv solve inpaint --input holes.png --mask mask.png --samples 8")
 def inpaint(
-    input: InputOpt,
-    output: OutputOpt = None,
     mask: Path | None = typer.Option(None, "--mask", help="Mask PNG (white = observed).", rich_help_panel="Operator"),
     box: bool = typer.Option(
         False, "--box", help="A centred box hole of half the image size.", rich_help_panel="Operator"
@@ -224,37 +253,19 @@ def inpaint(
     drop_frac: float | None = typer.Option(
         None, "--drop-frac", min=0.0, max=1.0, help="Random pixels, this fraction REMOVED.", rich_help_panel="Operator"
     ),
-    solver: SolverOpt = "one_step",
-    samples: SamplesOpt = None,
-    seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = None,
-    class_: ClassOpt = None,
-    prompt: PromptOpt = None,
-    model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = None,
-    simulate: SimulateOpt = False,
-    overwrite: OverwriteOpt = False,
-    preview_scale: PreviewOpt = 1,
-    device: DeviceOpt = None,
-) -> None:
+) -> tuple[str, dict]:
     """Inpainting with a mask file, a box hole, or randomly dropped pixels (exactly one of them)."""
     if sum([mask is not None, box, drop_frac is not None]) != 1:
         raise typer.BadParameter(
             "give exactly one of --mask PATH, --box, --drop-frac F", param_hint="--mask/--box/--drop-frac"
         )
     if mask is not None:
-        operator, params = "inpaint_mask", {"mask": str(mask)}
-    elif box:
-        operator, params = "inpaint_mask", {}
-    else:
-        operator, params = "inpaint_random", {"drop": drop_frac}
-    _run("inpaint", operator, params, **locals_without(locals(), "mask", "box", "drop_frac", "operator", "params"))
+        return "inpaint_mask", {"mask": str(mask)}
+    return ("inpaint_mask", {}) if box else ("inpaint_random", {"drop": drop_frac})
 
 
-@app.command("deblur", epilog="Example: pagoda-inv solve deblur --input blurry.png --blur-sigma 1.0 --sigma-y 0.02")
+@_task("deblur", epilog="Example: pagoda-inv solve deblur --input blurry.png --blur-sigma 1.0 --sigma-y 0.02")
 def deblur(
-    input: InputOpt,
-    output: OutputOpt = None,
     kernel: Path | None = typer.Option(
         None, "--kernel", help="Blur kernel (.npy or grayscale PNG).", rich_help_panel="Operator"
     ),
@@ -264,84 +275,31 @@ def deblur(
     motion: bool = typer.Option(
         False, "--motion", help="Random motion blur (seeded by --seed).", rich_help_panel="Operator"
     ),
-    solver: SolverOpt = "one_step",
-    samples: SamplesOpt = None,
-    seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = None,
-    class_: ClassOpt = None,
-    prompt: PromptOpt = None,
-    model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = None,
-    simulate: SimulateOpt = False,
-    overwrite: OverwriteOpt = False,
-    preview_scale: PreviewOpt = 1,
-    device: DeviceOpt = None,
-) -> None:
+) -> tuple[str, dict]:
     """Deblurring with a kernel file, a Gaussian blur or a random motion blur (exactly one of them)."""
     if sum([kernel is not None, blur_sigma is not None, motion]) != 1:
         raise typer.BadParameter("give exactly one of --kernel PATH, --blur-sigma S, --motion", param_hint="--kernel")
     if kernel is not None:
-        operator, params = "blur_kernel", {"kernel": str(kernel)}
-    elif motion:
-        operator, params = "motion_blur", {"size": 9}
-    else:
-        operator, params = "gaussian_blur", {"sigma": blur_sigma, "size": 2 * int(3 * blur_sigma + 0.5) + 1}
-    _run(
-        "deblur", operator, params, **locals_without(locals(), "kernel", "blur_sigma", "motion", "operator", "params")
-    )
+        return "blur_kernel", {"kernel": str(kernel)}
+    if motion:
+        return "motion_blur", {"size": 9}
+    return "gaussian_blur", {"sigma": blur_sigma, "size": 2 * int(3 * blur_sigma + 0.5) + 1}
 
 
-@app.command("denoise", epilog="Example: pagoda-inv solve denoise --input noisy.png --sigma-y 0.2")
-def denoise(
-    input: InputOpt,
-    output: OutputOpt = None,
-    solver: SolverOpt = "one_step",
-    samples: SamplesOpt = None,
-    seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = None,
-    class_: ClassOpt = None,
-    prompt: PromptOpt = None,
-    model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = None,
-    simulate: SimulateOpt = False,
-    overwrite: OverwriteOpt = False,
-    preview_scale: PreviewOpt = 1,
-    device: DeviceOpt = None,
-) -> None:
+@_task("denoise", epilog="Example: pagoda-inv solve denoise --input noisy.png --sigma-y 0.2")
+def denoise() -> tuple[str, dict]:
     """Denoising of Gaussian noise of std --sigma-y."""
-    _run("denoise", "denoise", {}, **locals())
+    return "denoise", {}
 
 
-@app.command("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --samples 4")
-def colorize(
-    input: InputOpt,
-    output: OutputOpt = None,
-    solver: Annotated[
-        str | None,
-        typer.Option(
-            "--solver",
-            help="colour_net (the default when the model has a colour network, as photo does: the posterior-mean "
-            "colour), one_step (the default with --samples K > 1: K colourings, their mean and std map), "
-            "encode_decode, latent_map, latent_ilo, latent_langevin, gray, pinv.",
-            rich_help_panel="Solver",
-        ),
-    ] = None,
-    samples: SamplesOpt = None,
-    seed: SeedOpt = 0,
-    sigma_y: SigmaOpt = None,
-    class_: ClassOpt = None,
-    prompt: PromptOpt = None,
-    model: AutoModelOpt = None,
-    tile_batch: TileBatchOpt = None,
-    simulate: SimulateOpt = False,
-    overwrite: OverwriteOpt = False,
-    preview_scale: PreviewOpt = 1,
-    device: DeviceOpt = None,
-) -> None:
+_COLORIZE_LEAD = (
+    "colour_net (the default when the model has a colour network, as photo does: the posterior-mean colour), "
+    "one_step (the default with --samples K > 1: K colourings, their mean and std map)"
+)
+
+
+@_task("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --samples 4",
+       solver=_solver_option("colorize", ("colour_net", "one_step"), _COLORIZE_LEAD))  # fmt: skip
+def colorize() -> tuple[str, dict]:
     """Colorization of a grayscale image (needs an RGB model)."""
-    _run("colorize", "colorize", {}, **locals())
-
-
-def locals_without(values: dict, *names: str) -> dict:
-    """The command's arguments minus the operator-specific ones, renamed for :func:`_run`."""
-    return {k: v for k, v in values.items() if k not in names}
+    return "colorize", {}

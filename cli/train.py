@@ -14,6 +14,7 @@ from pagoda_inverse.cli.options import (
     BatchSizeOpt,
     DataRootOpt,
     DatasetOpt,
+    DeviceOpt,
     DryRunOpt,
     EncodedTeacherOpt,
     LatentsOpt,
@@ -40,7 +41,7 @@ TEACHER_EPILOG = """Examples:
 """
 
 
-def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg) -> Path:
+def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg, device: str | None = None) -> Path:
     """A new numbered run folder with the resolved config, or the checked ``--resume`` folder.
 
     Under ``torchrun`` the batch size must split evenly over the ranks (checked before anything is written);
@@ -50,8 +51,8 @@ def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg) -> 
     from pagoda_inverse.train.distributed import Distributed, init_distributed
     from pagoda_inverse.train.state import check_resume_config, new_run_dir, write_config
 
-    Distributed.from_env().check_batch(cfg.batch_size)  # before joining the job: every rank fails fast
-    dist = init_distributed()
+    Distributed.from_env(device).check_batch(cfg.batch_size)  # before joining the job: every rank fails fast
+    dist = init_distributed(device)
     if resume is not None:
         check_resume_config(resume, kind, to_dict(cfg))
         return resume
@@ -82,6 +83,7 @@ def _run_stage(
     train,
     inputs=(),
     dry_run: bool = False,
+    device: str | None = None,
     **overrides,
 ):
     """Resolve the config (``overrides``: the command's options), start or resume the run folder, run
@@ -104,10 +106,10 @@ def _run_stage(
             f"nothing written"
         )
         return
-    run_dir = _start_run(kind, preset, runs, resume, cfg)
+    run_dir = _start_run(kind, preset, runs, resume, cfg, device)
     console.print(f"run folder: {run_dir}")
     with progress_callback(kind, cfg.steps, quiet) as cb:
-        out = train(cfg, run_dir, *inputs, callback=cb)
+        out = train(cfg, run_dir, *inputs, callback=cb, device=device)
     emit(out)
 
 
@@ -119,8 +121,8 @@ def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry
     """Register ``fn(run, **own_options)`` as ``pagoda-inv train KIND`` with the options every stage shares.
 
     The command's options are ``fn``'s own, then ``--preset`` (default ``preset``), ``--runs``, ``--resume``, the data
-    options named in ``data`` (``"data_root"``, ``"dataset"``), ``--steps``, ``--batch-size``, ``--quiet`` and, with
-    ``dry_run``, ``--dry-run``. ``fn`` gets ``run(train, *inputs, **overrides)``: :func:`_run_stage` with those shared
+    options named in ``data`` (``"data_root"``, ``"dataset"``), ``--steps``, ``--batch-size``, ``--quiet``,
+    ``--device`` and, with ``dry_run``, ``--dry-run``. ``fn`` gets ``run(train, *inputs, **overrides)``: :func:`_run_stage` with those shared
     options bound (``--steps``, ``--batch-size`` and the data options are config overrides, as ``overrides`` are).
     """
     shared = [
@@ -131,6 +133,7 @@ def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry
         ("steps", StepsOpt, None),
         ("batch_size", BatchSizeOpt, None),
         ("quiet", QuietOpt, False),
+        ("device", DeviceOpt, None),
         *([("dry_run", DryRunOpt, False)] if dry_run else []),
     ]
 
@@ -148,7 +151,7 @@ def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry
 
             def run(train, *inputs, **more):
                 _run_stage(kind, opts["preset"], opts["runs"], opts["resume"], opts["quiet"], train, inputs,
-                           opts.get("dry_run", False), **overrides, **more)  # fmt: skip
+                           opts.get("dry_run", False), opts["device"], **overrides, **more)  # fmt: skip
 
             fn(run, **options)
 

@@ -15,7 +15,7 @@ from pagoda_inverse.datasets.captions import (
 )
 from pagoda_inverse.datasets.fmnist import ENV_VAR, FMNIST_CLASSES, IMAGE_SIZE, find_fmnist_dir, load_fmnist
 from pagoda_inverse.datasets.folder import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFolderDataset
-from pagoda_inverse.datasets.transforms import downsample, from_model_range, hflip, pad_to, to_model_range
+from pagoda_inverse.datasets.transforms import area_pool, area_resize, from_model_range, hflip, pad_to, to_model_range
 
 __all__ = [
     "CLASS_SYNONYMS",
@@ -31,7 +31,8 @@ __all__ = [
     "all_captions",
     "canonical_caption",
     "captions_for",
-    "downsample",
+    "area_pool",
+    "area_resize",
     "find_fmnist_dir",
     "from_model_range",
     "hflip",

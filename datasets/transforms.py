@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["downsample", "from_model_range", "hflip", "pad_to", "to_model_range"]
+__all__ = ["area_pool", "area_resize", "from_model_range", "hflip", "pad_to", "to_model_range"]
 
 
 def to_model_range(u8: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ def pad_to(x: torch.Tensor, size: int, value: float = 0.0) -> torch.Tensor:
     return out
 
 
-def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+def area_pool(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Anti-aliased downsampling by exact area averaging (``avg_pool2d`` with ``kernel = stride = factor``).
 
     This is the teacher-resolution degradation used for PaGoDA training, identical by design to the ``area``
@@ -79,23 +79,34 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     :return: tensor ``[..., H // factor, W // factor]`` of the same dtype.
     :raises ValueError: if ``factor`` is not a positive integer dividing ``H`` and ``W``, or ``x`` is not 3-D/4-D.
 
-    >>> downsample(torch.arange(16.0).reshape(1, 1, 4, 4), 2)
+    >>> area_pool(torch.arange(16.0).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 2.5000,  4.5000],
               [10.5000, 12.5000]]]])
     """
     if x.dim() not in (3, 4):
-        raise ValueError(f"downsample: expected [C, H, W] or [B, C, H, W], got shape {tuple(x.shape)}")
+        raise ValueError(f"area_pool: expected [C, H, W] or [B, C, H, W], got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1 or h % factor or w % factor:
         ok = [f for f in range(1, min(h, w) + 1) if h % f == 0 and w % f == 0]
         raise ValueError(
-            f"downsample: factor {factor!r} does not divide the image size {h}x{w}; factors that work: {ok}"
+            f"area_pool: factor {factor!r} does not divide the image size {h}x{w}; factors that work: {ok}"
         )
     if factor == 1:
         return x
     if not x.dtype.is_floating_point:
-        raise ValueError(f"downsample: expected a float tensor, got {x.dtype}; convert with to_model_range first")
+        raise ValueError(f"area_pool: expected a float tensor, got {x.dtype}; convert with to_model_range first")
     return F.avg_pool2d(x, kernel_size=factor, stride=factor)
+
+
+def area_resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``x [..., H, W]`` area-pooled to height ``resolution`` (:func:`area_pool` by ``H // resolution``) when ``H`` is
+    a multiple of it; unchanged otherwise (callers check the shape they need).
+
+    >>> area_resize(torch.zeros(2, 1, 32, 32), 8).shape, area_resize(torch.zeros(1, 1, 30, 30), 8).shape
+    (torch.Size([2, 1, 8, 8]), torch.Size([1, 1, 30, 30]))
+    """
+    factor = x.shape[-2] // resolution
+    return area_pool(x, factor) if factor >= 1 and x.shape[-2] == factor * resolution else x
 
 
 def hflip(x: torch.Tensor) -> torch.Tensor:

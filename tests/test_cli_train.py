@@ -10,7 +10,7 @@ from cli_helpers import cli_in_process
 
 from pagoda_inverse.cli import train as train_cli
 
-SHARED = ("--preset", "smoke", "--runs", "R", "--steps", "3", "--batch-size", "4", "-q")
+SHARED = ("--preset", "smoke", "--runs", "R", "--steps", "3", "--batch-size", "4", "-q", "--device", "cpu")
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ def test_each_stage_runs_with_its_options(capsys, calls, args, inputs, overrides
     done = cli_in_process(capsys, "train", *args, *SHARED)
     assert done.returncode == 0, done.stderr
     [(positional, keywords)] = calls
-    kind, preset, runs, resume, quiet, train, got_inputs, dry_run = positional
-    assert (kind, preset, runs, resume, quiet, dry_run) == (args[0], "smoke", Path("R"), None, True, False)
+    kind, preset, runs, resume, quiet, train, got_inputs, dry_run, device = positional
+    assert (kind, preset, runs, resume, quiet, dry_run, device) == (args[0], "smoke", Path("R"), None, True, False,
+                                                                    "cpu")  # fmt: skip
     assert train.__name__.startswith("train_") and got_inputs == inputs
     assert keywords == {**overrides, "steps": 3, "batch_size": 4}
 
@@ -57,9 +58,9 @@ def test_grow_passes_its_width_and_the_dry_run(capsys, calls):
     assert cli_in_process(capsys, "train", *args).returncode == 0
     [(positional, keywords)] = calls
     assert positional[:5] == ("grow", "fmnist", Path("runs"), None, False)
-    train, inputs, dry_run = positional[5:]
+    train, inputs, dry_run, device = positional[5:]
     assert isinstance(train, partial) and train.keywords == {"width": 64} and train.func.__name__ == "grow_decoder"
-    assert inputs == (Path("G"), Path("T"), Path("L")) and dry_run is True
+    assert inputs == (Path("G"), Path("T"), Path("L")) and dry_run is True and device is None
     assert keywords == {"steps": None, "batch_size": None}
 
 

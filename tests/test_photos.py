@@ -106,7 +106,7 @@ def test_unconditional_bank_round_trips_and_refuses_class_and_prompt():
     assert again.num_classes == 0 and again.embed_dim == 6
     assert torch.equal(again.conditions(torch.tensor([-1, -1])), torch.zeros(2, 6))
     model = PagodaModel(Path("photo"), None, None, bank, {"unet": {"in_channels": 3, "resolution": 16}})
-    with pytest.raises(UserError, match="unconditional; drop --class"):
+    with pytest.raises(UserError, match="unconditional; drop the class"):
         model.class_condition(torch.tensor([0]))
-    with pytest.raises(UserError, match="unconditional; drop --prompt"):
+    with pytest.raises(UserError, match="unconditional; drop the prompt"):
         model.prompt_condition(["a cat"])

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 import pagoda_inverse as pi
-from pagoda_inverse.datasets import FMNIST_CLASSES, downsample, load_fmnist, to_model_range
+from pagoda_inverse.datasets import FMNIST_CLASSES, area_pool, load_fmnist, to_model_range
 from pagoda_inverse.utils.images import save_panels
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/examples")
@@ -14,7 +14,7 @@ model = pi.load_model("fmnist")
 images, labels = load_fmnist("test", limit=64)
 keep = (labels == 0).nonzero()[:5, 0]  # five T-shirts
 x = to_model_range(images[keep])  # [5, 1, 32, 32]
-low = downsample(x, 4)  # the teacher's 8x8 input
+low = area_pool(x, 4)  # the teacher's 8x8 input
 z = pi.encode(model, low, model.class_condition(labels[keep]))  # PF-ODE latents [5, 1, 8, 8]
 
 columns = {"input": x, "decoded as T-shirt": pi.decode(model, z, model.class_condition(labels[keep]))}

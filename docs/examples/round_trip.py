@@ -7,7 +7,7 @@ from pathlib import Path
 import pagoda_inverse as pi
 from pagoda_inverse.core.ode import decode_heun
 from pagoda_inverse.core.precond import guided_denoiser
-from pagoda_inverse.datasets import downsample, load_fmnist, to_model_range
+from pagoda_inverse.datasets import area_pool, load_fmnist, to_model_range
 from pagoda_inverse.utils.images import save_panels
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/examples")
@@ -15,7 +15,7 @@ model = pi.load_model("fmnist")
 images, labels = load_fmnist("test", limit=5)
 x = to_model_range(images)  # [5, 1, 32, 32]
 cond = model.class_condition(labels)
-low = downsample(x, 4)  # [5, 1, 8, 8]: area down-sampling to the teacher's resolution
+low = area_pool(x, 4)  # [5, 1, 8, 8]: area down-sampling to the teacher's resolution
 z = pi.encode(model, low, cond)  # PF-ODE (Heun, 34 NFE): data -> noise, std about sigma_max = 80
 teacher_back = decode_heun(guided_denoiser(model.teacher, cond, clamp=True), z, 18)  # noise -> 8x8 data
 

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.bench.tasks import TaskSpec
+from pagoda_inverse.bench.tasks import PER_IMAGE_METRICS, SET_METRICS, TaskSpec
+from pagoda_inverse.datasets import area_resize
 from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import NotApplicableError, UserError
 
 SOLVER_SEED_OFFSET = 1_000_003
-#: The set metrics, computed once per solver from every image's features rather than averaged per image.
-SET_METRICS = ("fd_sample", "cfid")
 #: The classifier whose features the set metrics use (FD-FMNIST, as the generation bench; never called FID).
 FEATURE_CLASSIFIER = "fmnist-clf"
 #: The pseudo-solver row of the set metrics' floor: the run's true images, scored like one solver's samples.
@@ -168,7 +167,7 @@ def run_task(
     model = load_model(model or spec.model).to(device)
     res = model.resolution
     images = load_images(DataConfig(dataset=spec.dataset, resolution=res), spec.split, limit=hi)[0][lo:]
-    images = _to(images, res)  # area down-sampling to the model's resolution
+    images = area_resize(images, res)  # area down-sampling to the model's resolution
     images = images.to(device)
     scores = {n: SolverScores() for n in names}
     # The set metrics score one sample per image in the classifier's features, beside the truths (the real row).
@@ -196,9 +195,9 @@ def run_task(
         )
         y = op(x, generator=_generators(batch_seeds))
         if clf is not None:  # the observation's features (cfid's condition): A^+ y, the same for every solver
-            observation += classify(clf, _to(op.initial_estimate(y), clf.config.resolution))[0].tolist()
+            observation += classify(clf, area_resize(op.initial_estimate(y), clf.config.resolution))[0].tolist()
             real = scores[REAL_ROW]
-            real.features += classify(clf, _to(x, clf.config.resolution))[0].tolist()
+            real.features += classify(clf, area_resize(x, clf.config.resolution))[0].tolist()
             if "residual_ratio" in spec.metrics:
                 real.add("residual_ratio", M.residual_ratio(op, x, x, y))
         for name in names:
@@ -223,20 +222,10 @@ def run_task(
             est = out.estimate
             t0 = time.perf_counter()
             for metric in spec.metrics:
-                if metric == "psnr":
-                    s.add("psnr", M.psnr(est, x))
-                elif metric == "psnr_sample":
-                    s.add("psnr_sample", M.psnr(out.samples[0], x))
-                elif metric == "ssim":
-                    s.add("ssim", M.ssim(est, x))
-                elif metric == "consistency":
-                    s.add("consistency", M.consistency(op, est, y))
-                elif metric == "diversity":
-                    s.add("diversity", M.diversity(out.samples))
-                elif metric == "residual_ratio":
-                    s.add("residual_ratio", M.residual_ratio(op, out.samples[0], x, y))
+                if metric in PER_IMAGE_METRICS:
+                    s.add(metric, PER_IMAGE_METRICS[metric](op, x, y, out))
             if clf is not None:
-                s.features += classify(clf, _to(out.samples[0], clf.config.resolution))[0].tolist()
+                s.features += classify(clf, area_resize(out.samples[0], clf.config.resolution))[0].tolist()
             if lpips is not None:
                 s.add("lpips", lpips(est, x))
             metric_seconds += time.perf_counter() - t0
@@ -268,11 +257,6 @@ def run_task(
             "peak_memory_mb": peak_memory_mb(device),
         },
     }
-
-
-def _to(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """``x [B, C, H, W]`` area-resized to ``resolution`` (the classifier's input size) when it differs."""
-    return x if x.shape[-1] == resolution else F.adaptive_avg_pool2d(x, resolution)
 
 
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:

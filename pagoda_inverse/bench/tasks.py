@@ -56,11 +56,29 @@ from pathlib import Path
 
 from pagoda_inverse.utils.errors import UserError
 
-#: ``psnr_sample``: PSNR of the first posterior sample alone (of the estimate for a deterministic solver).
-#: ``residual_ratio``: that sample's ``||A x - y||`` over the truth's (1 for a posterior sample).
-#: ``fd_sample``, ``cfid``: FD-FMNIST of that sample and its conditional FD given the observation
-#: (:mod:`pagoda_inverse.bench.engine`, set metrics over all the task's images).
-METRICS = ("psnr", "psnr_sample", "ssim", "consistency", "diversity", "residual_ratio", "fd_sample", "cfid")
+
+def _m():  # the metric functions need torch: imported when a task runs, not when a task file loads
+    from pagoda_inverse.utils import metrics
+
+    return metrics
+
+
+#: The per-image metrics of an inverse task, ``name -> score(op, truth, y, result) -> [B]``: the estimate's PSNR,
+#: SSIM and consistency ``||A x - y||``; ``psnr_sample``: PSNR of the first posterior sample alone (of the estimate
+#: for a deterministic solver); ``diversity``: the samples' spread; ``residual_ratio``: the first sample's
+#: ``||A x - y||`` over the truth's (1 for a posterior sample).
+PER_IMAGE_METRICS = {
+    "psnr": lambda op, x, y, res: _m().psnr(res.estimate, x),
+    "psnr_sample": lambda op, x, y, res: _m().psnr(res.samples[0], x),
+    "ssim": lambda op, x, y, res: _m().ssim(res.estimate, x),
+    "consistency": lambda op, x, y, res: _m().consistency(op, res.estimate, y),
+    "diversity": lambda op, x, y, res: _m().diversity(res.samples),
+    "residual_ratio": lambda op, x, y, res: _m().residual_ratio(op, res.samples[0], x, y),
+}
+#: The set metrics, computed once per solver from every image's features (:mod:`pagoda_inverse.bench.engine`):
+#: FD-FMNIST of one sample per image and its conditional FD given the observation.
+SET_METRICS = ("fd_sample", "cfid")
+METRICS = (*PER_IMAGE_METRICS, *SET_METRICS)
 GENERATION_METRICS = ("fd", "kid", "accuracy")
 #: ``[operator] units``: what ``sigma_y`` is relative to, and the factor to ``[-1, 1]`` units. ``"pm1"`` (default)
 #: is the DPS/DAPS convention (noise added to ``[-1, 1]`` images: 0.05 there is 0.025 on ``[0, 1]`` images);

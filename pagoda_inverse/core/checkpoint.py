@@ -16,6 +16,7 @@ import torch
 
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError
+from pagoda_inverse.utils.io import read_json
 
 FORMAT = "pagoda-inv"
 
@@ -68,10 +69,7 @@ def load_config(folder: str | Path) -> dict:
         raise CheckpointError(
             f"{path}: missing; pass a checkpoint folder made by pagoda-inv (config.json + model.safetensors)"
         )
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); re-create the checkpoint") from None
+    config = read_json(path, CheckpointError, "; re-create the checkpoint")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f'{path}: not a pagoda-inv config (missing "format": "{FORMAT}")')
     return config

@@ -12,7 +12,6 @@ Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist"
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pagoda_inverse.core.parts import as_decoder, as_encoder, image_geometry, lo
 from pagoda_inverse.core.posterior import load_posterior
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.utils.io import read_json
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: The checkpoint folders a model folder may hold (besides ``posterior/<family>/``), in export order.
@@ -54,8 +54,22 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     raise UserError(f"model {str(name_or_path)!r}: neither an embedded model ({names}) nor an existing folder")
 
 
-def _load_net(folder: Path) -> tuple[torch.nn.Module, dict, dict[str, torch.Tensor]]:
-    return load_part(folder)
+def _guidance_map(net: torch.nn.Module, config: dict, folder: Path) -> GuidanceMap:
+    if not isinstance(config.get("w_max"), int | float):
+        raise CheckpointError(f"{folder / 'config.json'}: has no numeric 'w_max' (the trained CFG range)")
+    return GuidanceMap(net, float(config["w_max"]), sigma_max=float(config.get("sigma_max", 80.0)))
+
+
+#: The networks a model folder may hold, in load order: how each is wrapped for its role (from its network, config
+#: and folder), and whether its config describes the model (geometry, captions; a decoder's through its
+#: ``teacher_config``). The first such part present gives the model's config.
+_PARTS = {
+    "teacher": (lambda net, config, folder: teacher_denoiser(net, config), True),
+    "decoder": (lambda net, config, folder: as_decoder(net, config), True),
+    "encoder": (lambda net, config, folder: as_encoder(net, config), True),
+    "guidance": (_guidance_map, True),
+    "colour": (lambda net, config, folder: ColourNet(net), False),
+}
 
 
 @dataclass
@@ -136,7 +150,7 @@ class PagodaModel:
     def class_condition(self, labels: torch.Tensor) -> torch.Tensor:
         """``[B]`` class indices -> ``[B, D]`` canonical-caption embeddings (no text encoder needed)."""
         labels = torch.as_tensor(labels).long().to(self.device)
-        self._require_conditional("--class")
+        self._require_conditional("the class")
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.bank.num_classes):
             raise UserError(f"class must be in 0..{self.bank.num_classes - 1}, got {labels.tolist()}")
         return self.bank.class_embeddings[labels]
@@ -147,7 +161,7 @@ class PagodaModel:
         bank :func:`~pagoda_inverse.core.text.class_phrase_embeddings` voting."""
         from pagoda_inverse.core.text import TextEncoder, class_phrase_embeddings
 
-        self._require_conditional("--prompt")
+        self._require_conditional("the prompt")
         embeddings = TextEncoder().encode(list(prompts)).to(self.device)
         return self.bank.recognise(embeddings, k=1, phrases=class_phrase_embeddings())
 
@@ -162,7 +176,7 @@ class PagodaModel:
         """
         from pagoda_inverse.core.text import TextEncoder
 
-        self._require_conditional("--prompt")
+        self._require_conditional("the prompt")
         if snap and len(self.bank.train_embeddings):
             return self.class_condition(self.prompt_labels(prompts))
         return TextEncoder().encode(list(prompts)).to(self.device)
@@ -201,33 +215,18 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         if kind not in parts:
             raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a {'/'.join(parts)} checkpoint")
         parts = {kind: path}
-    teacher = decoder = encoder = guidance = colour = None
-    config = tensors = None
-    if parts.get("teacher") is not None and parts["teacher"].is_dir():
-        net, config, tensors = _load_net(parts["teacher"])
-        teacher = teacher_denoiser(net, config)
-    if parts.get("decoder") is not None and parts["decoder"].is_dir():
-        net, dec_config, dec_tensors = _load_net(parts["decoder"])
-        decoder = as_decoder(net, dec_config)
-        config, tensors = config or dec_config.get("teacher_config", dec_config), tensors or dec_tensors
-    if parts.get("encoder") is not None and parts["encoder"].is_dir():
-        net, enc_config, enc_tensors = _load_net(parts["encoder"])
-        encoder = as_encoder(net, enc_config)
-        config, tensors = config or enc_config, tensors or enc_tensors
-    if parts.get("guidance") is not None and parts["guidance"].is_dir():
-        net, gd_config, gd_tensors = _load_net(parts["guidance"])
-        if not isinstance(gd_config.get("w_max"), int | float):
-            raise CheckpointError(
-                f"{parts['guidance'] / 'config.json'}: has no numeric 'w_max' (the trained CFG range)"
-            )
-        guidance = GuidanceMap(net, float(gd_config["w_max"]), sigma_max=float(gd_config.get("sigma_max", 80.0)))
-        config, tensors = config or gd_config, tensors or gd_tensors
-    if parts.get("colour") is not None and parts["colour"].is_dir():
-        colour = ColourNet(_load_net(parts["colour"])[0])
+    loaded, config, tensors = {}, None, None
+    for name, (wrap, describes) in _PARTS.items():  # each part present: its network, wrapped for its role
+        if parts.get(name) is not None and parts[name].is_dir():
+            net, part_config, part_tensors = load_part(parts[name])
+            loaded[name] = wrap(net, part_config, parts[name])
+            if describes and config is None:  # the first part that knows the geometry and the captions
+                config, tensors = part_config.get("teacher_config", part_config), part_tensors
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
     defaults = read_solver_defaults(path)
     bank = part_bank(config, tensors)
+    teacher, decoder, encoder, guidance, colour = (loaded.get(n) for n in _PARTS)
     model = PagodaModel(path, teacher, decoder, bank, config, encoder, guidance, colour, defaults)
     model.generation_defaults = read_generation_defaults(path)
     folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if decoder is not None else []
@@ -237,12 +236,7 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
 
 def _read_json(path: Path):
     """The JSON in ``path``, or ``None`` when there is no such file; invalid JSON is a :class:`CheckpointError`."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
+    return read_json(path, CheckpointError, "; fix or delete the file") if path.is_file() else None
 
 
 def read_generation_defaults(folder: Path) -> dict:

@@ -30,8 +30,6 @@ from torch.nn import functional as F
 
 from pagoda_inverse.core.unet import Attention, ResBlock, _head
 
-#: The ``sigma_y`` scale of the features (the largest training noise level).
-SIGMA_SCALE = 0.2
 #: How the data-consistency step's prior width is set (:attr:`PosteriorConfig.consistency`).
 CONSISTENCY_MODES = ("fixed", "learned")
 
@@ -59,6 +57,9 @@ class PosteriorConfig:
         from the operator, noise level and condition, trained with the rest by the energy score:
         :meth:`PosteriorEncoder.consistency_std`).
     :param init_consistency_std: ``tau`` a ``"learned"`` read-out starts from (the fixed step's old width).
+    :param sigma_scale: the ``sigma_y`` features are ``sigma_y / sigma_scale`` (the largest training noise level).
+    :param inverse_noise_floor, inverse_prior_std: the regularised inverse among the maps uses ``gamma =
+        (max(sigma_y, inverse_noise_floor) / inverse_prior_std)^2`` (:func:`describe_operator`).
     """
 
     family: str
@@ -77,6 +78,9 @@ class PosteriorConfig:
     fill_scales: tuple[float, ...] = (1.0, 3.0)
     consistency: str = "fixed"
     init_consistency_std: float = 0.2
+    sigma_scale: float = 0.2
+    inverse_noise_floor: float = 0.01
+    inverse_prior_std: float = 0.3
 
     def __post_init__(self):
         if self.consistency not in CONSISTENCY_MODES:
@@ -126,20 +130,22 @@ def _gaussian_blur(x: torch.Tensor, std: float) -> torch.Tensor:
 
 @torch.no_grad()
 def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], probe_size: int = 9,
-                      fill_scales: tuple[float, ...] = ()):  # fmt: skip
+                      fill_scales: tuple[float, ...] = (), sigma_scale: float = 0.2,
+                      inverse_std: tuple[float, float] = (0.01, 0.3)):  # fmt: skip
     """``(maps [B, (2 + S) C + 1, H, W], vector [B, C probe_size^2 + 1])``: what ``q`` sees of an observation and
     its operator (``S = len(fill_scales)``).
 
-    ``maps``: the regularised inverse ``x_reg = (A^T A + gamma I)^{-1} A^T y`` with ``gamma = (max(sigma_y, 0.01) /
-    0.3)^2`` per image, the observation weight ``w = A^T A 1``, per scale ``s`` the normalised convolution
-    ``blur_s(w x_reg) / blur_s(w)`` (a smooth fill of what is observed: for inpainting it reaches into the holes) and
-    ``sigma_y / 0.2`` as a constant map. ``vector``: ``A^T A delta`` for an impulse at the image centre, the
-    ``probe_size`` square around it divided by its largest magnitude, and ``sigma_y / 0.2``.
+    ``maps``: the regularised inverse ``x_reg = (A^T A + gamma I)^{-1} A^T y`` with ``gamma = (max(sigma_y, floor) /
+    std)^2`` per image (``inverse_std = (floor, std)``), the observation weight ``w = A^T A 1``, per scale ``s`` the
+    normalised convolution ``blur_s(w x_reg) / blur_s(w)`` (a smooth fill of what is observed: for inpainting it
+    reaches into the holes) and ``sigma_y / sigma_scale`` as a constant map. ``vector``: ``A^T A delta`` for an
+    impulse at the image centre, the ``probe_size`` square around it divided by its largest magnitude, and
+    ``sigma_y / sigma_scale``.
     """
     b = len(y)
     c, h, w = image_shape
     sigma = torch.as_tensor(op.sigma_y, dtype=torch.float32).reshape(-1).expand(b).to(y.device)
-    gamma = (sigma.clamp_min(0.01) / 0.3) ** 2
+    gamma = (sigma.clamp_min(inverse_std[0]) / inverse_std[1]) ** 2
     x_reg = op.tikhonov(y, None, gamma, tol=1e-4).float()
     ones = torch.ones(b, c, h, w, device=y.device)
     weight = op.A_adjoint_A(ones).float()
@@ -154,7 +160,7 @@ def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], pr
     top, left = h // 2 - lo, w // 2 - lo
     response = op.A_adjoint_A(impulse).float()[:, :, top : top + probe_size, left : left + probe_size]
     response = response / response.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None]
-    s = (sigma / SIGMA_SCALE)[:, None]
+    s = (sigma / sigma_scale)[:, None]
     maps = torch.cat([x_reg, weight, *fills, s[:, :, None, None].expand(b, 1, h, w)], 1)
     return maps, torch.cat([response.flatten(1), s], 1)
 
@@ -239,7 +245,9 @@ class PosteriorEncoder(nn.Module):
     def describe(self, op, y: torch.Tensor, image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(maps, vector)``: :func:`describe_operator` of ``op`` and ``y [B, ...]`` with this encoder's probe size
         and fill scales, the inputs of :meth:`forward`."""
-        return describe_operator(op, y, image_shape, self.config.probe_size, self.config.fill_scales)
+        cfg = self.config
+        return describe_operator(op, y, image_shape, cfg.probe_size, cfg.fill_scales, cfg.sigma_scale,
+                                 (cfg.inverse_noise_floor, cfg.inverse_prior_std))  # fmt: skip
 
     def forward(self, maps: torch.Tensor, vector: torch.Tensor, cond: torch.Tensor, eps: torch.Tensor):
         """:param maps: ``[B, F, R, R]`` and ``vector`` ``[B, C probe^2 + 1]`` from :meth:`describe`.

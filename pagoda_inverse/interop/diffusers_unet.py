@@ -12,22 +12,15 @@ directly.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from pagoda_inverse.interop.guided_diffusion import check_schedule, read_state_dict
-from pagoda_inverse.interop.model_folder import (
-    check_state,
-    digests,
-    model_card,
-    source_record,
-    vp_precond,
-    write_model_folder,
-)
+from pagoda_inverse.interop.model_folder import check_state, vp_denoiser, vp_precond, write_converted
 from pagoda_inverse.nets.adm import ADMConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.utils.io import read_json
 
 #: Weight files of a diffusers model folder, in the order they are looked for.
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
@@ -73,10 +66,7 @@ def read_diffusers_folder(folder: str | Path) -> tuple[dict, dict[str, torch.Ten
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; a diffusers model folder has config.json beside its weights")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data
@@ -258,8 +248,6 @@ def convert_diffusers(folder: str | Path, out: str | Path, schedule: str | None 
     resampling = "resnet" if cfg.resblock_updown else "conv"
     adm_state = diffusers_to_adm(state, cfg, resampling)
     check_state(cfg, adm_state, weights, "its config.json (as ADM names)")
-    files = digests([weights, weights.parent / "config.json"])
-    how = "its config.json (UNet2DModel)"
-    teacher = {"adm": cfg.to_dict(), "precond": vp_precond(schedule), "source": source_record("diffusers", files, how)}
-    denoiser = f"VP epsilon-prediction, {schedule} schedule, 1000 steps (iDDPM-style nearest step)"
-    return write_model_folder(out, adm_state, teacher, model_card("diffusers", files, cfg, denoiser, how))
+    files = [weights, weights.parent / "config.json"]
+    return write_converted(out, "diffusers", files, cfg, adm_state, vp_precond(schedule), vp_denoiser(schedule),
+                           "its config.json (UNet2DModel)")  # fmt: skip

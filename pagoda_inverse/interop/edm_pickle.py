@@ -26,14 +26,7 @@ from typing import Any
 
 import torch
 
-from pagoda_inverse.interop.model_folder import (
-    check_state,
-    digests,
-    model_card,
-    source_record,
-    vp_precond,
-    write_model_folder,
-)
+from pagoda_inverse.interop.model_folder import check_state, vp_precond, write_converted
 from pagoda_inverse.nets.adm import ADMConfig
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
@@ -431,9 +424,7 @@ def convert_edm(path: str | Path, out: str | Path) -> Path:
     precond, denoiser = _precond(net, cfg, path)
     if use_fp16 := bool(net.init_kwargs.get("use_fp16", False)):
         cfg = ADMConfig.from_dict({**cfg.to_dict(), "use_fp16": use_fp16})
-    files = digests([path])
     how = f"the init arguments of its {net.class_name}({unet.class_name}) (module source sha256 {unet.module_sha256})"
     if dropped := [k for k in dropped if not k.endswith("resample_filter")]:
         how += f"; dropped {', '.join(dropped)}"
-    teacher = {"adm": cfg.to_dict(), "precond": precond, "source": source_record("edm", files, how)}
-    return write_model_folder(out, state, teacher, model_card("edm", files, cfg, denoiser, how))
+    return write_converted(out, "edm", [path], cfg, state, precond, denoiser, how)

@@ -9,7 +9,6 @@ tensors and the configuration is one line naming the keys, and nothing is writte
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -19,16 +18,10 @@ import torch
 
 from pagoda_inverse.core.adm_teacher import SCHEDULES, vp_alphas_cumprod
 from pagoda_inverse.interop.adm_presets import ALIASES, PRESETS, get_preset, matching_presets
-from pagoda_inverse.interop.model_folder import (
-    check_state,
-    digests,
-    model_card,
-    source_record,
-    vp_precond,
-    write_model_folder,
-)
+from pagoda_inverse.interop.model_folder import check_state, vp_denoiser, vp_precond, write_converted
 from pagoda_inverse.nets.adm import SHAPE_FIELDS, ADMConfig, first_names
 from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.utils.io import read_json
 
 #: ``--from`` choices of ``pagoda-inv convert``.
 SOURCES = ("guided-diffusion", "diffusers", "edm")
@@ -190,10 +183,7 @@ def _config_from_json(path: Path) -> tuple[ADMConfig, str | None]:
     if path.suffix != ".json" or not path.is_file():
         names = ", ".join([*PRESETS, *ALIASES])
         raise UserError(f"--config {path}: neither a preset ({names}) nor a JSON file of guided-diffusion's flags")
-    try:
-        flags = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
+    flags = read_json(path)
     if not isinstance(flags, dict):
         raise UserError(f"{path}: expected a JSON object of guided-diffusion flags")
     flags = {k: v for k, v in flags.items() if k not in IGNORED_FLAGS}
@@ -270,12 +260,6 @@ def convert_guided_diffusion(
     check_state(cfg, state, path, how)
     if note := check_schedule_buffers(buffers, schedule, path, how):
         how = f"{how}; {note}"
-    files = digests([path])
-    teacher = {
-        "adm": cfg.to_dict(),
-        "precond": vp_precond(schedule),
-        "source": source_record("guided-diffusion", files, how),
-    }
-    denoiser = f"VP epsilon-prediction, {schedule} schedule, 1000 steps (iDDPM-style nearest step)"
-    card = model_card("guided-diffusion", files, cfg, denoiser, how)
-    return write_model_folder(out, state, teacher, card)
+    return write_converted(
+        out, "guided-diffusion", [path], cfg, state, vp_precond(schedule), vp_denoiser(schedule), how
+    )

@@ -54,14 +54,18 @@ def write_model_folder(out: str | Path, tensors: Mapping[str, torch.Tensor], tea
     return out
 
 
-def digests(files: list[Path]) -> dict[Path, str]:
-    """``{file: SHA-256 hex}`` of the source files (read once; the card and the config both name them)."""
-    return {Path(f): file_digest(Path(f)) for f in files}
+def write_converted(out: str | Path, source_format: str, files: list[Path], cfg: ADMConfig,
+                    state: Mapping[str, torch.Tensor], precond: dict, denoiser: str, how: str) -> Path:  # fmt: skip
+    """Write a converted teacher with :func:`write_model_folder`: its config (``cfg``, ``precond`` and the source
+    record: ``source_format``, the ``files`` with their SHA-256, ``how`` the configuration was found) and its card."""
+    digested = {Path(f): file_digest(Path(f)) for f in files}  # read once: the card and the config both name them
+    teacher = {"adm": cfg.to_dict(), "precond": precond, "source": source_record(source_format, digested, how)}
+    return write_model_folder(out, state, teacher, model_card(source_format, digested, cfg, denoiser, how))
 
 
 def model_card(source_format: str, files: dict[Path, str], cfg: ADMConfig, denoiser: str, how: str) -> str:
-    """The ``card.md`` of a converted model: the source files with their SHA-256 (``files``, from :func:`digests`),
-    the architecture, the denoiser."""
+    """The ``card.md`` of a converted model: the source files with their SHA-256 (``files``), the architecture, the
+    denoiser."""
     with torch.device("meta"):
         params = sum(p.numel() for p in ADM(cfg).parameters())
     classes = f"{cfg.num_classes} classes" if cfg.num_classes else "unconditional"
@@ -82,7 +86,7 @@ def model_card(source_format: str, files: dict[Path, str], cfg: ADMConfig, denoi
 
 
 def source_record(source_format: str, files: dict[Path, str], how: str) -> dict:
-    """The ``"source"`` section of a converted teacher's ``config.json`` (``files`` from :func:`digests`)."""
+    """The ``"source"`` section of a converted teacher's ``config.json`` (``files``: ``{path: SHA-256}``)."""
     named = [{"name": f.name, "sha256": sha} for f, sha in files.items()]
     return {"format": source_format, "files": named, "config": how}
 
@@ -90,3 +94,8 @@ def source_record(source_format: str, files: dict[Path, str], how: str) -> dict:
 def vp_precond(schedule: str) -> dict:
     """The ``"precond"`` section of a 1000-step VP epsilon-predictor."""
     return {"type": "vp-eps", "schedule": schedule, "steps": 1000}
+
+
+def vp_denoiser(schedule: str) -> str:
+    """The card's description of a :func:`vp_precond` denoiser."""
+    return f"VP epsilon-prediction, {schedule} schedule, 1000 steps (iDDPM-style nearest step)"

@@ -10,6 +10,7 @@ from ._checks import OperatorParameterError
 from .base import Composed, Identity, LinearOperator, compose
 from .blur import Blur
 from .colour import ColourMix, Grayscale
+from .consistency import data_consistency
 from .downsample import AreaDownsample, BicubicDownsample, downsample
 from .inpaint import Inpaint
 from .kernels import gaussian_kernel, load_kernel, motion_kernel, motion_kernels
@@ -35,6 +36,7 @@ __all__ = [
     "PoissonNoise",
     "box_mask",
     "compose",
+    "data_consistency",
     "downsample",
     "fit_shape",
     "freeform_mask",

@@ -165,14 +165,7 @@ class LinearOperator(torch.nn.Module):
         :param tol: CG relative tolerance (default ``self.cg_tol``); ignored by closed forms.
         :return: (B, C, H, W) image.
         """
-        if self.exact_dagger:
-            return self.A_adjoint(self.gram_solve(y, 0.0))
-        return conjugate_gradient(
-            self.A_adjoint_A,
-            self.A_adjoint(y),
-            max_iter=self.cg_max_iter if max_iter is None else max_iter,
-            tol=self.cg_tol if tol is None else tol,
-        )
+        return self.tikhonov(y, None, 0.0, max_iter, tol)  # gamma = 0: the least-squares solve from x = 0
 
     def tikhonov(
         self,

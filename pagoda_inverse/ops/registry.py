@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
@@ -32,26 +33,20 @@ Factory = Callable[..., LinearOperator]
 
 #: name -> factory(shape, *, batch, generator, seeds, sigma_y, noise, rate, **params)
 OPERATORS: dict[str, Factory] = {}
-_MULTIPLE: dict[str, Callable[[dict], int]] = {}
 
 
-def _entry(name: str, multiple: Callable[[dict], int] | None = None):
+def _entry(name: str):
     def register(fn: Factory) -> Factory:
         OPERATORS[name] = fn
-        _MULTIPLE[name] = multiple or (lambda params: 1)
         return fn
 
     return register
 
 
-def _noise(kw: dict) -> dict:
-    return {k: kw.pop(k) for k in ("sigma_y", "noise", "rate", "cg_max_iter", "cg_tol") if k in kw}
-
-
 @_entry("denoise")
 def _denoise(shape, *, batch=1, generator=None, seeds=None, **kw) -> LinearOperator:
     """Identity operator (denoising)."""
-    return Identity(in_shape=shape, **_noise(kw), **kw)
+    return Identity(in_shape=shape, **kw)
 
 
 @_entry("gaussian_blur")
@@ -59,13 +54,13 @@ def _gaussian_blur(
     shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61, padding="reflect", **kw
 ) -> LinearOperator:
     """Gaussian blur, DPS suite: sigma 3, 61x61, reflect padding (sigma may be a list of B values)."""
-    return Blur.gaussian(sigma, size, padding, in_shape=shape, **_noise(kw), **kw)
+    return Blur.gaussian(sigma, size, padding, in_shape=shape, **kw)
 
 
 @_entry("gaussian_blur_circular")
 def _gaussian_blur_circular(shape, *, batch=1, generator=None, seeds=None, sigma=3.0, size=61, **kw) -> LinearOperator:
     """Gaussian blur with circular padding: exact FFT pseudo-inverse and Tikhonov solve."""
-    return Blur.gaussian(sigma, size, "circular", in_shape=shape, **_noise(kw), **kw)
+    return Blur.gaussian(sigma, size, "circular", in_shape=shape, **kw)
 
 
 @_entry("motion_blur")
@@ -73,9 +68,7 @@ def _motion_blur(
     shape, *, batch=1, generator=None, seeds=None, size=61, intensity=0.5, padding="reflect", **kw
 ) -> LinearOperator:
     """Random motion blur, one kernel per image, DPS suite: 61x61, intensity 0.5, reflect padding."""
-    return Blur.motion(
-        size, intensity, padding, batch=batch, generator=generator, seeds=seeds, in_shape=shape, **_noise(kw), **kw
-    )
+    return Blur.motion(size, intensity, padding, batch=batch, generator=generator, seeds=seeds, in_shape=shape, **kw)
 
 
 @_entry("blur_kernel")
@@ -84,28 +77,28 @@ def _blur_kernel(
 ) -> LinearOperator:
     """Blur by a given kernel: a ``.npy``/grayscale PNG path, an array or a tensor (default: 9x9 uniform, DDRM)."""
     kernel = torch.ones(9, 9, dtype=torch.float64) if kernel is None else kernel
-    return Blur(kernel, padding, in_shape=shape, **_noise(kw), **kw)
+    return Blur(kernel, padding, in_shape=shape, **kw)
 
 
-@_entry("downsample_area", multiple=lambda p: p.get("factor", 4))
+@_entry("downsample_area")
 def _downsample_area(shape, *, batch=1, generator=None, seeds=None, factor=4, **kw) -> LinearOperator:
     """Average pooling by ``factor`` (2, 4, 8); H and W must be multiples of it."""
-    return AreaDownsample(factor, in_shape=shape, **_noise(kw), **kw)
+    return AreaDownsample(factor, in_shape=shape, **kw)
 
 
-@_entry("downsample_bicubic", multiple=lambda p: p.get("factor", 4))
+@_entry("downsample_bicubic")
 def _downsample_bicubic(shape, *, batch=1, generator=None, seeds=None, factor=4, **kw) -> LinearOperator:
     """MATLAB antialiased bicubic by ``factor`` (DPS/DAPS SR); H and W must be multiples of it."""
-    return BicubicDownsample(factor, in_shape=shape, **_noise(kw), **kw)
+    return BicubicDownsample(factor, in_shape=shape, **kw)
 
 
-@_entry("blur_downsample", multiple=lambda p: p.get("factor", 4))
+@_entry("blur_downsample")
 def _blur_downsample(
     shape, *, batch=1, generator=None, seeds=None, sigma=2.0, size=13, padding="reflect", factor=4, filter="area", **kw
 ) -> LinearOperator:
     """Gaussian blur then downsampling (classical SR degradation), a composition."""
     down = AreaDownsample(factor) if filter == "area" else BicubicDownsample(factor)
-    return Composed([Blur.gaussian(sigma, size, padding, in_shape=shape), down], **_noise(kw), **kw)
+    return Composed([Blur.gaussian(sigma, size, padding, in_shape=shape), down], **kw)
 
 
 @_entry("inpaint_box")
@@ -113,19 +106,19 @@ def _inpaint_box(
     shape, *, batch=1, generator=None, seeds=None, box=None, position="random", margin=None, **kw
 ) -> LinearOperator:
     """Box hole (default half the image, random position with a 1/16 margin, as DPS's 128 px in 256)."""
-    return Inpaint.box(shape, box, position, margin, batch=batch, generator=generator, seeds=seeds, **_noise(kw), **kw)
+    return Inpaint.box(shape, box, position, margin, batch=batch, generator=generator, seeds=seeds, **kw)
 
 
 @_entry("inpaint_random")
 def _inpaint_random(shape, *, batch=1, generator=None, seeds=None, drop=0.7, **kw) -> LinearOperator:
     """Random pixels; ``drop`` is the fraction REMOVED (DAPS 0.7; deepinv's kept fraction is 1 - drop)."""
-    return Inpaint.random(shape, drop, batch=batch, generator=generator, seeds=seeds, **_noise(kw), **kw)
+    return Inpaint.random(shape, drop, batch=batch, generator=generator, seeds=seeds, **kw)
 
 
 @_entry("inpaint_freeform")
 def _inpaint_freeform(shape, *, batch=1, generator=None, seeds=None, **kw) -> LinearOperator:
     """Free-form brush strokes (seeded); ``strokes``, ``vertices``, ``width``, ``length`` tune them."""
-    return Inpaint.freeform(shape, batch=batch, generator=generator, seeds=seeds, **_noise(kw), **kw)
+    return Inpaint.freeform(shape, batch=batch, generator=generator, seeds=seeds, **kw)
 
 
 @_entry("inpaint_mask")
@@ -133,13 +126,13 @@ def _inpaint_mask(shape, *, batch=1, generator=None, seeds=None, mask=None, inve
     """Mask from a grayscale PNG/.npy path or a tensor (white/1 = keep); default: a centred half-size box."""
     if mask is None:
         mask = box_mask(shape[-2], shape[-1])
-    return Inpaint(mask, invert=invert, in_shape=shape, **_noise(kw), **kw)
+    return Inpaint(mask, invert=invert, in_shape=shape, **kw)
 
 
 @_entry("colorize")
 def _colorize(shape, *, batch=1, generator=None, seeds=None, weights="rec601", **kw) -> LinearOperator:
     """RGB -> luma (BT.601 weights, or ``weights="mean"`` as DDRM); needs 3 channels."""
-    return Grayscale(weights, in_shape=shape, **_noise(kw), **kw)
+    return Grayscale(weights, in_shape=shape, **kw)
 
 
 @_entry("colour_mix")
@@ -148,7 +141,7 @@ def _colour_mix(shape, *, batch=1, generator=None, seeds=None, matrix=None, **kw
     if matrix is None:
         c = shape[0]
         matrix = torch.eye(1) if c == 1 else 0.5 * (torch.eye(c - 1, c) + torch.eye(c)[1:])
-    return ColourMix(matrix, in_shape=shape, **_noise(kw), **kw)
+    return ColourMix(matrix, in_shape=shape, **kw)
 
 
 def list_operators() -> list[str]:
@@ -168,9 +161,10 @@ def _lookup(name: str) -> Factory:
 
 
 def size_multiple(name: str, **params) -> int:
-    """H and W of images for operator ``name`` must be multiples of this (the downsampling factor)."""
-    _lookup(name)
-    return check_int(_MULTIPLE[name](params), "factor")
+    """H and W of images for operator ``name`` must be multiples of this: the ``factor`` of the entries that
+    down-sample (its default where ``params`` has none), 1 for the rest."""
+    factor = inspect.signature(_lookup(name)).parameters.get("factor")
+    return 1 if factor is None else check_int(params.get("factor", factor.default), "factor")
 
 
 def fit_shape(name: str, shape: Sequence[int], **params) -> tuple[int, int, int]:

@@ -12,26 +12,26 @@ the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pagoda_inverse.solvers.base import SolverResult
-from pagoda_inverse.solvers.baselines import solve_bicubic, solve_gray, solve_pinv
-from pagoda_inverse.solvers.classical import solve_biharmonic, solve_richardson_lucy, solve_wiener
-from pagoda_inverse.solvers.colour import solve_colour_net
-from pagoda_inverse.solvers.latent import solve_latent_ilo, solve_latent_langevin, solve_latent_map
-from pagoda_inverse.solvers.one_step import solve_encode_decode, solve_one_step
-from pagoda_inverse.solvers.peers import solve_ddrm, solve_diffpir, solve_dps, solve_pigdm
 from pagoda_inverse.utils.errors import CheckpointError, NotApplicableError, UserError
+
+if TYPE_CHECKING:
+    from pagoda_inverse.solvers.base import SolverResult
 
 
 @dataclass(frozen=True)
 class Solver:
-    """A registry entry: the solver function and where it applies.
+    """A registry entry: where the solver function lives and where it applies.
 
-    :param fn: ``fn(model, op, y, *, cond, generator, callback, **hparams) -> SolverResult``.
+    :param target: ``"module:function"`` in this package, imported on first use (so the registry, and the CLI's help
+        that lists it, load without torch); :attr:`fn` is the function,
+        ``fn(model, op, y, *, cond, generator, callback, **hparams) -> SolverResult``.
     :param families: the operator families it applies to (:data:`~pagoda_inverse.ops.families.FAMILIES`; ``None``:
         every linear operator).
     :param binary_mask: masks must be binary (inpainting and DDRM's pixel-basis SVD).
@@ -39,39 +39,49 @@ class Solver:
     :param applies_to: the refusal's wording: "the NAME solver only applies to ``applies_to``".
     """
 
-    fn: Callable[..., SolverResult]
+    target: str
     families: tuple[str, ...] | None = None
     binary_mask: bool = False
     needs: str | None = None
     applies_to: str = ""
 
+    @property
+    def fn(self) -> Callable[..., SolverResult]:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+    def applies(self, family: str | None) -> bool:
+        """Whether operators of ``family`` (``None``: outside every family) are in this solver's reach."""
+        return self.families is None or family in self.families
+
 
 _COLOUR = "colorization (the Grayscale operator: one-channel measurements of colour images)"
 _BLUR = "blur (deblur tasks)"
 SOLVERS = {
-    "pinv": Solver(solve_pinv),
-    "bicubic": Solver(solve_bicubic, ("superres",), applies_to="down-sampling operators (superres)"),
-    "gray": Solver(solve_gray, ("colorize",), applies_to=_COLOUR),
-    "biharmonic": Solver(solve_biharmonic, ("inpaint",), True, "skimage", "inpainting with a binary mask"),
-    "richardson_lucy": Solver(solve_richardson_lucy, ("deblur",), needs="skimage", applies_to=_BLUR),
-    "wiener": Solver(solve_wiener, ("deblur",), needs="skimage", applies_to=_BLUR),
-    "encode_decode": Solver(solve_encode_decode),
-    "one_step": Solver(solve_one_step),
-    "latent_map": Solver(solve_latent_map),
-    "latent_ilo": Solver(solve_latent_ilo),
-    "latent_langevin": Solver(solve_latent_langevin),
-    "colour_net": Solver(solve_colour_net, ("colorize",), applies_to=_COLOUR),
-    "dps": Solver(solve_dps, needs="deepinv"),
+    "pinv": Solver("baselines:solve_pinv"),
+    "bicubic": Solver("baselines:solve_bicubic", ("superres",), applies_to="down-sampling operators (superres)"),
+    "gray": Solver("baselines:solve_gray", ("colorize",), applies_to=_COLOUR),
+    "biharmonic": Solver("classical:solve_biharmonic", ("inpaint",), True, "skimage", "inpainting with a binary mask"),
+    "richardson_lucy": Solver("classical:solve_richardson_lucy", ("deblur",), needs="skimage", applies_to=_BLUR),
+    "wiener": Solver("classical:solve_wiener", ("deblur",), needs="skimage", applies_to=_BLUR),
+    "encode_decode": Solver("one_step:solve_encode_decode"),
+    "one_step": Solver("one_step:solve_one_step"),
+    "latent_map": Solver("latent:solve_latent_map"),
+    "latent_ilo": Solver("latent:solve_latent_ilo"),
+    "latent_langevin": Solver("latent:solve_latent_langevin"),
+    "colour_net": Solver("colour:solve_colour_net", ("colorize",), applies_to=_COLOUR),
+    "dps": Solver("peers:solve_dps", needs="deepinv"),
     "ddrm": Solver(
-        solve_ddrm,
+        "peers:solve_ddrm",
         ("inpaint", "denoise"),
         True,
         "deepinv",
         "operators with a pixel-basis SVD (inpainting with a binary mask, denoising); use dps, diffpir or pigdm",
     ),  # fmt: skip
-    "diffpir": Solver(solve_diffpir, needs="deepinv"),
-    "pigdm": Solver(solve_pigdm, needs="deepinv"),
+    "diffpir": Solver("peers:solve_diffpir", needs="deepinv"),
+    "pigdm": Solver("peers:solve_pigdm", needs="deepinv"),
 }
+
 
 #: Solvers without a learned prior (no model network): the starting points the latent solvers' ``init`` accepts.
 LATENT_FREE = ("pinv", "bicubic", "gray", "biharmonic", "richardson_lucy", "wiener")
@@ -90,14 +100,10 @@ def not_applicable(method: str, op) -> str | None:
 
     entry = SOLVERS[method]
     family = operator_family(op)
-    if entry.families is None or (family in entry.families and not (entry.binary_mask and not _binary(op))):
+    if entry.applies(family) and not (entry.binary_mask and not getattr(op, "binary", True)):  # only masks are soft
         return None
     what = f"the {family} operator" if family else f"{type(op).__name__} (outside every operator family)"
     return f"the {method} solver only applies to {entry.applies_to}, not {what}"
-
-
-def _binary(op) -> bool:
-    return getattr(op, "binary", True)  # only masks can be soft
 
 
 def check_needs(method: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.solvers.base import SolverResult, Timer, data_consistency, result
+from pagoda_inverse.ops.consistency import data_consistency
+from pagoda_inverse.solvers.base import SolverResult, Timer, result
 from pagoda_inverse.utils.errors import UserError
 
 

@@ -16,15 +16,9 @@ from __future__ import annotations
 import torch
 
 from pagoda_inverse.control.generate import one_step, one_step_nfe
+from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.rng import randn_like
-from pagoda_inverse.solvers.base import (
-    SolverResult,
-    data_consistency,
-    encode_estimate,
-    encoder_nfe,
-    prepare,
-    result,
-)
+from pagoda_inverse.solvers.base import SolverResult, encode_estimate, encoder_nfe, prepare, result
 from pagoda_inverse.utils.errors import UserError
 
 

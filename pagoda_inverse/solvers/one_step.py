@@ -25,16 +25,10 @@ from einops import rearrange, repeat
 from pagoda_inverse.control.codec import decode
 from pagoda_inverse.control.generate import one_step, one_step_nfe
 from pagoda_inverse.core.posterior import PosteriorEncoder
+from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.families import operator_family
 from pagoda_inverse.ops.rng import randn_like
-from pagoda_inverse.solvers.base import (
-    SolverResult,
-    data_consistency,
-    encode_estimate,
-    encoder_nfe,
-    prepare,
-    result,
-)
+from pagoda_inverse.solvers.base import SolverResult, encode_estimate, encoder_nfe, prepare, result
 from pagoda_inverse.utils.device import autocast
 
 

@@ -27,11 +27,12 @@ SIGMA_MIN = 0.002  # EDM's smallest noise level ([-1, 1] units); deepinv's sched
 
 
 @functools.lru_cache(maxsize=4)
-def load_prior(name: str):
-    """The EDM prior model (cached): a model whose teacher works at the operator's full resolution."""
+def load_prior(name: str, device: str = "cpu"):
+    """The EDM prior model on ``device``: a model whose teacher works at the operator's full resolution (cached per
+    name and device, so a call on another device gets its own copy instead of moving an earlier caller's)."""
     from pagoda_inverse.core.model import load_model
 
-    return load_model(name)
+    return load_model(name).to(device)
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,7 +89,7 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
     """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
     from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
 
-    prior_model = load_prior(prior).to(y.device)  # the cached prior follows the measurement's device
+    prior_model = load_prior(prior, str(y.device))
     if prior_model.teacher is None:
         raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
     check_model_and_op(prior_model, op, y, need="teacher")  # the operator acts at the prior's resolution

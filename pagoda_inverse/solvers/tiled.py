@@ -22,7 +22,8 @@ from collections.abc import Callable
 import torch
 
 from pagoda_inverse.ops.base import LinearOperator
-from pagoda_inverse.solvers.base import SolverResult, Timer, data_consistency
+from pagoda_inverse.ops.consistency import data_consistency
+from pagoda_inverse.solvers.base import SolverResult, Timer
 from pagoda_inverse.utils.errors import UserError
 
 #: Solvers that take an image of any size, with the largest side solved in one pass (the colour network: its

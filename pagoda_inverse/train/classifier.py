@@ -5,7 +5,6 @@ It sees only real training images (never generated ones), so it judges every gen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,19 +17,19 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
 
 def train_classifier(
-    cfg: ClassifierTrainConfig, run_dir: Path, *, callback: Callable[[dict], None] | None = None
+    cfg: ClassifierTrainConfig, run_dir: Path, *, callback: Callback = None, device: str | None = None
 ) -> Path:
     """Train (or resume) the classifier on the training split; returns the ``run_dir/classifier`` folder.
 
     The test-split accuracy is measured at the end and stored in the checkpoint's ``config.json``
     (``metrics.test_accuracy``).
     """
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     images, labels = load_images(cfg.data)

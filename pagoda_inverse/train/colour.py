@@ -8,7 +8,6 @@ crops' PSNR, of ``C`` and of the gray copy, is measured at the end and stored in
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ColourTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 from pagoda_inverse.utils.device import autocast
 
@@ -44,9 +43,11 @@ def colour_psnr(net: ColourNet, images: torch.Tensor, batch: int = 64) -> tuple[
     return torch.cat(ours).mean().item(), torch.cat(gray).mean().item()
 
 
-def train_colour(cfg: ColourTrainConfig, run_dir: Path, *, callback: Callable[[dict], None] | None = None) -> Path:
+def train_colour(
+    cfg: ColourTrainConfig, run_dir: Path, *, callback: Callback = None, device: str | None = None
+) -> Path:
     """Train (or resume) ``C`` on the RGB training split; returns the ``run_dir/colour`` folder."""
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     images, _ = load_images(cfg.data)

@@ -15,7 +15,6 @@ G is initialised as a copy of the teacher's backbone (for an imported ADM teache
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.loop import Callback
 from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
 from pagoda_inverse.utils.device import autocast
@@ -43,14 +43,15 @@ def train_decoder(
     *,
     generator: Generator | None = None,
     stage: str = "decoder",
-    callback: Callable[[dict], None] | None = None,
+    callback: Callback = None,
+    device: str | None = None,
 ) -> Path:
     """Train (or resume) G; returns the ``run_dir/<stage>`` checkpoint folder (EMA weights).
 
     :param generator: start from this G (progressive growing) instead of a copy of the teacher; parameters with
         ``requires_grad=False`` stay frozen. Targets are at ``G``'s output resolution.
     """
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     pairs = load_training_pairs(teacher_dir, latents_dir)

@@ -47,13 +47,13 @@ class Distributed:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def from_env(cls) -> Distributed:
-        """Rank, world size and device from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)
-        and ``PAGODA_DEVICE``, without joining the job."""
+    def from_env(cls, device: str | torch.device | None = None) -> Distributed:
+        """Rank, world size and local rank from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``,
+        ``LOCAL_RANK``), without joining the job; the device from :func:`training_device`."""
         return cls(
             rank=int(os.environ.get("RANK", "0")),
             world_size=int(os.environ.get("WORLD_SIZE", "1")),
-            device=training_device(int(os.environ.get("LOCAL_RANK", "0"))),
+            device=training_device(int(os.environ.get("LOCAL_RANK", "0")), device),
         )
 
     @property
@@ -154,15 +154,17 @@ class Distributed:
             torch.distributed.barrier()
 
 
-def training_device(local_rank: int = 0) -> torch.device:
-    """The device a training process uses: ``$PAGODA_DEVICE`` = ``auto`` (default: ``cuda:local_rank`` when torch
-    sees a GPU, else the CPU), ``cpu`` or ``cuda``; anything else, or ``cuda`` without a GPU, is a :class:`UserError`
+def training_device(local_rank: int = 0, device: str | torch.device | None = None) -> torch.device:
+    """The device a training process uses: ``device`` (a training function's ``device=`` argument, ``train
+    --device``), else ``$PAGODA_DEVICE``: ``auto`` (default: ``cuda:local_rank`` when torch sees a GPU, else the CPU),
+    ``cpu`` or ``cuda``; anything else, or ``cuda`` without a GPU, is a :class:`UserError`
     (see :func:`pagoda_inverse.utils.device.resolve_device`)."""
-    return resolve_device(None, local_rank)
+    return resolve_device(device, local_rank)
 
 
-def init_distributed() -> Distributed:
-    """Join the ``torchrun`` job described by the environment (``RANK``, ``WORLD_SIZE``); a no-op without it.
+def init_distributed(device: str | torch.device | None = None) -> Distributed:
+    """Join the ``torchrun`` job described by the environment (``RANK``, ``WORLD_SIZE``) on ``device`` (see
+    :func:`training_device`); a no-op without it.
 
     The process group (nccl on CUDA, gloo on the CPU) is created once per process; a CUDA rank first selects
     its own GPU.

@@ -7,31 +7,15 @@ resolution, two optimisation steps and the final checkpoint write run, then the 
 
 from __future__ import annotations
 
-import os
 import resource
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.parts import output_resolution
-
-
-@contextmanager
-def _cpu_only():
-    """``PAGODA_DEVICE=cpu`` inside the block (the training stages pick their device from it)."""
-    before = os.environ.get("PAGODA_DEVICE")
-    os.environ["PAGODA_DEVICE"] = "cpu"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PAGODA_DEVICE", None)
-        else:
-            os.environ["PAGODA_DEVICE"] = before
 
 
 def dry_run(train: Callable, cfg, inputs=(), *, steps: int = 2, batch_size: int = 2, **kwargs) -> dict:
@@ -43,8 +27,8 @@ def dry_run(train: Callable, cfg, inputs=(), *, steps: int = 2, batch_size: int 
     """
     small = replace(cfg, steps=steps, batch_size=batch_size, checkpoint_every=steps, log_every=1)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pagoda-dry-run-") as tmp, _cpu_only():
-        out = Path(train(small, Path(tmp), *inputs, **kwargs))
+    with tempfile.TemporaryDirectory(prefix="pagoda-dry-run-") as tmp:
+        out = Path(train(small, Path(tmp), *inputs, device="cpu", **kwargs))
         tensors, config = load_checkpoint(out)
     seconds = time.perf_counter() - start
     parameters = sum(t.numel() for k, t in tensors.items() if k.startswith("net."))

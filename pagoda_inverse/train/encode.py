@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from pagoda_inverse.core.encode import encode_to_cache
 from pagoda_inverse.core.parts import image_geometry
-from pagoda_inverse.datasets import downsample
+from pagoda_inverse.datasets import area_pool
 from pagoda_inverse.train.config import DataConfig, EncodeConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.loop import Callback
 from pagoda_inverse.train.pairs import load_teacher, teacher_digest
 from pagoda_inverse.utils.errors import UserError
 
@@ -25,14 +25,8 @@ def imported_teacher_data(teacher_config: dict, dataset: str, root: str | None, 
     return DataConfig(dataset=dataset, root=root, resolution=resolution, factor=resolution // r)
 
 
-def encode_dataset(
-    teacher_dir: Path,
-    out_dir: Path,
-    cfg: EncodeConfig,
-    *,
-    data: DataConfig | None = None,
-    callback: Callable[[dict], None] | None = None,
-) -> Path:
+def encode_dataset(teacher_dir: Path, out_dir: Path, cfg: EncodeConfig, *, data: DataConfig | None = None,
+                   callback: Callback = None, device: str | None = None) -> Path:  # fmt: skip
     """Encode ``cfg.split`` of the teacher's dataset at the teacher resolution, each image under its canonical
     class caption (unlabelled images: the null caption). Re-running with the same arguments resumes.
     Under ``torchrun`` the shards are split over the ranks; every rank returns once the whole cache exists.
@@ -61,9 +55,9 @@ def encode_dataset(
         )
     if not bank.num_classes:
         labels = labels.clamp(max=-1)  # an unconditional teacher: every image under the (ignored) null condition
-    low = downsample(images, data.factor)  # the teacher's own down-sampling
+    low = area_pool(images, data.factor)  # the teacher's own down-sampling
     cond = bank.conditions(labels)
-    dist = init_distributed()
+    dist = init_distributed(device)
     teacher = teacher.eval().to(dist.device)
     encode_to_cache(
         teacher,

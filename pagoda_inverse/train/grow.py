@@ -9,7 +9,6 @@ is never run or retrained.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.train.config import DecoderConfig
 from pagoda_inverse.train.decoder import train_decoder
+from pagoda_inverse.train.loop import Callback
 from pagoda_inverse.utils.errors import CheckpointError
 
 
@@ -58,16 +58,8 @@ def freeze_trunk(G: Generator) -> list[str]:
     return names
 
 
-def grow_decoder(
-    cfg: DecoderConfig,
-    run_dir: Path,
-    decoder_dir: Path,
-    teacher_dir: Path,
-    latents_dir: Path,
-    *,
-    width: int | None = None,
-    callback: Callable[[dict], None] | None = None,
-) -> Path:
+def grow_decoder(cfg: DecoderConfig, run_dir: Path, decoder_dir: Path, teacher_dir: Path, latents_dir: Path, *,
+                 width: int | None = None, callback: Callback = None, device: str | None = None) -> Path:  # fmt: skip
     """Grow the decoder in ``decoder_dir`` by one 2x stage and train it; returns ``run_dir/decoder``.
 
     On ``--resume`` the same grown architecture is rebuilt and its state restored from the run folder.
@@ -78,4 +70,4 @@ def grow_decoder(
     torch.manual_seed(cfg.seed)  # the new stage's random weights: the same in every run and on every device
     G = grow_generator(G, width, cfg.upsample)
     freeze_trunk(G)
-    return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback)
+    return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback, device=device)

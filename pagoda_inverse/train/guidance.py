@@ -14,7 +14,6 @@ Two phases in one run folder, both resumable and split over ``torchrun`` ranks:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from pagoda_inverse.core.sigmas import SIGMA_MAX
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.train.config import GuidanceConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update
+from pagoda_inverse.train.loop import Callback, bookkeeping, update
 from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 from pagoda_inverse.utils.errors import UserError
@@ -57,7 +56,7 @@ def _num_shards(cfg: GuidanceConfig) -> int:
 
 
 def make_pairs(teacher: EDMPrecond, bank: CaptionBank, cfg: GuidanceConfig, out_dir: Path, *, rank: int = 0,
-               world_size: int = 1, callback: Callable[[dict], None] | None = None) -> None:  # fmt: skip
+               world_size: int = 1, callback: Callback = None) -> None:  # fmt: skip
     """Compute (or finish) the pair shards in ``out_dir``: rank ``r`` computes shards ``r, r + W, ...``; a shard
     does not depend on who computed it. :func:`load_pairs` reads them once all exist."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,10 +99,10 @@ def load_pairs(out_dir: Path, cfg: GuidanceConfig, channels: int, res: int) -> d
 
 
 def train_guidance(
-    cfg: GuidanceConfig, run_dir: Path, teacher_dir: Path, *, callback: Callable[[dict], None] | None = None
+    cfg: GuidanceConfig, run_dir: Path, teacher_dir: Path, *, callback: Callback = None, device: str | None = None
 ) -> Path:
     """Make the pairs, then train (or resume) the map; returns the ``run_dir/guidance`` checkpoint folder (EMA)."""
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     net, _, bank = load_teacher_checkpoint(teacher_dir)

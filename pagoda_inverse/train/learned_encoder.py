@@ -4,7 +4,6 @@ with ``e = E(x, c) / sigma_max`` and ``t = z / sigma_max`` (the released code's 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -13,7 +12,7 @@ from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.parts import backbone_section, encoder_from_teacher
 from pagoda_inverse.train.config import EncoderConfig, to_dict
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update
+from pagoda_inverse.train.loop import Callback, bookkeeping, update
 from pagoda_inverse.train.pairs import load_training_pairs
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
 
@@ -24,10 +23,11 @@ def train_encoder(
     teacher_dir: Path,
     latents_dir: Path,
     *,
-    callback: Callable[[dict], None] | None = None,
+    callback: Callback = None,
+    device: str | None = None,
 ) -> Path:
     """Train (or resume) the learned encoder; returns the ``run_dir/encoder`` checkpoint folder (EMA weights)."""
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     pairs = load_training_pairs(teacher_dir, latents_dir)

@@ -16,6 +16,9 @@ import torch
 from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.train.state import save_synced_train_state
 
+#: A training function's progress callback: called with ``{"step", "total", "loss", ...}`` after each step.
+Callback = Callable[[dict], None] | None
+
 
 def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Optimizer,
            ema: torch.nn.Module | None = None, ema_decay: float = 0.0) -> float:  # fmt: skip
@@ -39,7 +42,7 @@ def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_st
 
 
 def bookkeeping(dist, run_dir: Path, cfg, step: int, loss: float, modules: dict, optimizers: dict, log,
-                callback: Callable[[dict], None] | None) -> None:  # fmt: skip
+                callback: Callback) -> None:  # fmt: skip
     """After step ``step`` (0-based) of ``cfg.steps``: the progress callback, a log line every ``cfg.log_every``
     steps, and a checkpoint (weights in sync across ranks) every ``cfg.checkpoint_every`` steps and at the end."""
     if callback is not None:

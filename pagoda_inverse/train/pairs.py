@@ -12,7 +12,7 @@ from pagoda_inverse.core.encode import file_digest, load_latent_cache
 from pagoda_inverse.core.parts import load_part, part_bank, section_of, teacher_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
-from pagoda_inverse.datasets import downsample
+from pagoda_inverse.datasets import area_pool
 from pagoda_inverse.train.config import DataConfig
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils.errors import CheckpointError, UserError
@@ -65,7 +65,7 @@ class TrainingPairs:
     def targets(self, resolution: int) -> torch.Tensor:
         """The images area-downsampled to ``resolution``."""
         factor = self.images.shape[-1] // resolution
-        return downsample(self.images, factor)
+        return area_pool(self.images, factor)
 
     def batch(self, targets: torch.Tensor, j: torch.Tensor):
         """Pairs ``j``: ``(z, x, c)``, see :func:`pair_batch`."""

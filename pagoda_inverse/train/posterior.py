@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.posterior import CONSISTENCY_MODES, PosteriorConfig, PosteriorEncoder, generator_fingerprint
-from pagoda_inverse.datasets import downsample
+from pagoda_inverse.datasets import area_resize
 from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
@@ -34,7 +33,7 @@ from pagoda_inverse.train.batches import random_hflip, sample_condition
 from pagoda_inverse.train.config import PosteriorTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
 from pagoda_inverse.train.state import RunLog, load_train_state, step_generator, training_seconds
 from pagoda_inverse.utils.errors import UserError
 
@@ -53,13 +52,6 @@ EVAL_OPERATORS = {
 TRAINABLE = ("all", "heads", "consistency")
 #: The parameters of ``q`` that run once per image (frozen with ``trainable = "heads"``).
 TRUNK_PREFIXES = ("embed.", "cond_embed.", "conv_in.", "down.", "mid.", "up.")
-
-
-def at_resolution(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """``images [N, C, H, H]`` area-down-sampled to G's output ``resolution`` when ``H`` is a multiple of it (as the
-    decoder's targets are, :mod:`pagoda_inverse.train.pairs`), else unchanged."""
-    factor = images.shape[-1] // resolution
-    return downsample(images, factor) if factor > 1 and images.shape[-1] == factor * resolution else images
 
 
 def energy_score(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -130,7 +122,7 @@ def initialise_from(q: PosteriorEncoder, folder: Path, model) -> None:
 
 
 def train_posterior(
-    cfg: PosteriorTrainConfig, run_dir: Path, *, callback: Callable[[dict], None] | None = None
+    cfg: PosteriorTrainConfig, run_dir: Path, *, callback: Callback = None, device: str | None = None
 ) -> Path:
     """Train (or resume) the posterior encoder of ``cfg.family`` for ``cfg.model``'s G; returns the
     ``run_dir/posterior-<family>`` checkpoint folder (EMA weights, held-out scores and training time in its config)."""
@@ -145,7 +137,7 @@ def train_posterior(
         raise UserError(f"trainable {cfg.trainable!r}: use {', '.join(TRAINABLE)}")
     if cfg.adv_weight and cfg.trainable == "consistency":
         raise UserError("adv_weight needs trainable 'all' or 'heads' (the read-out alone cannot change a sample)")
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     model = load_model(cfg.model)
@@ -153,7 +145,7 @@ def train_posterior(
         raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
     model.decoder.to(dist.device).requires_grad_(False)
     images, labels = load_images(cfg.data)
-    images = at_resolution(images, model.resolution)
+    images = area_resize(images, model.resolution)  # G's output size, as the decoder's targets
     shape = tuple(images.shape[1:])
     if shape != tuple(model.image_shape):
         raise UserError(f"the {cfg.data.dataset} images are {shape} but model {cfg.model!r} makes "
@@ -164,11 +156,11 @@ def train_posterior(
     levels = (model.resolution // model.teacher_resolution).bit_length()
     widths = tuple(cfg.channels[:levels]) + (cfg.channels[-1],) * max(0, levels - len(cfg.channels))
     c_dim = model.null_condition(1).shape[-1]
+    arch = {k: getattr(cfg, k) for k in ("num_blocks", "head_blocks", "noise_channels", "emb_dim", "fill_scales")}
     net_cfg = PosteriorConfig(
-        family, model.channels, model.resolution, model.teacher_resolution, grow_in,
-        min(cfg.offset_levels, len(grow_in), levels - 1), c_dim, widths, cfg.num_blocks,
-        cfg.head_blocks, cfg.noise_channels, emb_dim=cfg.emb_dim, fill_scales=cfg.fill_scales,
-        consistency=cfg.consistency, init_consistency_std=cfg.prior_std,
+        family, model.channels, model.resolution, model.teacher_resolution, grow_in, channels=widths, cond_dim=c_dim,
+        offset_levels=min(cfg.offset_levels, len(grow_in), levels - 1), consistency=cfg.consistency,
+        init_consistency_std=cfg.prior_std, **arch,
     )  # fmt: skip
     torch.manual_seed(cfg.seed)
     q = PosteriorEncoder(net_cfg).to(dist.device)
@@ -238,7 +230,7 @@ def train_posterior(
     dist.barrier()
     if not dist.is_main:
         return out
-    test = at_resolution(load_images(cfg.data, "test", limit=cfg.eval_offset + cfg.eval_images)[0], model.resolution)
+    test = area_resize(load_images(cfg.data, "test", limit=cfg.eval_offset + cfg.eval_images)[0], model.resolution)
     scores = evaluate_posterior(model, q_ema.eval(), family, test[cfg.eval_offset :], cfg.eval_samples, cfg.prior_std)
     config = {
         "kind": "posterior",

@@ -68,7 +68,7 @@ def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
     def filled(d: dict) -> dict:
         try:
             return json.loads(json.dumps(to_dict(from_dict(kind, d))))  # defaults filled; tuples -> lists, as stored
-        except TypeError as err:  # a field this version does not know
+        except UserError as err:  # a field this version does not know
             raise UserError(f"{run_dir}/config.json: not a {kind!r} config of this version ({err})") from None
 
     saved, config = filled(read_run_config(run_dir, kind)), filled(config)

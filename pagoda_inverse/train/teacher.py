@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
-from pagoda_inverse.datasets import downsample
+from pagoda_inverse.datasets import area_pool
+from pagoda_inverse.train.loop import Callback
 from pagoda_inverse.utils.images import save_grid
 
 from .batches import preview_conditions, random_hflip, sample_condition
@@ -31,13 +31,8 @@ def teacher_checkpoint_config(cfg: TeacherConfig, unet_config) -> dict:
     return {"kind": "teacher", "unet": unet_config.to_dict(), "data": to_dict(cfg.data), "train": to_dict(cfg)}
 
 
-def train_teacher(
-    cfg: TeacherConfig,
-    run_dir: Path,
-    *,
-    bank: CaptionBank | None = None,
-    callback: Callable[[dict], None] | None = None,
-) -> Path:
+def train_teacher(cfg: TeacherConfig, run_dir: Path, *, bank: CaptionBank | None = None, callback: Callback = None,
+                  device: str | None = None) -> Path:  # fmt: skip
     """Train (or resume, if ``run_dir`` holds a train state) the teacher; returns the ``run_dir/teacher`` folder.
 
     Under ``torchrun`` each rank trains on its slice of every global batch (see :mod:`.distributed`); rank 0 logs
@@ -46,11 +41,11 @@ def train_teacher(
     :param bank: caption embeddings (``None``: build them with the text encoder, once).
     :param callback: called every step with ``{"step", "total", "loss"}``.
     """
-    dist = init_distributed()
+    dist = init_distributed(device)
     dist.check_batch(cfg.batch_size)
     log = RunLog(run_dir, enabled=dist.is_main)
     images, labels = load_images(cfg.data)
-    x_low = downsample(images, cfg.data.factor)  # anti-aliased (area) down-sampling
+    x_low = area_pool(images, cfg.data.factor)  # anti-aliased (area) down-sampling
     bank = bank or caption_bank(cfg.data)
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
     torch.manual_seed(cfg.seed)

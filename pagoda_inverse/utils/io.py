@@ -1,4 +1,5 @@
-"""Reading user images safely: pixel cap checked before decoding, clear one-line errors, ``[-1, 1]`` tensors."""
+"""Reading user files safely: images (pixel cap checked before decoding, ``[-1, 1]`` tensors) and JSON, with clear
+one-line errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from pagoda_inverse.utils.errors import UserError
 
 MAX_PIXELS = 64_000_000  # default cap: larger images are refused before decoding (decompression bombs)
 MAX_PIXELS_ENV = "PAGODA_MAX_PIXELS"
+
+
+def read_json(path: Path, error: type[UserError] = UserError, fix: str = ""):
+    """The JSON value in the file ``path``; text that is not JSON is ``error`` naming the file (``fix``: what to do,
+    appended to the message)."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: not valid JSON ({err}){fix}") from None
 
 
 class ColourImageError(UserError):

@@ -21,6 +21,11 @@ def test_overrides_and_unknown_preset():
     assert cfg.steps == 3 and cfg.data.root == "/data" and cfg.data.limit == 256
     with pytest.raises(UserError, match="unknown teacher preset 'big'"):
         resolve("teacher", "big")
+    # An unknown key, in an override or a saved config, is one line naming it and the valid ones.
+    with pytest.raises(UserError, match="teacher config: unknown key 'stepz'; valid: .*steps"):
+        resolve("teacher", "smoke", stepz=3)
+    with pytest.raises(UserError, match="posterior config.data: unknown key 'rez'; valid: dataset, root, resolution"):
+        from_dict("posterior", {"data": {"rez": 32}})
 
 
 def test_resume_refuses_another_config_or_kind(tmp_path):

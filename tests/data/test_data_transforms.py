@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.datasets import downsample, from_model_range, hflip, pad_to, to_model_range
+from pagoda_inverse.datasets import area_pool, from_model_range, hflip, pad_to, to_model_range
 
 
 def test_model_range_round_trip():
@@ -33,23 +33,23 @@ def test_pad_to():
 def test_downsample_is_block_mean(factor):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 2, 32, 32, generator=g) * 2 - 1
-    y = downsample(x, factor)
+    y = area_pool(x, factor)
     assert y.shape == (3, 2, 32 // factor, 32 // factor)
     ref = x.reshape(3, 2, 32 // factor, factor, 32 // factor, factor).mean(dim=(3, 5))
     torch.testing.assert_close(y, ref)
     # the nearest-neighbour upsample is a right inverse: encode-decode SR is exact for this degradation
-    torch.testing.assert_close(downsample(F.interpolate(y, scale_factor=factor, mode="nearest"), factor), y)
-    assert downsample(x[0], factor).shape == (2, 32 // factor, 32 // factor)  # unbatched
+    torch.testing.assert_close(area_pool(F.interpolate(y, scale_factor=factor, mode="nearest"), factor), y)
+    assert area_pool(x[0], factor).shape == (2, 32 // factor, 32 // factor)  # unbatched
 
 
 def test_downsample_rectangular_and_bad_factor():
-    assert downsample(torch.zeros(1, 36, 30), 6).shape == (1, 6, 5)
+    assert area_pool(torch.zeros(1, 36, 30), 6).shape == (1, 6, 5)
     with pytest.raises(ValueError, match=r"factor 3 .* 32x32.*\[1, 2, 4, 8, 16, 32\]"):
-        downsample(torch.zeros(1, 1, 32, 32), 3)
+        area_pool(torch.zeros(1, 1, 32, 32), 3)
     with pytest.raises(ValueError, match="factor 0"):
-        downsample(torch.zeros(1, 1, 32, 32), 0)
+        area_pool(torch.zeros(1, 1, 32, 32), 0)
     with pytest.raises(ValueError, match="float"):
-        downsample(torch.zeros(1, 1, 32, 32, dtype=torch.uint8), 2)
+        area_pool(torch.zeros(1, 1, 32, 32, dtype=torch.uint8), 2)
 
 
 def test_hflip():

@@ -291,8 +291,8 @@ def test_unknown_solver_and_bad_measurement(model):
 
 
 def test_noiseless_data_consistency_corrects_smooth_errors_smoothly():
+    from pagoda_inverse.ops.consistency import data_consistency
     from pagoda_inverse.ops.downsample import AreaDownsample
-    from pagoda_inverse.solvers.base import data_consistency
 
     g = torch.Generator().manual_seed(0)
     smooth = lambda *s: F.interpolate(torch.randn(*s, generator=g), size=(32, 32), mode="bilinear")  # noqa: E731

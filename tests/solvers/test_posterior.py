@@ -21,9 +21,9 @@ from pagoda_inverse.core.model import MODELS_DIR, load_model
 from pagoda_inverse.core.posterior import describe_operator
 from pagoda_inverse.datasets import load_fmnist, to_model_range
 from pagoda_inverse.ops import make_operator
+from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.families import FAMILIES, MAX_SIGMA_Y, operator_family, sample_family_operator
 from pagoda_inverse.solvers import solve
-from pagoda_inverse.solvers.base import data_consistency
 from pagoda_inverse.train.config import resolve
 from pagoda_inverse.train.export import export_model
 from pagoda_inverse.train.posterior import energy_score, train_posterior
