@@ -258,7 +258,8 @@ def test_solver_that_does_not_fit_the_operator(files, capsys, tmp_path):
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(clean)
     args = ["solve", "deblur", "--input", clean, "--simulate", "--blur-sigma", "1.5", "--solver", "ddrm"]
     args += ["--output", tmp_path / "o.png"]
-    one_line_error(cli_in_process(capsys, *args), "DDRM needs an operator with a pixel-basis SVD", "dps")
+    one_line_error(cli_in_process(capsys, *args), "ddrm solver only applies to operators with a pixel-basis SVD", "dps",
+                   "not the deblur operator")  # fmt: skip
     assert not (tmp_path / "o.png").exists()
 
 

@@ -195,9 +195,9 @@ def run_task(
         )
         y = op(x, generator=_generators(batch_seeds))
         if clf is not None:  # the observation's features (cfid's condition): A^+ y, the same for every solver
-            observation += classify(clf, area_resize(op.initial_estimate(y), clf.config.resolution))[0].tolist()
+            observation += classify(clf, _classifier_input(op.initial_estimate(y), clf.config.resolution))[0].tolist()
             real = scores[REAL_ROW]
-            real.features += classify(clf, area_resize(x, clf.config.resolution))[0].tolist()
+            real.features += classify(clf, _classifier_input(x, clf.config.resolution))[0].tolist()
             if "residual_ratio" in spec.metrics:
                 real.add("residual_ratio", M.residual_ratio(op, x, x, y))
         for name in names:
@@ -225,7 +225,7 @@ def run_task(
                 if metric in PER_IMAGE_METRICS:
                     s.add(metric, PER_IMAGE_METRICS[metric](op, x, y, out))
             if clf is not None:
-                s.features += classify(clf, area_resize(out.samples[0], clf.config.resolution))[0].tolist()
+                s.features += classify(clf, _classifier_input(out.samples[0], clf.config.resolution))[0].tolist()
             if lpips is not None:
                 s.add("lpips", lpips(est, x))
             metric_seconds += time.perf_counter() - t0
@@ -257,6 +257,12 @@ def run_task(
             "peak_memory_mb": peak_memory_mb(device),
         },
     }
+
+
+def _classifier_input(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``x [B, C, H, W]`` resampled to the classifier's input ``resolution`` by adaptive average pooling (area
+    pooling down, pixel replication up: the tests' 16-pixel models are scored by the 32-pixel classifier)."""
+    return x if x.shape[-1] == resolution else F.adaptive_avg_pool2d(x, resolution)
 
 
 def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:

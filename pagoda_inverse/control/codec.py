@@ -20,7 +20,7 @@ def encode(
     """Images at the teacher resolution -> latents ``z`` (std about ``sigma_max``).
 
     :param images: ``[B, C, r, r]`` in ``[-1, 1]``, ``r`` the teacher resolution (area-downsample larger images
-        first, e.g. with ``pagoda_inverse.datasets.downsample``).
+        first, e.g. with ``pagoda_inverse.datasets.area_pool``).
     :param cond: ``[B, D]`` conditions (e.g. ``model.class_condition(labels)``).
     :param method: ``"ode"``: the teacher's PF-ODE (Heun, ``2 (num_steps - 1)`` NFE, D clamped to [-1, 1] as in
         training); ``"learned"``: the learned one-step encoder (1 NFE).

@@ -57,6 +57,7 @@ class Solver:
 
 _COLOUR = "colorization (the Grayscale operator: one-channel measurements of colour images)"
 _BLUR = "blur (deblur tasks)"
+_SVD = "operators with a pixel-basis SVD (inpainting with a binary mask, denoising; dps, diffpir and pigdm take any)"
 SOLVERS = {
     "pinv": Solver("baselines:solve_pinv"),
     "bicubic": Solver("baselines:solve_bicubic", ("superres",), applies_to="down-sampling operators (superres)"),
@@ -71,13 +72,7 @@ SOLVERS = {
     "latent_langevin": Solver("latent:solve_latent_langevin"),
     "colour_net": Solver("colour:solve_colour_net", ("colorize",), applies_to=_COLOUR),
     "dps": Solver("peers:solve_dps", needs="deepinv"),
-    "ddrm": Solver(
-        "peers:solve_ddrm",
-        ("inpaint", "denoise"),
-        True,
-        "deepinv",
-        "operators with a pixel-basis SVD (inpainting with a binary mask, denoising); use dps, diffpir or pigdm",
-    ),  # fmt: skip
+    "ddrm": Solver("peers:solve_ddrm", ("inpaint", "denoise"), True, "deepinv", _SVD),
     "diffpir": Solver("peers:solve_diffpir", needs="deepinv"),
     "pigdm": Solver("peers:solve_pigdm", needs="deepinv"),
 }
