@@ -181,8 +181,8 @@ def main() -> None:
     parser.add_argument(
         "--results",
         type=Path,
-        default=Path("docs/results/results.json"),
-        help="the bench run whose realism columns the page shows",
+        default=Path("docs/results-realism/results.json"),
+        help="the bench run whose realism columns the page shows (the one-command run with the realism metrics)",
     )
     parser.add_argument("--side-by-side", type=int, default=4, help="images per task in the side-by-side figures")
     parser.add_argument("--cards", type=Path, nargs="*", default=None,
