@@ -24,8 +24,9 @@ from core import page_head
 from prompts import on_class
 
 from pagoda_inverse.bench.generation import sample_conditions
-from pagoda_inverse.control.generate import generate, one_step_nfe
+from pagoda_inverse.control.generate import generate
 from pagoda_inverse.core.classifier import classify, load_classifier
+from pagoda_inverse.core.generator import one_step_nfe
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.datasets.captions import prompt_list
 from pagoda_inverse.train.config import DataConfig

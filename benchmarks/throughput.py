@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from pagoda_inverse.control.generate import generate, one_step
+from pagoda_inverse.control.generate import generate
+from pagoda_inverse.core.generator import one_step
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.utils.device import resolve_device, synchronize
 

@@ -23,7 +23,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from pagoda_inverse.control.generate import generate, one_step_nfe
+from pagoda_inverse.control.generate import generate
+from pagoda_inverse.core.generator import one_step_nfe
 from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pagoda_inverse.control.generate import one_step
+from pagoda_inverse.core.generator import one_step
 from pagoda_inverse.core.model import PagodaModel
 from pagoda_inverse.core.ode import encode_heun
 from pagoda_inverse.core.precond import guided_denoiser
@@ -53,7 +53,7 @@ def encode(
 def decode(model: PagodaModel, z: torch.Tensor, cond: torch.Tensor, *, cfg_scale: float = 1.0) -> torch.Tensor:
     """Latents -> images in one pass of G, at G's (possibly grown) resolution, clamped to ``[-1, 1]``.
 
-    Guidance is generation's (:func:`~pagoda_inverse.control.generate.one_step`, the one guided decode of the
+    Guidance is generation's (:func:`~pagoda_inverse.core.generator.one_step`, the one guided decode of the
     toolkit): with ``cfg_scale != 1``, ``G_w(M(z, c, w), c)`` through the model's guidance map when it has one, else
     ``G_w(z, c)``.
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from pagoda_inverse.core.generator import generate_guided
+from pagoda_inverse.core.generator import one_step
 from pagoda_inverse.core.model import PagodaModel
 from pagoda_inverse.core.ode import sample_heun
 from pagoda_inverse.core.precond import guided_denoiser
@@ -15,27 +15,6 @@ from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.seeding import randn_for_seeds
 
 SAMPLERS = ("onestep", "heun")
-
-
-def one_step(
-    model: PagodaModel,
-    z: torch.Tensor,
-    cond: torch.Tensor,
-    *,
-    cfg_scale: float = 1.0,
-    grow_offset: Sequence[torch.Tensor] = (),
-) -> torch.Tensor:
-    """One-step sample from noise latents: ``G(z, c)``; with guidance ``w = cfg_scale != 1``, ``G_w(M(z, c, w), c)``
-    through the model's guidance map when it has one, else ``G_w(z, c)`` (:func:`one_step_nfe` evaluations).
-
-    :param z: ``[B, C, r, r]`` noise latents at the ``sigma_max`` scale (``sigma_max * randn``).
-    :param grow_offset: optional shifts of the features entering G's growth stages (see ``Generator``).
-    :return: ``[B, C, R, R]`` raw images (not clamped; differentiable in ``z`` and ``grow_offset``).
-    """
-    if cfg_scale != 1.0 and model.guidance is not None:
-        # Where the teacher's CFG sampler takes this noise, in G's latent space (one pass at its resolution).
-        z = model.guidance(z, cond, cfg_scale)
-    return generate_guided(model.decoder, z, cond, model.bank.null_embedding, cfg_scale, grow_offset)
 
 
 def recommended_cfg_scale(model: PagodaModel, cond: torch.Tensor | None = None) -> float:
@@ -51,13 +30,6 @@ def recommended_cfg_scale(model: PagodaModel, cond: torch.Tensor | None = None) 
     if cond is not None and len(cond) and bool((cond == model.bank.null_embedding.to(cond.device)).all()):
         return 1.0
     return float(model.generation_defaults.get("cfg_scale", 1.0))
-
-
-def one_step_nfe(model: PagodaModel, cfg_scale: float) -> int:
-    """Network evaluations of one :func:`one_step`: G (twice with guidance) plus the guidance map's pass."""
-    if cfg_scale == 1.0:
-        return 1
-    return 2 + (model.guidance is not None)
 
 
 @torch.no_grad()

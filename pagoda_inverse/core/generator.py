@@ -70,3 +70,31 @@ def generate_guided(
     offset = [torch.cat([o, o]) for o in grow_offset]
     x_cond, x_null = G(torch.cat([z, z]), torch.cat([cond, null.expand_as(cond)]), offset).chunk(2)
     return x_null + cfg_scale * (x_cond - x_null)
+
+
+def one_step(
+    model,
+    z: torch.Tensor,
+    cond: torch.Tensor,
+    *,
+    cfg_scale: float = 1.0,
+    grow_offset: Sequence[torch.Tensor] = (),
+) -> torch.Tensor:
+    """One-step sample of ``model`` (a :class:`~pagoda_inverse.core.model.PagodaModel`) from noise latents: ``G(z, c)``; with guidance ``w = cfg_scale != 1``, ``G_w(M(z, c, w), c)``
+    through the model's guidance map when it has one, else ``G_w(z, c)`` (:func:`one_step_nfe` evaluations).
+
+    :param z: ``[B, C, r, r]`` noise latents at the ``sigma_max`` scale (``sigma_max * randn``).
+    :param grow_offset: optional shifts of the features entering G's growth stages (see ``Generator``).
+    :return: ``[B, C, R, R]`` raw images (not clamped; differentiable in ``z`` and ``grow_offset``).
+    """
+    if cfg_scale != 1.0 and model.guidance is not None:
+        # Where the teacher's CFG sampler takes this noise, in G's latent space (one pass at its resolution).
+        z = model.guidance(z, cond, cfg_scale)
+    return generate_guided(model.decoder, z, cond, model.bank.null_embedding, cfg_scale, grow_offset)
+
+
+def one_step_nfe(model, cfg_scale: float) -> int:
+    """Network evaluations of one :func:`one_step`: G (twice with guidance) plus the guidance map's pass."""
+    if cfg_scale == 1.0:
+        return 1
+    return 2 + (model.guidance is not None)

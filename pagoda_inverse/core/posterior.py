@@ -28,7 +28,10 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
+from pagoda_inverse.core.generator import one_step
 from pagoda_inverse.core.unet import Attention, ResBlock, _head
+from pagoda_inverse.ops.consistency import data_consistency
+from pagoda_inverse.utils.device import autocast
 
 #: How the data-consistency step's prior width is set (:attr:`PosteriorConfig.consistency`).
 CONSISTENCY_MODES = ("fixed", "learned")
@@ -270,6 +273,38 @@ class PosteriorEncoder(nn.Module):
         u = self.latent_head(outputs[0])
         offsets = [head(h) for head, h in zip(self.offset_heads, outputs, strict=False)]
         return rearrange(u, "(k b) ... -> k b ...", k=k), [rearrange(d, "(k b) ... -> k b ...", k=k) for d in offsets]
+
+
+def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor, prior_std: float = 0.2,
+                      cfg_scale: float = 1.0, precision: str = "fp32",
+                      obs_noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(x [K, B, C, R, R], z [K, B, C, r, r])``: data-consistent posterior samples for the noises ``eps [K, B, n, R,
+    R]`` and the latents they decode from. ``q``'s trunk once per image, its heads and G (guided through the model's
+    guidance map when ``cfg_scale != 1``) in one batch over all ``K B`` samples, at ``precision``, then the
+    data-consistency step per sample. Differentiable in ``q``'s weights (the training loss goes through it).
+
+    The step: with ``q``'s ``"fixed"`` consistency, the MAP pull onto ``y`` with width ``prior_std``; with its
+    ``"learned"`` consistency, a *sample* of the Gaussian posterior around G's sample, its width ``tau`` predicted per
+    image by ``q``: the MAP pull onto a perturbed observation ``y + sigma_y obs_noise_k`` (``obs_noise [K, B, ...]``
+    standard normal, shaped like ``y``; perturb-then-optimise, exact for a Gaussian prior), so a sample fits ``y`` as
+    loosely as the truth does instead of copying its noise.
+    """
+    k = len(eps)
+    maps, vector = q.describe(op, y, model.image_shape)
+    tau = q.consistency_std(vector, cond)
+    with autocast(precision, y.device):
+        u, offsets = q(maps, vector, cond, eps)
+        # Sample-major rows: row k B + i is sample k of image i.
+        z = rearrange(u, "k b ... -> (k b) ...").float() * model.decoder.sigma_max
+        offsets = [rearrange(d, "k b ... -> (k b) ...") for d in offsets]
+        x = one_step(model, z, repeat(cond, "b ... -> (k b) ...", k=k), cfg_scale=cfg_scale, grow_offset=offsets)
+    x = rearrange(x.float(), "(k b) ... -> k b ...", k=k)
+    z = rearrange(z, "(k b) ... -> k b ...", k=k)
+    if tau is None:
+        return torch.stack([data_consistency(op, xk, y, prior_std) for xk in x]), z
+    sigma = torch.as_tensor(op.sigma_y, dtype=y.dtype, device=y.device).reshape(-1, *[1] * (y.dim() - 1))
+    ys = y + sigma * obs_noise if obs_noise is not None else y.expand(k, *y.shape)
+    return torch.stack([data_consistency(op, xk, yk, tau) for xk, yk in zip(x, ys, strict=True)]), z
 
 
 def generator_fingerprint(model) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from pagoda_inverse.control.generate import one_step, one_step_nfe
+from pagoda_inverse.core.generator import one_step, one_step_nfe
 from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.rng import randn_like
 from pagoda_inverse.solvers.base import SolverResult, encode_estimate, encoder_nfe, prepare, result
@@ -23,7 +23,7 @@ from pagoda_inverse.utils.errors import UserError
 
 
 def _decode(model, u, c, cfg_scale: float = 1.0, offsets=()) -> torch.Tensor:
-    """``[B, C, R, R]`` raw images of the normalised latents: :func:`~pagoda_inverse.control.generate.one_step` of
+    """``[B, C, R, R]`` raw images of the normalised latents: :func:`~pagoda_inverse.core.generator.one_step` of
     ``sigma_max u`` (through the guidance map when guided, as in generation), the features entering G's first
     ``len(offsets)`` growth stages shifted by ``offsets``."""
     return one_step(model, u * model.decoder.sigma_max, c, cfg_scale=cfg_scale, grow_offset=offsets)

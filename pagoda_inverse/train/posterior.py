@@ -23,12 +23,17 @@ import torch
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.core.posterior import CONSISTENCY_MODES, PosteriorConfig, PosteriorEncoder, generator_fingerprint
+from pagoda_inverse.core.posterior import (
+    CONSISTENCY_MODES,
+    PosteriorConfig,
+    PosteriorEncoder,
+    generator_fingerprint,
+    posterior_samples,
+)
 from pagoda_inverse.datasets import area_resize
 from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
-from pagoda_inverse.solvers.one_step import posterior_samples
 from pagoda_inverse.train.batches import random_hflip, sample_condition
 from pagoda_inverse.train.config import PosteriorTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images

@@ -170,7 +170,7 @@ def test_one_step_draws_antithetic_pairs(monkeypatch, samples):
 
 def test_bf16_decodes_stay_near_fp32():
     # G on prior latents (z ~ N(0, sigma_max^2), what a trained encoder feeds it): measured 0.08 max, 0.005 RMS.
-    from pagoda_inverse.control.generate import one_step
+    from pagoda_inverse.core.generator import one_step
     from pagoda_inverse.utils.device import autocast
 
     model = load_model("fmnist")
