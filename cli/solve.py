@@ -215,14 +215,14 @@ def _task(task: str, *, epilog: str, solver=None):
     def register(fn):
         kw = inspect.Parameter.KEYWORD_ONLY
         own = [p.replace(kind=kw) for p in inspect.signature(fn, eval_str=True).parameters.values()]
-        first = [inspect.Parameter("input", kw, annotation=InputOpt), inspect.Parameter("output", kw, default=None,
-                                                                                       annotation=OutputOpt)]  # fmt: skip
+        first = [inspect.Parameter("input", kw, annotation=InputOpt),
+                 inspect.Parameter("output", kw, default=None, annotation=OutputOpt)]  # fmt: skip
         params = first + own + [inspect.Parameter(n, kw, default=d, annotation=hint) for n, hint, d in shared]
 
         @functools.wraps(fn)
         def command(**options) -> None:
-            operator, params = fn(**{p.name: options.pop(p.name) for p in own})
-            _run(task, operator, params, **options)
+            operator, operator_params = fn(**{p.name: options.pop(p.name) for p in own})
+            _run(task, operator, operator_params, **options)
 
         command.__signature__ = inspect.Signature(params)  # what Typer reads the options from
         command.__annotations__ = {p.name: p.annotation for p in params}

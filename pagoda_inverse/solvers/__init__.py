@@ -154,7 +154,9 @@ def check_hparams(method: str, hparams: dict) -> None:
 
 def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature, the model's recommended
-    settings for ``op`` (:func:`model_settings`) beneath the caller's ``kwargs``.
+    settings for ``op`` (:func:`model_settings`) beneath the caller's ``kwargs``. A solver whose registry entry does
+    not cover ``op`` raises :class:`~pagoda_inverse.utils.errors.NotApplicableError` (:func:`not_applicable`), one
+    whose optional package is missing a :class:`UserError`, both before any work.
 
     >>> import torch
     >>> from pagoda_inverse import load_model
