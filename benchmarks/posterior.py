@@ -12,7 +12,8 @@ its figures, and the "Posterior encoders" section of the model card::
 
 Beside them, for every task suite of :data:`SIDE_BY_SIDE`: one ``one_step`` sample (two seeds) next to one output of
 the best peer (DDRM where it applies, else DiffPIR) and the truth, and the realism table (one sample's residual ratio,
-FD-FMNIST and conditional FD, with the real-images floor) read from the bench run in ``docs/results/results.json``.
+FD-FMNIST and conditional FD, with the real-images floor) read from the bench run in
+``docs/results-realism/results.json``.
 """
 
 from __future__ import annotations
