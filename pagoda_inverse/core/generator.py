@@ -80,8 +80,9 @@ def one_step(
     cfg_scale: float = 1.0,
     grow_offset: Sequence[torch.Tensor] = (),
 ) -> torch.Tensor:
-    """One-step sample of ``model`` (a :class:`~pagoda_inverse.core.model.PagodaModel`) from noise latents: ``G(z, c)``; with guidance ``w = cfg_scale != 1``, ``G_w(M(z, c, w), c)``
-    through the model's guidance map when it has one, else ``G_w(z, c)`` (:func:`one_step_nfe` evaluations).
+    """One-step sample of ``model`` (a :class:`~pagoda_inverse.core.model.PagodaModel`) from noise latents:
+    ``G(z, c)``; with guidance ``w = cfg_scale != 1``, ``G_w(M(z, c, w), c)`` through the model's guidance map when it
+    has one, else ``G_w(z, c)`` (:func:`one_step_nfe` evaluations).
 
     :param z: ``[B, C, r, r]`` noise latents at the ``sigma_max`` scale (``sigma_max * randn``).
     :param grow_offset: optional shifts of the features entering G's growth stages (see ``Generator``).

@@ -33,6 +33,10 @@ from pagoda_inverse.core.unet import Attention, ResBlock, _head
 from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.utils.device import autocast
 
+#: The ``sigma_y`` scale of the features (the largest training noise level), and ``(noise floor, prior std)`` of the
+#: regularised inverse among them: the defaults of :class:`PosteriorConfig` and :func:`describe_operator`.
+SIGMA_SCALE = 0.2
+INVERSE_STD = (0.01, 0.3)
 #: How the data-consistency step's prior width is set (:attr:`PosteriorConfig.consistency`).
 CONSISTENCY_MODES = ("fixed", "learned")
 
@@ -81,9 +85,9 @@ class PosteriorConfig:
     fill_scales: tuple[float, ...] = (1.0, 3.0)
     consistency: str = "fixed"
     init_consistency_std: float = 0.2
-    sigma_scale: float = 0.2
-    inverse_noise_floor: float = 0.01
-    inverse_prior_std: float = 0.3
+    sigma_scale: float = SIGMA_SCALE
+    inverse_noise_floor: float = INVERSE_STD[0]
+    inverse_prior_std: float = INVERSE_STD[1]
 
     def __post_init__(self):
         if self.consistency not in CONSISTENCY_MODES:
@@ -133,8 +137,8 @@ def _gaussian_blur(x: torch.Tensor, std: float) -> torch.Tensor:
 
 @torch.no_grad()
 def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], probe_size: int = 9,
-                      fill_scales: tuple[float, ...] = (), sigma_scale: float = 0.2,
-                      inverse_std: tuple[float, float] = (0.01, 0.3)):  # fmt: skip
+                      fill_scales: tuple[float, ...] = (), sigma_scale: float = SIGMA_SCALE,
+                      inverse_std: tuple[float, float] = INVERSE_STD):  # fmt: skip
     """``(maps [B, (2 + S) C + 1, H, W], vector [B, C probe_size^2 + 1])``: what ``q`` sees of an observation and
     its operator (``S = len(fill_scales)``).
 
