@@ -4,9 +4,8 @@ report, so that ``pagoda-inv solve``, ``solve_image`` and ``solve()`` give the e
     python benchmarks/solver_defaults.py --model fmnist           # the JSON for `pagoda-inv export --solver-defaults`
     python benchmarks/solver_defaults.py --model fmnist --card    # the model card's line about them
 
-Only the settings that act on the posterior-encoder path are taken (``samples``, ``precision``): ``eta`` and
-``rounds`` apply only to a model without a posterior encoder for the family, and the fmnist model has one for every
-family it has suites for. The setting most suites share is the solver's own; a family whose suites use another
+Only ``one_step``'s settings are taken (``samples``, ``precision``): the fmnist model has a posterior encoder for
+every family it has suites for, so ``encode_perturb`` (for a model without one) is optional in its suites. The setting most suites share is the solver's own; a family whose suites use another
 gets it under ``"families"`` (see :func:`pagoda_inverse.solvers.model_settings`).
 """
 
@@ -19,7 +18,7 @@ from collections import Counter
 
 from pagoda_inverse.bench.tasks import TaskSpec, list_tasks, load_task
 
-#: The one_step hyper-parameters the shipped defaults carry (those of the posterior-encoder path).
+#: The one_step hyper-parameters the shipped defaults carry.
 KEYS = ("samples", "precision")
 
 

@@ -36,6 +36,15 @@ DatasetOpt = Annotated[
         "--dataset", help="fmnist (default) or a folder of images (read as grayscale, resized to the preset's size)."
     ),
 ]
+CropsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--crops",
+        min=0,
+        help="With --dataset FOLDER: train on this many random multi-scale crops of its images instead of each image "
+        "whole, so the model solves images of any size in tiles (as photo does).",
+    ),
+]
 PreviewOpt = Annotated[
     int,
     typer.Option(

@@ -28,13 +28,18 @@ OutputOpt = Annotated[
 ]
 
 
-def _solver_option(family: str, default_first: tuple[str, ...] = ("one_step",), lead: str = ""):
+_SAMPLER_LEAD = (
+    "one_step (the default where the model has a posterior encoder for this task, as fmnist does), "
+    "encode_perturb (the default otherwise: samples around the encoding of the observation)"
+)
+
+
+def _solver_option(family: str, default_first=("one_step", "encode_perturb"), lead: str = _SAMPLER_LEAD):
     """The ``--solver`` option of a task: the registry's solvers that apply to its operator family."""
     names = [n for n, entry in SOLVERS.items() if entry.applies(family) and n not in default_first]
-    listed = lead or ", ".join(default_first)
     return Annotated[
         str | None,
-        typer.Option("--solver", help=f"{listed}, {', '.join(names)}.", rich_help_panel="Solver"),
+        typer.Option("--solver", help=f"{lead}, {', '.join(names)}.", rich_help_panel="Solver"),
     ]
 
 
@@ -160,8 +165,6 @@ def _run(
             console.print(f"note: {input} has an alpha channel; it is dropped (pixels keep their colour)")
     for message in out.notes:
         console.print(f"note: {message}")
-    if result.info.get("posterior"):
-        console.print(f"one_step through the model's {result.info['posterior']} posterior encoder")
     if out.tiled:
         tile, overlap = result.info["tile"], result.info["overlap"]
         console.print(
@@ -196,9 +199,9 @@ def _run(
 def _task(task: str, *, epilog: str, solver=None):
     """Register ``fn`` (the task's own operator options -> ``(operator, params)``) as ``pagoda-inv solve TASK``, with
     ``--input``, ``--output`` before its options and the shared ones after them (``solver``: the ``--solver``
-    option's annotation; default: this task's applicable solvers, ``one_step`` first)."""
+    option's annotation; default: this task's applicable solvers, the PaGoDA samplers first)."""
     shared = [
-        ("solver", solver or _solver_option(task), None if solver else "one_step"),
+        ("solver", solver or _solver_option(task), None),
         ("samples", SamplesOpt, None),
         ("seed", SeedOpt, 0),
         ("sigma_y", SigmaOpt, None),
@@ -294,12 +297,12 @@ def denoise() -> tuple[str, dict]:
 
 _COLORIZE_LEAD = (
     "colour_net (the default when the model has a colour network, as photo does: the posterior-mean colour), "
-    "one_step (the default with --samples K > 1: K colourings, their mean and std map)"
+    "one_step (the default with --samples K > 1: K colourings, their mean and std map), encode_perturb"
 )
 
 
 @_task("colorize", epilog="Example: pagoda-inv solve colorize --input gray.png --samples 4",
-       solver=_solver_option("colorize", ("colour_net", "one_step"), _COLORIZE_LEAD))  # fmt: skip
+       solver=_solver_option("colorize", ("colour_net", "one_step", "encode_perturb"), _COLORIZE_LEAD))  # fmt: skip
 def colorize() -> tuple[str, dict]:
     """Colorization of a grayscale image (needs an RGB model)."""
     return "colorize", {}

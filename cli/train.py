@@ -12,6 +12,7 @@ import typer
 
 from pagoda_inverse.cli.options import (
     BatchSizeOpt,
+    CropsOpt,
     DataRootOpt,
     DatasetOpt,
     DeviceOpt,
@@ -114,14 +115,18 @@ def _run_stage(
 
 
 #: The data options a stage may take (``_stage(data=...)``) and the config field each one overrides.
-_DATA_OPTIONS = {"data_root": (DataRootOpt, "root"), "dataset": (DatasetOpt, "dataset")}
+_DATA_OPTIONS = {
+    "data_root": (DataRootOpt, "root"),
+    "dataset": (DatasetOpt, "dataset"),
+    "crops": (CropsOpt, "crops"),
+}
 
 
 def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry_run: bool = False, epilog=None):
     """Register ``fn(run, **own_options)`` as ``pagoda-inv train KIND`` with the options every stage shares.
 
     The command's options are ``fn``'s own, then ``--preset`` (default ``preset``), ``--runs``, ``--resume``, the data
-    options named in ``data`` (``"data_root"``, ``"dataset"``), ``--steps``, ``--batch-size``, ``--quiet``,
+    options named in ``data`` (``"data_root"``, ``"dataset"``, ``"crops"``), ``--steps``, ``--batch-size``, ``--quiet``,
     ``--device`` and, with ``dry_run``, ``--dry-run``. ``fn`` gets ``run(train, *inputs, **overrides)``: :func:`_run_stage` with those shared
     options bound (``--steps``, ``--batch-size`` and the data options are config overrides, as ``overrides`` are).
     """
@@ -163,7 +168,7 @@ def _stage(kind: str, *, preset: str = "fmnist", data: tuple[str, ...] = (), dry
     return register
 
 
-@_stage("teacher", data=("data_root", "dataset"), epilog=TEACHER_EPILOG)
+@_stage("teacher", data=("data_root", "dataset", "crops"), epilog=TEACHER_EPILOG)
 def teacher(run) -> None:
     """Train the low-resolution EDM teacher (stage 1) on area-downsampled images."""
     from pagoda_inverse.train.teacher import train_teacher

@@ -41,6 +41,7 @@ __all__ = [
     "photo_crops",
     "photo_manifest",
     "photo_sources",
+    "random_crops",
     "shrink_to",
 ]
 
@@ -257,23 +258,34 @@ def photo_crops(
     """``n`` random crops of the photos of ``split``, area-downsampled to ``size x size``: ``uint8 [n, 3, size, size]``.
 
     Every photo is first shrunk by :func:`shrink_to` to a longer side of at most ``max_side`` (the wallpapers' 2560
-    px), so that a crop of one scale shows about as much of a scene whatever camera took it. Crop ``i`` depends only
-    on ``(seed, i)``: it picks a photo uniformly, a scale ``s`` from ``scales`` (the crop covers ``s * size`` pixels
-    of the photo, at most its shorter side) and a uniform position, then averages ``s x s`` blocks. No flips here:
-    the training loops flip.
+    px), so that a crop of one scale shows about as much of a scene whatever camera took it; then
+    :func:`random_crops`.
     """
-    sources = photo_sources(split)
-    photos = [shrink_to(load_photo(s), max_side) for s in sources]
-    out = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    photos = [shrink_to(load_photo(s), max_side) for s in photo_sources(split)]
+    return random_crops(photos, n, size=size, scales=scales, seed=seed).round().to(torch.uint8)
+
+
+def random_crops(
+    images: list[torch.Tensor], n: int, *, size: int, scales: tuple[int, ...] = (1, 2, 4, 8), seed: int = 0
+) -> torch.Tensor:
+    """``n`` random multi-scale crops of ``images`` (each ``[C, H, W]``, any size and dtype), area-downsampled to
+    ``size x size``: ``float32 [n, C, size, size]``. Crop ``i`` depends only on ``(seed, i)``: it picks an image uniformly,
+    a scale ``s`` from ``scales`` (the crop covers ``s * size`` pixels, at most the image's shorter side; an image
+    smaller than ``size`` is an error) and a uniform position, then averages ``s x s`` blocks. No flips here: the
+    training loops flip."""
+    small = [tuple(x.shape[-2:]) for x in images if min(x.shape[-2:]) < size]
+    if small:
+        raise UserError(f"random crops of {size}x{size} need images at least that large; got one of {small[0]}")
+    out = torch.empty(n, images[0].shape[0], size, size)
     for i in range(n):
         g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        photo = photos[int(torch.randint(len(photos), (1,), generator=g))]
-        h, w = photo.shape[-2:]
+        image = images[int(torch.randint(len(images), (1,), generator=g))]
+        h, w = image.shape[-2:]
         s = scales[int(torch.randint(len(scales), (1,), generator=g))]
         s = max(1, min(s, min(h, w) // size))
         side = s * size
         top = int(torch.randint(h - side + 1, (1,), generator=g))
         left = int(torch.randint(w - side + 1, (1,), generator=g))
-        crop = photo[:, top : top + side, left : left + side].float()
-        out[i] = torch.nn.functional.avg_pool2d(crop[None], s)[0].round().to(torch.uint8)
+        crop = image[None, :, top : top + side, left : left + side].float()
+        out[i] = torch.nn.functional.avg_pool2d(crop, s)[0]
     return out

@@ -2,8 +2,8 @@
 # Train the embedded `photo` model from scratch on this machine, stage by stage:
 #   teacher 16x16 (unconditional, RGB crops of the photos in datasets/photos.py) -> PF-ODE latents (train, test)
 #   -> one-step decoder at 16x16 -> grow to 32 -> grow to 64 -> colour network (colorization)
-#   -> export as fp16 into pagoda_inverse/models/photo -> posterior encoder for colorization (trained against the
-#   exported G, then exported beside it) -> benchmark (docs/photo.md and the model card).
+#   -> export as fp16 into pagoda_inverse/models/photo -> posterior encoders for colorization, super-resolution and
+#   deblurring (trained against the exported G, then exported beside it) -> benchmark (docs/photo.md, model card).
 # Needs the photo packages that install.sh installs (plasma-workspace-wallpapers, lomiri-wallpapers-16.04 and -20.04,
 # opencv-doc). Training takes about 195 min on a 2-core CPU (165 without the posterior encoder); docs/photo.md lists
 # each stage's measured time.
@@ -38,22 +38,27 @@ D16=$(stage decoder pagoda-inv train decoder --preset photo --teacher "$T" --lat
 D32=$(stage grow32 pagoda-inv train grow --preset photo --decoder "$D16" --teacher "$T" --latents "$L" --runs "$RUNS")
 D64=$(stage grow64 pagoda-inv train grow --preset photo --decoder "$D32" --teacher "$T" --latents "$L" --runs "$RUNS")
 C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
-# The model's solver settings, chosen on training crops: the PF-ODE encoding in G's training steps (12), perturbed by
-# eta 0.1 (0.3: -0.1 dB), 2 samples (4 cost twice the decoding time for a few hundredths of a dB), bf16 networks where the device has native bfloat16 (precision auto; emulated bf16 on an AVX2-only CPU is ~12x slower than fp32).
+# The model's solver settings, chosen on training crops: one_step (the posterior encoders' families) and encode_perturb
+# (the others) with 2 samples (4 cost twice the decoding time for a few hundredths of a dB), bf16 networks where the
+# device has native bfloat16 (precision auto; emulated bf16 on an AVX2-only CPU is ~12x slower than fp32);
+# encode_perturb: the PF-ODE encoding in G's training steps (12), perturbed by eta 0.1 (0.3: -0.1 dB).
 # (No learned encoder: at 16.9 dB it was too coarse.)
-DEFAULTS='{"one_step": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}}'
+DEFAULTS='{"one_step": {"samples": 2, "precision": "auto"}, "encode_perturb": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}}'
 MODEL=pagoda_inverse/models/photo
 export_model() {
   pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --colour "$C" \
     --solver-defaults "$DEFAULTS" "$@"
 }
 export_model
-P=$(stage posterior-colorize pagoda-inv train posterior --family colorize --preset photo --model "$MODEL" --runs "$RUNS")
-# The posterior encoder is added to the exported folder on its own: it was trained for the decoder already there.
-add_posterior() { pagoda-inv export --overwrite --out "$MODEL" --posterior "$P" "$@"; }
+# The posterior encoders are added to the exported folder on their own: they were trained for the decoder already
+# there. colorize (2000 steps); superres and deblur (800 and 600 steps: the photo issue's 90-minute budget for the two).
+P1=$(stage posterior-colorize pagoda-inv train posterior --family colorize --preset photo --model "$MODEL" --runs "$RUNS")
+P2=$(stage posterior-superres pagoda-inv train posterior --family superres --preset photo --model "$MODEL" --runs "$RUNS" --steps 800)
+P3=$(stage posterior-deblur pagoda-inv train posterior --family deblur --preset photo --model "$MODEL" --runs "$RUNS" --steps 600)
+add_posterior() { pagoda-inv export --overwrite --out "$MODEL" --posterior "$P1" --posterior "$P2" --posterior "$P3" "$@"; }
 add_posterior
 python benchmarks/photo.py --teacher-run "$(dirname "$T")" --decoder-run "$(dirname "$D16")" \
   --grow-runs "$(dirname "$D32")" "$(dirname "$D64")" \
   --test-latents "$RUNS/photo-latents-test" --encode-log "$RUNS/photo-encode-train.log" \
-  --colour-run "$(dirname "$C")" --posterior-runs "$(dirname "$P")" --model "$MODEL"
+  --colour-run "$(dirname "$C")" --model "$MODEL"
 add_posterior --card docs/models/photo.md

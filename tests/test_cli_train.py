@@ -24,7 +24,8 @@ def calls(monkeypatch):
 @pytest.mark.parametrize(
     ("args", "inputs", "overrides"),
     [
-        (["teacher", "--data-root", "D", "--dataset", "F"], (), {"root": "D", "dataset": "F"}),
+        (["teacher", "--data-root", "D", "--dataset", "F"], (), {"root": "D", "dataset": "F", "crops": None}),
+        (["teacher", "--dataset", "F", "--crops", "500"], (), {"root": None, "dataset": "F", "crops": 500}),
         (["decoder", "--teacher", "T", "--latents", "L"], (Path("T"), Path("L")), {}),
         (["encoder", "--teacher", "T", "--latents", "L"], (Path("T"), Path("L")), {}),
         (["guidance", "--teacher", "T"], (Path("T"),), {}),

@@ -190,7 +190,7 @@ def test_docs_state_what_the_code_does():
     guide = " ".join((ROOT / "docs" / "examples" / "custom-dataset.md").read_text().split())
     assert f"takes {TILE_BATCH['cuda']} tiles per call of a large photo ({TILE_BATCH['cpu']} on the CPU;" in guide
     assert f"with {TILE_BATCH['cpu']} tiles per call, its default" in guide
-    photo = read_solver_defaults(ROOT / "pagoda_inverse" / "models" / "photo")["one_step"]
+    photo = read_solver_defaults(ROOT / "pagoda_inverse" / "models" / "photo")["encode_perturb"]
     solvers = " ".join((ROOT / "docs" / "concepts" / "solvers.md").read_text().split())
     steps, eta, samples = photo["num_steps"], photo["eta"], photo["samples"]
     assert f"the `photo` model ships the PF-ODE encoder in {steps} steps, eta {eta}, {samples} samples" in solvers
@@ -207,17 +207,20 @@ def test_per_family_settings_update_the_solvers_own(tiny_photo_model_dir, tmp_pa
     from pagoda_inverse.utils.errors import UserError
 
     parts = {p: tiny_photo_model_dir / p for p in ("teacher", "decoder", "encoder")}
-    defaults = {"one_step": {"samples": 3, "eta": 0.5}, "families": {"denoise": {"one_step": {"samples": 2}}}}
+    defaults = {
+        "encode_perturb": {"samples": 3, "eta": 0.5},
+        "families": {"denoise": {"encode_perturb": {"samples": 2}}},
+    }
     model = load_model(export_model(tmp_path / "m", **parts, solver_defaults=defaults))
     y = torch.rand(1, 3, 16, 16) * 2 - 1
     denoise = make_operator("denoise", shape=(3, 16, 16), sigma_y=0.1)
     blur = make_operator("gaussian_blur", shape=(3, 16, 16), sigma=1.0, size=5)
-    assert solve("one_step", model, denoise, y).samples.shape[0] == 2  # the family's
-    assert solve("one_step", model, blur, y).samples.shape[0] == 3  # the solver's own
-    assert solve("one_step", model, denoise, y, samples=1).samples.shape[0] == 1  # the caller's over both
+    assert solve("encode_perturb", model, denoise, y).samples.shape[0] == 2  # the family's
+    assert solve("encode_perturb", model, blur, y).samples.shape[0] == 3  # the solver's own
+    assert solve("encode_perturb", model, denoise, y, samples=1).samples.shape[0] == 1  # the caller's over both
     for bad, message in [
         ({"families": {"superress": {}}}, "unknown operator family 'superress'"),
-        ({"families": {"denoise": {"one_step": {"samplez": 2}}}}, "no hyper-parameter 'samplez'"),
+        ({"families": {"denoise": {"encode_perturb": {"samplez": 2}}}}, "no hyper-parameter 'samplez'"),
         ({"families": {"denoise": {"families": {}}}}, "must map solver names to objects"),
     ]:
         with pytest.raises(UserError, match=message):

@@ -175,7 +175,7 @@ def test_photo_of_any_size_is_solved_in_tiles(tmp_path, tiny_photo_model_dir):
     # Colorization of a grayscale input; an RGBA input says what happens to alpha.
     Image.fromarray(rng.integers(0, 255, (20, 36), dtype=np.uint8)).save(tmp_path / "gray.png")
     result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"), "--model", model)
-    assert result.returncode == 0 and "one_step:" in result.stderr, result.stderr  # no colour network: one_step
+    assert result.returncode == 0 and "encode_perturb:" in result.stderr, result.stderr  # no colour net, no encoder
     with Image.open(tmp_path / "gray-colorize.png") as out:
         assert out.size == (36, 20) and out.mode == "RGB"
     result = run_cli("solve", "denoise", "--input", str(tmp_path / "rgba.png"), "--model", model)
@@ -223,8 +223,8 @@ def test_the_python_api_gives_the_cli_result(images, tiny_model_dir, tiny_photo_
                       samples=2, seed=5, log=lines.append)  # fmt: skip
     written = torch.from_numpy(np.asarray(Image.open(images / "cli.png")))
     assert torch.equal(to_uint8(out.result.estimate[0])[0], written)
-    assert out.solver == "one_step" and not out.tiled and out.result.samples.shape == (2, 1, 1, 16, 16)
-    assert lines[0] == "model tiny-model0: works on 1-channel 16x16 images"
+    assert out.solver == "encode_perturb" and not out.tiled and out.result.samples.shape == (2, 1, 1, 16, 16)
+    assert lines[1] == "model tiny-model0: works on 1-channel 16x16 images"
     # The model choice: colour photos go to the photo model, gray images to the default one.
     rgb = torch.rand(3, 8, 8) * 2 - 1
     assert default_model(rgb, "downsample_area") == "photo" and default_model(rgb[:1], "downsample_area") == "fmnist"

@@ -42,7 +42,7 @@ assert torch.allclose((op.A(u) * v).sum(), (u * op.A_adjoint(v)).sum())
 y = op(x, generator=torch.Generator().manual_seed(0))  # [5, 1, 32, 16]
 
 columns = {"observation": torch.nn.functional.interpolate(y, size=(32, 32), mode="nearest"), "pinv": op.A_dagger(y)}
-for solver in ("one_step", "latent_map"):
+for solver in ("encode_perturb", "latent_map"):  # one_step needs a posterior encoder for a family
     columns[solver] = pi.solve(solver, model, op, y, generator=torch.Generator().manual_seed(0)).estimate
 columns["truth"] = x
 save_panels(columns, out / "custom_operator.png")

@@ -72,6 +72,31 @@ _PARTS = {
 }
 
 
+#: The model folder's file of typed geometry (:class:`ModelGeometry`), written by export.
+GEOMETRY_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """What a model is, in types: derived from its parts when it loads, stored by export as ``model.json`` (checked
+    against the parts at load, so a folder whose parts were swapped behind it is refused).
+
+    :param channels: image channels ``C`` (1 or 3).
+    :param teacher_resolution: ``r``, the side of the teacher's images and of the latents.
+    :param resolution: ``R``, the side of G's images (``r`` without a decoder).
+    :param sigma_max: the noise level the latents are scaled by (G's input; ``None`` without a decoder).
+    :param patch_prior: trained on random crops of larger images, so images of any size are solved in overlapping
+        tiles (:func:`~pagoda_inverse.solvers.tiled.solve_tiled`): the ``photo`` crops, or a folder's with
+        ``DataConfig.crops``.
+    """
+
+    channels: int
+    teacher_resolution: int
+    resolution: int
+    sigma_max: float | None
+    patch_prior: bool
+
+
 @dataclass
 class PagodaModel:
     """What the solvers and ``generate`` use.
@@ -111,19 +136,32 @@ class PagodaModel:
     generation_defaults: dict = field(default_factory=dict)
 
     @property
+    def geometry(self) -> ModelGeometry:
+        """The model's :class:`ModelGeometry`, from its config and decoder."""
+        channels, r = image_geometry(self.config)
+        data = self.config.get("data", {})
+        return ModelGeometry(
+            channels=channels,
+            teacher_resolution=r,
+            resolution=self.decoder.net.config.out_resolution if self.decoder is not None else r,
+            sigma_max=float(self.decoder.sigma_max) if self.decoder is not None else None,
+            patch_prior=data.get("dataset") == "photo" or bool(data.get("crops")),
+        )
+
+    @property
     def channels(self) -> int:
         """Image channels ``C``."""
-        return image_geometry(self.config)[0]
+        return self.geometry.channels
 
     @property
     def teacher_resolution(self) -> int:
         """The teacher's (and the latents') resolution ``r``."""
-        return image_geometry(self.config)[1]
+        return self.geometry.teacher_resolution
 
     @property
     def resolution(self) -> int:
         """Output resolution of G (the teacher's when there is no decoder)."""
-        return self.decoder.net.config.out_resolution if self.decoder is not None else self.teacher_resolution
+        return self.geometry.resolution
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -183,9 +221,8 @@ class PagodaModel:
 
     @property
     def patch_prior(self) -> bool:
-        """Whether the model was trained on random crops of larger photos, so that an image of any size is solved in
-        overlapping tiles (:func:`~pagoda_inverse.solvers.tiled.solve_tiled`)."""
-        return self.config.get("data", {}).get("dataset") == "photo"
+        """Whether images of any size are solved in overlapping tiles (:attr:`ModelGeometry.patch_prior`)."""
+        return self.geometry.patch_prior
 
     @property
     def conditional(self) -> bool:
@@ -215,23 +252,53 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         if kind not in parts:
             raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a {'/'.join(parts)} checkpoint")
         parts = {kind: path}
-    loaded, config, tensors = {}, None, None
+    loaded, config, tensors, first = {}, None, None, None
     for name, (wrap, describes) in _PARTS.items():  # each part present: its network, wrapped for its role
         if parts.get(name) is not None and parts[name].is_dir():
             net, part_config, part_tensors = load_part(parts[name])
             loaded[name] = wrap(net, part_config, parts[name])
-            if describes and config is None:  # the first part that knows the geometry and the captions
-                config, tensors = part_config.get("teacher_config", part_config), part_tensors
+            if not describes:
+                continue
+            described = part_config.get("teacher_config", part_config)
+            if config is None:  # the first part that knows the geometry and the captions
+                config, tensors, first = described, part_tensors, name
+            elif image_geometry(described) != image_geometry(config):  # parts of one model share its geometry
+                (c, r), (c0, r0) = image_geometry(described), image_geometry(config)
+                raise CheckpointError(
+                    f"{parts[name]}: is for {c}-channel {r}px images but {parts[first]} for {c0}-channel {r0}px; "
+                    "export the parts of one model together"
+                )
     if config is None:
         raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
+    if "colour" in loaded and image_geometry(config)[0] != 3:
+        raise CheckpointError(f"{parts['colour']}: a colour network needs an RGB model; this one is grayscale")
     defaults = read_solver_defaults(path)
     bank = part_bank(config, tensors)
     teacher, decoder, encoder, guidance, colour = (loaded.get(n) for n in _PARTS)
     model = PagodaModel(path, teacher, decoder, bank, config, encoder, guidance, colour, defaults)
     model.generation_defaults = read_generation_defaults(path)
+    check_geometry(model)
     folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if decoder is not None else []
     model.posteriors = {p.name: load_posterior(p, model) for p in folders}
     return model
+
+
+def check_geometry(model: PagodaModel) -> None:
+    """Raise :class:`CheckpointError` when the folder's ``model.json`` (written by export) disagrees with the
+    geometry of the parts it holds; a folder without one (a run's checkpoint) is described by its parts alone."""
+    from dataclasses import asdict
+
+    stored = _read_json(Path(model.path) / GEOMETRY_FILE)
+    if stored is None:
+        return
+    actual = asdict(model.geometry)
+    wrong = [f"{k} {stored.get(k)!r} (the parts: {v!r})" for k, v in actual.items() if stored.get(k) != v]
+    if wrong or set(stored) != set(actual):
+        raise CheckpointError(
+            f"{Path(model.path) / GEOMETRY_FILE}: does not describe the parts beside it: "
+            + ("; ".join(wrong) or f"keys {sorted(stored)}, expected {sorted(actual)}")
+            + "; re-export the model (pagoda-inv export --overwrite)"
+        )
 
 
 def _read_json(path: Path):

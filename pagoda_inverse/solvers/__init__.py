@@ -1,13 +1,14 @@
 """Inverse-problem solvers, one signature for all (see :mod:`pagoda_inverse.solvers.base`), and their registry.
 
 Baselines without a learned prior (``pinv``, ``bicubic``, ``gray`` for colorization, scikit-image's ``biharmonic``,
-``richardson_lucy``, ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step``, ``latent_map``, ``latent_ilo``,
+``richardson_lucy``, ``wiener``), the PaGoDA solvers (``encode_decode``, ``one_step`` through the model's posterior
+encoder for the operator's family, ``encode_perturb`` for a model without one, ``latent_map``, ``latent_ilo``,
 ``latent_langevin``), the photo model's colorization network (``colour_net``) and the peers through deepinv with
 the ``fmnist-fullres`` prior (``dps``, ``ddrm``, ``diffpir``, ``pigdm``).
 
 >>> sorted(SOLVERS)  # doctest: +NORMALIZE_WHITESPACE
-['bicubic', 'biharmonic', 'colour_net', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'gray', 'latent_ilo',
- 'latent_langevin', 'latent_map', 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
+['bicubic', 'biharmonic', 'colour_net', 'ddrm', 'diffpir', 'dps', 'encode_decode', 'encode_perturb', 'gray',
+ 'latent_ilo', 'latent_langevin', 'latent_map', 'one_step', 'pigdm', 'pinv', 'richardson_lucy', 'wiener']
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Solver:
     :param binary_mask: masks must be binary (inpainting and DDRM's pixel-basis SVD).
     :param needs: the optional package it imports (its ``pip`` extra is ``peers``).
     :param applies_to: the refusal's wording: "the NAME solver only applies to ``applies_to``".
+    :param posterior: it needs the model's posterior encoder for the operator's family (``model.posteriors``).
     """
 
     target: str
@@ -44,6 +46,7 @@ class Solver:
     binary_mask: bool = False
     needs: str | None = None
     applies_to: str = ""
+    posterior: bool = False
 
     @property
     def fn(self) -> Callable[..., SolverResult]:
@@ -66,7 +69,8 @@ SOLVERS = {
     "richardson_lucy": Solver("classical:solve_richardson_lucy", ("deblur",), needs="skimage", applies_to=_BLUR),
     "wiener": Solver("classical:solve_wiener", ("deblur",), needs="skimage", applies_to=_BLUR),
     "encode_decode": Solver("one_step:solve_encode_decode"),
-    "one_step": Solver("one_step:solve_one_step"),
+    "one_step": Solver("one_step:solve_one_step", posterior=True),
+    "encode_perturb": Solver("one_step:solve_encode_perturb"),
     "latent_map": Solver("latent:solve_latent_map"),
     "latent_ilo": Solver("latent:solve_latent_ilo"),
     "latent_langevin": Solver("latent:solve_latent_langevin"),
@@ -82,23 +86,49 @@ SOLVERS = {
 LATENT_FREE = ("pinv", "bicubic", "gray", "biharmonic", "richardson_lucy", "wiener")
 
 
-def not_applicable(method: str, op) -> str | None:
-    """Why solver ``method`` does not apply to ``op`` (one line), or ``None`` where it does (its registry entry).
+def not_applicable(method: str, op, model=None) -> str | None:
+    """Why solver ``method`` does not apply to ``op`` (one line), or ``None`` where it does (its registry entry; with
+    ``model``, also whether the model has the posterior encoder a :attr:`Solver.posterior` solver needs).
 
+    >>> from pagoda_inverse import load_model
     >>> from pagoda_inverse.ops import make_operator
     >>> not_applicable("wiener", make_operator("inpaint_mask", shape=(1, 8, 8)))
     'the wiener solver only applies to blur (deblur tasks), not the inpaint operator'
-    >>> not_applicable("one_step", make_operator("inpaint_mask", shape=(1, 8, 8))) is None
+    >>> not_applicable("one_step", make_operator("inpaint_mask", shape=(1, 8, 8)), load_model("fmnist")) is None
     True
+    >>> not_applicable("one_step", make_operator("inpaint_mask", shape=(3, 64, 64)), load_model("photo"))
+    "model 'photo' has no posterior encoder for inpaint operators: use the encode_perturb solver, or train one with: pagoda-inv train posterior --family inpaint"
     """
     from pagoda_inverse.ops.families import operator_family
 
     entry = SOLVERS[method]
     family = operator_family(op)
-    if entry.applies(family) and not (entry.binary_mask and not getattr(op, "binary", True)):  # only masks are soft
-        return None
     what = f"the {family} operator" if family else f"{type(op).__name__} (outside every operator family)"
-    return f"the {method} solver only applies to {entry.applies_to}, not {what}"
+    if not entry.applies(family) or (entry.binary_mask and not getattr(op, "binary", True)):  # only masks are soft
+        return f"the {method} solver only applies to {entry.applies_to}, not {what}"
+    if entry.posterior and model is not None and family not in model.posteriors:
+        name = Path(model.path).name
+        if family is None:
+            return f"the {method} solver needs a posterior encoder, and {what} has none: use the encode_perturb solver"
+        return (
+            f"model {name!r} has no posterior encoder for {family} operators: use the encode_perturb solver, "
+            f"or train one with: pagoda-inv train posterior --family {family}"
+        )
+    return None
+
+
+def default_solver(model, op) -> str:
+    """The PaGoDA sampler for ``op`` with ``model``: ``one_step`` through the model's posterior encoder for ``op``'s
+    family where it has one, else ``encode_perturb`` (samples around the encoding of ``A^+ y``).
+
+    >>> from pagoda_inverse import load_model
+    >>> from pagoda_inverse.ops import make_operator
+    >>> default_solver(load_model("fmnist"), make_operator("inpaint_mask", shape=(1, 32, 32)))
+    'one_step'
+    >>> default_solver(load_model("photo"), make_operator("inpaint_mask", shape=(3, 64, 64)))
+    'encode_perturb'
+    """
+    return "one_step" if not_applicable("one_step", op, model) is None else "encode_perturb"
 
 
 def check_needs(method: str) -> None:
@@ -155,7 +185,7 @@ def check_hparams(method: str, hparams: dict) -> None:
 def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """Run the solver ``method`` (a key of :data:`SOLVERS`) with the shared signature, the model's recommended
     settings for ``op`` (:func:`model_settings`) beneath the caller's ``kwargs``. A solver whose registry entry does
-    not cover ``op`` raises :class:`~pagoda_inverse.utils.errors.NotApplicableError` (:func:`not_applicable`), one
+    not cover ``op`` (or that needs a posterior encoder the model lacks) raises :class:`~pagoda_inverse.utils.errors.NotApplicableError` (:func:`not_applicable`), one
     whose optional package is missing a :class:`UserError`, both before any work.
 
     >>> import torch
@@ -169,7 +199,7 @@ def solve(method: str, model, op, y, **kwargs) -> SolverResult:
     """
     if method not in SOLVERS:
         raise UserError(f"unknown solver {method!r}; choose one of: {', '.join(SOLVERS)}")
-    reason = not_applicable(method, op)
+    reason = not_applicable(method, op, model)
     if reason is not None:
         raise NotApplicableError(reason)
     check_needs(method)

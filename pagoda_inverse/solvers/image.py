@@ -1,6 +1,6 @@
 """Solve one inverse problem on one image, with the choices ``pagoda-inv solve`` makes: the model (``photo`` for
 colour images and colorization, else ``fmnist``), the solver (the model's colour network for colorization, else
-``one_step``), whole-image or tiled solving, the model's recommended settings, and an optional simulated observation.
+``one_step`` where the model has a posterior encoder for the operator's family, else ``encode_perturb``), whole-image or tiled solving, the model's recommended settings, and an optional simulated observation.
 
 >>> import torch
 >>> from pagoda_inverse.solvers.image import solve_image
@@ -24,7 +24,7 @@ from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.io import MAX_PIXELS_ENV, ColourImageError, pixel_cap
 
 #: Solvers that draw several samples (``samples > 1`` is refused for the others).
-SAMPLING_SOLVERS = ("one_step", "latent_langevin")
+SAMPLING_SOLVERS = ("one_step", "encode_perturb", "latent_langevin")
 
 #: The measurement noise std (``[-1, 1]`` units) assumed per operator family when the caller gives none: the levels
 #: of the task suites (``tasks/*.toml``) whose results the docs report. A real image is never exact (an exact,
@@ -117,8 +117,10 @@ def solve_image(
         ``params`` its parameters (``factor`` for super-resolution).
     :param model: a model, an embedded name or a folder (default: :func:`default_model`).
     :param solver: default: ``colour_net`` for colorization with a model that has a colour network (the posterior-mean
-        colour), unless ``samples > 1`` asks for K colourings; else ``one_step``.
-    :param samples: posterior samples (``one_step``, ``latent_langevin``); default the model's setting, else 1.
+        colour), unless ``samples > 1`` asks for K colourings; else :func:`~pagoda_inverse.solvers.default_solver`
+        (``one_step`` through the model's posterior encoder for the operator's family, else ``encode_perturb``).
+    :param samples: posterior samples (``one_step``, ``encode_perturb``, ``latent_langevin``); default the model's
+        setting, else 1.
     :param seed: seed of the operator's random parameters, the simulated noise and the solver's noise.
     :param class_: condition on a class index; ``prompt``: on a text prompt (runs the text encoder), through the class
         it is read as (:meth:`~pagoda_inverse.core.model.PagodaModel.prompt_labels`, said through ``log``).
@@ -134,7 +136,8 @@ def solve_image(
     :param callback: tile progress ``{"step", "total"}`` (tiled solving only).
     """
     from pagoda_inverse.ops import make_operator
-    from pagoda_inverse.solvers import model_settings, solve
+    from pagoda_inverse.ops.families import operator_family
+    from pagoda_inverse.solvers import default_solver, model_settings, not_applicable, solve
     from pagoda_inverse.solvers.tiled import WHOLE_IMAGE_SIDE, solve_tiled
     from pagoda_inverse.utils.device import resolve_device
 
@@ -146,9 +149,6 @@ def solve_image(
         m = load_model(model or default_model(image, operator)).to(resolve_device(device))
     where = m.device
     sampling = samples is not None and samples > 1
-    solver = solver or (
-        "colour_net" if operator == "colorize" and m.colour is not None and not sampling else "one_step"
-    )
     if operator == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
     factor = int(params.get("factor", 1))  # only super-resolution changes the size
@@ -178,15 +178,19 @@ def solve_image(
             f"{name} {x.shape[-1]}x{x.shape[-2]} but {what} must be {expected}x{expected} for model "
             f"{m.path.name!r} (use --model photo for photos of any size)"
         )
+    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y or 0.0, device=where, **params)
+    if solver is None and operator == "colorize" and m.colour is not None and not sampling:
+        solver = "colour_net"
+    elif solver is None:  # one_step where the model has a posterior encoder for the operator's family, and say which
+        solver = default_solver(m, op)
+        why = not_applicable("one_step", op, m)
+        say(f"solver {solver}: " + (why or f"the model's posterior encoder for {operator_family(op)} operators"))
     if tiled:
         side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
         say(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
     else:
         say(f"model {m.path.name}: works on {c}-channel {res}x{res} images")
-    op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y or 0.0, device=where, **params)
     if sigma_y is None:  # the family's level, said on the terminal
-        from pagoda_inverse.ops.families import operator_family
-
         family = operator_family(op)
         sigma_y = DEFAULT_SIGMA_Y.get(family, 0.0)
         if sigma_y:
@@ -211,7 +215,9 @@ def solve_image(
         cond = m.prompt_condition([prompt])
     kwargs = {"samples": samples} if samples is not None and solver in SAMPLING_SOLVERS else {}
     if sampling and not kwargs:
-        raise UserError(f"--samples {samples}: solver {solver!r} is deterministic; use one_step or latent_langevin")
+        raise UserError(
+            f"--samples {samples}: solver {solver!r} is deterministic; use one of {', '.join(SAMPLING_SOLVERS)}"
+        )
     settings = {k: v for k, v in model_settings(m, solver, op).items() if k not in kwargs}
     if settings:
         say(f"{solver} with the model's settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))

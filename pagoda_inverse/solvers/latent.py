@@ -17,6 +17,7 @@ import torch
 
 from pagoda_inverse.core.generator import one_step, one_step_nfe
 from pagoda_inverse.ops.consistency import data_consistency
+from pagoda_inverse.ops.families import operator_family
 from pagoda_inverse.ops.rng import randn_like
 from pagoda_inverse.solvers.base import SolverResult, encode_estimate, encoder_nfe, prepare, result
 from pagoda_inverse.utils.errors import UserError
@@ -60,9 +61,7 @@ def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
     offsets of the model's posterior encoder for the operator's family (``q`` at zero noise, 1 NFE).
     """
     if init == "posterior":
-        from pagoda_inverse.solvers.one_step import posterior_encoder
-
-        q = posterior_encoder(model, op, announce=False)
+        q = model.posteriors.get(operator_family(op))
         if q is None:
             raise UserError(f"init 'posterior': model {model.path.name!r} has no posterior encoder for this operator")
         maps, vector = q.describe(op, y, model.image_shape)

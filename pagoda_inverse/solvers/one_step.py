@@ -4,31 +4,33 @@
 resolution. For the area x(R/r) down-sampling that the encoder itself was trained with, this is PaGoDA's
 super-resolution by construction (Kim et al. 2024).
 
-``one_step``: one-step posterior sampling. With the model's posterior encoder for the operator's family
-(:mod:`pagoda_inverse.core.posterior`), ``K`` samples are one pass of ``q``'s trunk and one batched pass of its
+``one_step``: one-step posterior sampling through the model's posterior encoder for the operator's family
+(:mod:`pagoda_inverse.core.posterior`): ``K`` samples are one pass of ``q``'s trunk and one batched pass of its
 per-sample heads and of G over ``K`` noises (by default antithetic pairs ``eps, -eps``), each pulled onto the
-measurements by the data-consistency step (``K + 1`` network evaluations). Without one, latents are drawn around the
-encoding of ``A^+ y``, ``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a variance-preserving perturbation, so
-``eta = 0`` is deterministic and ``eta = 1`` a prior sample), decoded in one pass each and made data-consistent;
-optional re-encode rounds start from the last sample mean.
+measurements by the data-consistency step (``K + 1`` network evaluations).
+
+``encode_perturb``: for a model without that encoder, latents drawn around the encoding of ``A^+ y``,
+``z_k = sqrt(1 - eta^2) z_0 + eta sigma_max eps_k`` (a variance-preserving perturbation, so ``eta = 0`` is
+deterministic and ``eta = 1`` a prior sample), decoded in one pass each and made data-consistent; optional re-encode
+rounds start from the last sample mean.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from pathlib import Path
 
 import torch
 
 from pagoda_inverse.control.codec import decode
 from pagoda_inverse.core.generator import one_step_nfe
-from pagoda_inverse.core.posterior import PosteriorEncoder, posterior_samples
+from pagoda_inverse.core.posterior import posterior_samples
 from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.families import operator_family
 from pagoda_inverse.ops.rng import randn_like
+from pagoda_inverse.solvers import not_applicable
 from pagoda_inverse.solvers.base import SolverResult, encode_estimate, encoder_nfe, prepare, result
 from pagoda_inverse.utils.device import autocast
+from pagoda_inverse.utils.errors import NotApplicableError, UserError
 
 
 @torch.no_grad()
@@ -62,22 +64,6 @@ def solve_encode_decode(
     )
 
 
-def posterior_encoder(model, op, *, announce: bool = True) -> PosteriorEncoder | None:
-    """The model's posterior encoder for ``op``'s family, or ``None`` (then, with ``announce``, a warning says once
-    per model and family that ``one_step`` falls back to perturbing the encoding of ``A^+ y``)."""
-    family = operator_family(op)
-    q = model.posteriors.get(family)
-    if q is None and announce:
-        what = f"{family} operators" if family else f"{type(op).__name__} (outside every operator family)"
-        hint = f"; train one with: pagoda-inv train posterior --family {family}" if family else ""
-        warnings.warn(
-            f"model {Path(model.path).name!r} has no posterior encoder for {what}: one_step samples around the encoding "
-            f"of A^+ y instead{hint}",
-            stacklevel=2,
-        )
-    return q
-
-
 @torch.no_grad()
 def solve_one_step(
     model,
@@ -88,7 +74,52 @@ def solve_one_step(
     generator=None,
     callback=None,
     samples: int = 1,
-    posterior: bool = True,
+    prior_std: float = 0.2,
+    cfg_scale: float = 1.0,
+    precision: str = "fp32",
+    antithetic: bool = True,
+) -> SolverResult:
+    """One-step posterior sampling through the model's posterior encoder ``q`` for ``op``'s family: ``K = samples``
+    samples in ``K + 1`` NFE (``q``'s trunk once, its head and G per sample), each made data-consistent. Only for
+    models with that encoder (:func:`~pagoda_inverse.solvers.solve` refuses the others; ``encode_perturb`` serves them).
+
+    :param prior_std: the data-consistency step's prior width where ``q`` predicts none (a ``fixed`` encoder).
+    :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
+    :param precision: ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`) for q and G.
+    :param antithetic: draw the noises in pairs ``(eps, -eps)``: every sample is still a posterior sample, and the
+        pairs cancel the part of ``G(q(y, eps))`` that is odd in ``eps``, so the mean of K samples is a far better
+        estimate of the posterior mean than K independent ones give (docs/one-step-tuning.md); the std over a paired
+        set slightly overstates the spread (variance by up to ``K / (K - 1)``).
+    :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
+    """
+    timer, _, c = prepare(model, op, y, cond, None)
+    q = model.posteriors.get(operator_family(op))
+    if q is None:  # called directly, not through solve()
+        raise NotApplicableError(not_applicable("one_step", op, model))
+    # K noises per image, image i's from its own generator; q's trunk once, its heads and G batched; data consistency.
+    template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
+    drawn = (samples + 1) // 2 if antithetic else samples
+    eps = torch.stack([randn_like(template, generator) for _ in range(drawn)])
+    obs_noise = torch.stack([randn_like(y, generator) for _ in range(drawn)])  # the step's perturbations
+    if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
+        eps, obs_noise = torch.cat([eps, -eps])[:samples], torch.cat([obs_noise, -obs_noise])[:samples]
+    xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision, obs_noise)
+    if callback is not None:
+        callback({"step": 1, "total": 1, "x": xs.mean(0)})
+    nfe = 1 + samples * one_step_nfe(model, cfg_scale)
+    return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
+
+
+@torch.no_grad()
+def solve_encode_perturb(
+    model,
+    op,
+    y,
+    *,
+    cond=None,
+    generator=None,
+    callback=None,
+    samples: int = 1,
     eta: float = 0.3,
     rounds: int = 1,
     encoder: str | None = None,
@@ -96,40 +127,20 @@ def solve_one_step(
     prior_std: float = 0.2,
     cfg_scale: float = 1.0,
     precision: str = "fp32",
-    antithetic: bool = True,
 ) -> SolverResult:
-    """One-step posterior sampling: ``K = samples`` one-pass samples, each made data-consistent.
+    """Samples around the encoding of ``A^+ y`` (any model with G and an encoder): ``K = samples`` perturbed latents,
+    one pass of G each, each made data-consistent; ``rounds`` re-encode the last sample mean.
 
-    :param posterior: use the model's posterior encoder for the operator's family when it has one (``K + 1`` NFE:
-        ``q``'s trunk once, its head and G per sample); ``False`` (or no encoder) samples around the encoding of ``A^+ y``.
-    :param eta: (encoding path) stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
-    :param rounds: (encoding path) re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
+    :param eta: stochasticity in ``[0, 1]``: share of fresh prior noise in each latent.
+    :param rounds: re-encode rounds; round ``t > 1`` encodes the previous round's sample mean.
+    :param encoder: ``"ode"`` (PF-ODE in ``num_steps`` steps) or ``"learned"`` (default where the model has one).
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).
-    :param precision: ``fp32`` or ``bf16`` networks (:data:`~pagoda_inverse.utils.device.PRECISIONS`): q and G on the
-        posterior path; the encoder (the PF-ODE's steps stay fp32) and G on the other.
-    :param antithetic: (posterior path) draw the noises in pairs ``(eps, -eps)``: every sample is still a posterior
-        sample, and the pairs cancel the part of ``G(q(y, eps))`` that is odd in ``eps``, so the mean of K samples is a
-        far better estimate of the posterior mean than K independent ones give (docs/one-step-tuning.md); the std
-        over a paired set slightly overstates the spread (variance by up to ``K / (K - 1)``).
-    :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
+    :param precision: ``fp32`` or ``bf16`` networks for the encoder (the PF-ODE's steps stay fp32) and G.
+    :return: samples ``[K, B, ...]``, their mean as the estimate, and the last round's latents.
     """
-    timer, encoder, c = prepare(model, op, y, cond, encoder)
-    q = posterior_encoder(model, op) if posterior else None
-    if q is not None:
-        # K noises per image, image i's from its own generator; q's trunk once, its heads and G batched; data consistency.
-        template = y.new_empty(len(y), q.config.noise_channels, *model.image_shape[1:])
-        drawn = (samples + 1) // 2 if antithetic else samples
-        eps = torch.stack([randn_like(template, generator) for _ in range(drawn)])
-        obs_noise = torch.stack([randn_like(y, generator) for _ in range(drawn)])  # the step's perturbations
-        if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
-            eps, obs_noise = torch.cat([eps, -eps])[:samples], torch.cat([obs_noise, -obs_noise])[:samples]
-        xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision, obs_noise)
-        if callback is not None:
-            callback({"step": 1, "total": 1, "x": xs.mean(0)})
-        nfe = 1 + samples * one_step_nfe(model, cfg_scale)
-        return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
     if not 0 <= eta <= 1:
-        raise ValueError(f"eta must be in [0, 1], got {eta}")
+        raise UserError(f"eta must be in [0, 1], got {eta}")
+    timer, encoder, c = prepare(model, op, y, cond, encoder)
     sigma_max = model.decoder.sigma_max
     estimate = op.initial_estimate(y)
     for r in range(rounds):
@@ -147,4 +158,4 @@ def solve_one_step(
         if callback is not None:
             callback({"step": r + 1, "total": rounds, "x": estimate})
     nfe = rounds * (encoder_nfe(model, encoder, num_steps) + samples * one_step_nfe(model, cfg_scale))
-    return result(xs, zs, timer, "one_step", nfe, encoder=encoder, eta=eta, rounds=rounds)
+    return result(xs, zs, timer, "encode_perturb", nfe, encoder=encoder, eta=eta, rounds=rounds)

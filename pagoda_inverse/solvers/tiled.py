@@ -88,7 +88,7 @@ def solve_tiled(
     :param tile_batch: tiles per solver call (bounds the memory).
     :param seed: tile ``i`` uses the generator seeded with ``seed * 1_000_003 + i`` (reruns are identical).
     :param cond: ``[1, D]`` condition shared by every tile (``None``: unconditional).
-    :param prior_std: the data-consistency prior width (as in ``one_step``): of the final whole-image step, and of
+    :param prior_std: the data-consistency prior width (as in ``one_step`` and ``encode_perturb``): of the final whole-image step, and of
         every tile's own step when the solver takes one.
     :param callback: called after each tile batch with ``{"step": tiles done, "total": tiles}``.
     :param hparams: the solver's hyper-parameters (e.g. ``samples``).
@@ -101,7 +101,7 @@ def solve_tiled(
     >>> from pagoda_inverse.ops import make_operator
     >>> model = load_model(write_random_model(tempfile.mkdtemp(), photo=True))  # a random model with 16x16 tiles
     >>> op = make_operator("downsample_area", shape=(3, 40, 56), factor=4)
-    >>> res = solve_tiled("one_step", model, op, torch.zeros(1, 3, 10, 14))
+    >>> res = solve_tiled("encode_perturb", model, op, torch.zeros(1, 3, 10, 14))
     >>> res.estimate.shape, res.info["tiles"], float((op.A(res.estimate)).abs().max()) < 1e-6
     (torch.Size([1, 3, 40, 56]), 15, True)
     """

@@ -29,6 +29,9 @@ class DataConfig:
     :param resolution: full image resolution (32 for fmnist).
     :param factor: teacher resolution = ``resolution // factor`` (area down-sampling, anti-aliased).
     :param limit: use only the first ``limit`` images (``None``: all).
+    :param crops: for a folder of images: train on this many random multi-scale crops of its images (each split
+        its own seed; :func:`~pagoda_inverse.datasets.photos.random_crops`), so the model is a patch prior that
+        solves images of any size in tiles, as ``photo`` is; 0: each image resized and centre-cropped whole.
     """
 
     dataset: str = "fmnist"
@@ -36,6 +39,7 @@ class DataConfig:
     resolution: int = 32
     factor: int = 4
     limit: int | None = None
+    crops: int = 0
 
     @property
     def teacher_resolution(self) -> int:

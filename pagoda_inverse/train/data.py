@@ -1,5 +1,5 @@
-"""Training images in memory: Fashion-MNIST from Debian's files, crops of the RGB photos, or a user's image folder, in
-``[-1, 1]``."""
+"""Training images in memory: Fashion-MNIST from Debian's files, crops of the RGB photos, or a user's image folder
+(whole images or random crops of them), in ``[-1, 1]``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def load_images(
     fmnist is always 1, photo 3).
     """
     from pagoda_inverse.datasets import ImageFolderDataset, load_fmnist, to_model_range
-    from pagoda_inverse.datasets.photos import photo_crops
+    from pagoda_inverse.datasets.photos import photo_crops, random_crops
 
     limit = limit if limit is not None else data.limit
     if data.dataset == "fmnist":
@@ -38,7 +38,12 @@ def load_images(
         n = PHOTO_CROPS[split] if limit is None else min(limit, PHOTO_CROPS[split])
         images = photo_crops(split, n, size=data.resolution, seed=0 if split == "train" else 1)
         return to_model_range(images), torch.full((n,), -1, dtype=torch.int64)
-    folder = ImageFolderDataset(data.dataset, size=data.resolution, channels=channels)
+    folder = ImageFolderDataset(data.dataset, size=None if data.crops else data.resolution, channels=channels)
+    if data.crops:  # a patch prior: random crops of the whole images, unlabelled
+        n = data.crops if limit is None else min(limit, data.crops)
+        crops = random_crops([folder[i]["image"] for i in range(len(folder))], n, size=data.resolution,
+                             seed=0 if split == "train" else 1)  # fmt: skip
+        return crops, torch.full((n,), -1, dtype=torch.int64)
     n = len(folder) if limit is None else min(limit, len(folder))
     items = [folder[i] for i in range(n)]
     return torch.stack([it["image"] for it in items]), torch.tensor([it["label"] for it in items])

@@ -1,14 +1,16 @@
 """Assemble a model folder (``teacher/``, ``decoder/``, ``encoder/``, ``guidance/``, ``classifier/``, ``colour/``,
-``posterior/<family>/`` + ``card.md`` and ``solver_defaults.json``) from training outputs, as fp16."""
+``posterior/<family>/`` + ``card.md``, ``solver_defaults.json`` and the typed geometry ``model.json``) from training
+outputs, as fp16."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
-from pagoda_inverse.core.model import MODEL_PARTS
+from pagoda_inverse.core.model import GEOMETRY_FILE, MODEL_PARTS, load_model
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
@@ -29,7 +31,8 @@ def export_model(
     overwrite: bool = False,
 ) -> Path:
     """Copy checkpoint folders into ``out/{teacher,decoder,encoder,guidance,classifier,colour}`` in float16; write
-    ``out/card.md`` and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked
+    ``out/card.md``, ``out/model.json`` (the :class:`~pagoda_inverse.core.model.ModelGeometry` of what the folder
+    then holds) and, if given, ``out/solver_defaults.json`` (``{solver: {hyper-parameter: value}}``, checked
     against the solvers' signatures; :func:`pagoda_inverse.solvers.solve` applies them beneath the caller's
     settings) and, if given, ``out/generation.json`` (``{"cfg_scale": w, "why": ...}``, the guidance ``pagoda-inv
     generate`` uses without ``--cfg``). Each of ``posteriors`` (a ``train posterior`` output) goes to ``out/posterior/<family>/``; it must have
@@ -80,6 +83,10 @@ def export_model(
         write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
     if generation_defaults is not None:
         write_text_atomic(out / "generation.json", json.dumps(generation_defaults, indent=2))
+    # The typed geometry of what the folder now holds (loading it checks that its parts agree).
+    (out / GEOMETRY_FILE).unlink(missing_ok=True)
+    geometry = asdict(load_model(out).geometry)
+    write_text_atomic(out / GEOMETRY_FILE, json.dumps(geometry, indent=2))
     return out
 
 

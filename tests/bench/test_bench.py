@@ -29,7 +29,7 @@ sigma_y = 0.05
 
 [solvers.bicubic]
 [solvers.pinv]
-[solvers.one_step]
+[solvers.encode_perturb]
 samples = 2
 num_steps = 4
 """
@@ -124,10 +124,10 @@ def test_engine_is_deterministic_and_batch_independent(tmp_path, tiny_model_dir,
     spec = load_task(path)
     a = run_task(spec, model=str(tiny_model_dir), batch_size=6)
     b = run_task(spec, model=str(tiny_model_dir), batch_size=4)
-    for solver in ("bicubic", "pinv", "one_step"):
+    for solver in ("bicubic", "pinv", "encode_perturb"):
         for key in ("psnr", "ssim", "consistency"):
             assert a["scores"][solver][key] == pytest.approx(b["scores"][solver][key], rel=1e-4)
-    assert a["scores"]["one_step"]["diversity"] > 0 and a["scores"]["pinv"]["diversity"] == 0
+    assert a["scores"]["encode_perturb"]["diversity"] > 0 and a["scores"]["pinv"]["diversity"] == 0
     assert a["examples"]["observation"].shape == a["examples"]["truth"].shape == (6, 1, 16, 16)
 
 
@@ -142,15 +142,15 @@ def test_realism_metrics_score_one_sample_beside_the_real_images(tmp_path, tiny_
     scores = run_task(load_task(path), model=str(tiny_model_dir))["scores"]
     # The truths explain y exactly as well as themselves; the exact pseudo-inverse copies the noise (ratio 0).
     assert scores[REAL_ROW]["residual_ratio"] == pytest.approx(1.0) and "cfid" not in scores[REAL_ROW]
-    assert scores["pinv"]["residual_ratio"] < 1e-3 < scores["one_step"]["residual_ratio"]
-    for solver in ("bicubic", "pinv", "one_step", REAL_ROW):
+    assert scores["pinv"]["residual_ratio"] < 1e-3 < scores["encode_perturb"]["residual_ratio"]
+    for solver in ("bicubic", "pinv", "encode_perturb", REAL_ROW):
         assert 0 < scores[solver]["fd_sample"] < float("inf")
     # Different solvers' samples, different conditional distances (the observation features are shared).
-    assert len({scores[solver]["cfid"] for solver in ("bicubic", "pinv", "one_step")}) == 3
+    assert len({scores[solver]["cfid"] for solver in ("bicubic", "pinv", "encode_perturb")}) == 3
     # Runs of fewer images omit the set metrics rather than report noise.
     path.write_text(TASK.replace('seeds = "0-5"', f'seeds = "0-5"\n{metrics}'))
     few = run_task(load_task(path), model=str(tiny_model_dir))["scores"]
-    assert "fd_sample" not in few["one_step"] and "residual_ratio" in few["one_step"]
+    assert "fd_sample" not in few["encode_perturb"] and "residual_ratio" in few["encode_perturb"]
 
 
 def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_model_dir):
@@ -163,7 +163,7 @@ def test_cli_writes_every_output_and_skips_unsupported_solvers(tmp_path, tiny_mo
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {r["solver"] for r in rows} == {"bicubic", "pinv", "one_step", "real images"}
+    assert {r["solver"] for r in rows} == {"bicubic", "pinv", "encode_perturb", "real images"}
     assert "down-sampling" in next(r for r in rows if r["solver"] == "bicubic")["skipped"]
     for name in ("results.json", "results.csv", "results.md", "config.json", "grid-t.png", "quality_vs_time.png"):
         assert (out / name).is_file(), name
@@ -199,8 +199,12 @@ def test_only_not_applicable_solvers_are_skipped(tmp_path, tiny_model_dir, monke
     with pytest.raises(UserError, match="'one_step' is neither 'posterior' nor a latent-free solver"):
         run_task(load_task(path), model=str(tiny_model_dir))
     path.write_text(TASK.replace("samples = 2", "samples = 2\neta = 2.0"))
-    with pytest.raises(ValueError, match="eta must be in"):
+    with pytest.raises(UserError, match="eta must be in"):
         run_task(load_task(path), model=str(tiny_model_dir))
+    # one_step on a model without a posterior encoder for the family does not apply: a skipped row saying why.
+    path.write_text(TASK + "[solvers.one_step]\n")
+    skipped = run_task(load_task(path), model=str(tiny_model_dir))["scores"]["one_step"]
+    assert "has no posterior encoder for superres operators: use the encode_perturb solver" in skipped["skipped"]
     # A solver whose package is missing fails the run before any work (here: a registry entry needing a package
     # that does not exist), instead of turning into a skipped row.
     missing = dataclasses.replace(solvers.SOLVERS["bicubic"], needs="no_such_package_xyz")
@@ -235,7 +239,7 @@ def test_torchrun_bench_matches_the_single_process_run(tmp_path, tiny_model_dir)
     import sys
 
     path = tmp_path / "t.toml"
-    path.write_text(TASK.replace("[solvers.one_step]\nsamples = 2\nnum_steps = 4\n", ""))
+    path.write_text(TASK.replace("[solvers.encode_perturb]\nsamples = 2\nnum_steps = 4\n", ""))
     env = {**os.environ, "PAGODA_FMNIST_DIR": str(FMNIST_TINY), "OMP_NUM_THREADS": "1"}
     args = ["bench", "--task", str(path), "--model", str(tiny_model_dir), "-q"]
     single = run_cli(*args, "--out", str(tmp_path / "one"), env=env)
@@ -259,12 +263,12 @@ def test_colorize_task_on_held_out_photo_crops(tiny_photo_model_dir, monkeypatch
 
     monkeypatch.setattr(photos, "load_photo", lambda s: torch.full((3, 40, 50), 80, dtype=torch.uint8))
     out = run_task(
-        load_task("colorize"), model=str(tiny_photo_model_dir), limit=3, solvers=["gray", "pinv", "one_step"]
+        load_task("colorize"), model=str(tiny_photo_model_dir), limit=3, solvers=["gray", "pinv", "encode_perturb"]
     )
     assert out["examples"]["truth"].shape == (3, 3, 16, 16)
     # A gray photo is its own grayscale copy; every solver is measurement-consistent.
     assert out["scores"]["gray"]["psnr"] > 40
-    assert all(out["scores"][s]["consistency"] < 1e-4 for s in ("gray", "pinv", "one_step"))
+    assert all(out["scores"][s]["consistency"] < 1e-4 for s in ("gray", "pinv", "encode_perturb"))
 
 
 @pytest.mark.gpu

@@ -107,3 +107,28 @@ def test_training_time_adds_up_over_resumed_sessions(tmp_path, monkeypatch):
     assert state.load_train_state(tmp_path, modules, optimizers) == 3
     now[0] += 7
     assert state.training_seconds(tmp_path) == pytest.approx(17.0)
+
+
+def test_export_records_the_geometry_and_loading_checks_it(tiny_model_dir, tiny_photo_model_dir, tmp_path):
+    # export writes the typed geometry of what it assembled; a folder whose model.json disagrees with its parts, or
+    # whose parts disagree with each other, is refused at load in one line naming the file.
+    import shutil
+
+    from pagoda_inverse.core.model import GEOMETRY_FILE
+    from pagoda_inverse.train.export import export_model
+
+    out = export_model(
+        tmp_path / "m", teacher=tiny_photo_model_dir / "teacher", decoder=tiny_photo_model_dir / "decoder"
+    )
+    stored = json.loads((out / GEOMETRY_FILE).read_text())
+    model = load_model(out)
+    assert stored == {"channels": 3, "teacher_resolution": model.teacher_resolution, "resolution": model.resolution,
+                      "sigma_max": 80.0, "patch_prior": True}  # fmt: skip
+    (out / GEOMETRY_FILE).write_text(json.dumps({**stored, "resolution": 999}))
+    with pytest.raises(CheckpointError, match=r"model.json: does not describe the parts beside it: resolution 999"):
+        load_model(out)
+    shutil.rmtree(out / "decoder")
+    shutil.copytree(tiny_model_dir / "decoder", out / "decoder")  # a grayscale model's decoder beside an RGB teacher
+    (out / GEOMETRY_FILE).unlink()
+    with pytest.raises(CheckpointError, match=r"decoder: is for 1-channel .* for 3-channel .*export the parts of one"):
+        load_model(out)

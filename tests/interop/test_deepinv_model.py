@@ -13,7 +13,7 @@ from conftest import FMNIST_TINY
 
 from pagoda_inverse.core.model import embedded_models
 from pagoda_inverse.interop import to_deepinv_model
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import NotApplicableError, UserError
 
 needs_deepinv = pytest.mark.skipif(importlib.util.find_spec("deepinv") is None, reason="deepinv not installed")
 needs_model = pytest.mark.skipif("fmnist" not in embedded_models(), reason="embedded model not installed")
@@ -90,9 +90,10 @@ def test_a_native_deepinv_physics_is_wrapped(task):
     physics = dinv.physics.Inpainting(img_size=(1, 32, 32), mask=mask, noise_model=dinv.physics.GaussianNoise(0.025))
     torch.manual_seed(0)
     y01 = physics(x01)
-    # deepinv's own physics belong to no operator family: no posterior encoder, one_step's fallback.
-    with pytest.warns(UserWarning, match="no posterior encoder for DeepinvOperator"):
-        x_hat = to_deepinv_model(model, "one_step", **FAST)(y01, physics)
+    # deepinv's own physics belong to no operator family: no posterior encoder for one_step, encode_perturb serves.
+    with pytest.raises(NotApplicableError, match="DeepinvOperator .outside every operator family. has none"):
+        to_deepinv_model(model, "one_step", **FAST)(y01, physics)
+    x_hat = to_deepinv_model(model, "encode_perturb", **FAST)(y01, physics)
     assert x_hat.shape == x01.shape and x_hat.min() >= 0 and x_hat.max() <= 1
     assert _psnr01(x_hat, x01).mean() > _psnr01(physics.A_adjoint(y01), x01).mean() + 2
 

@@ -17,14 +17,15 @@ from pagoda_inverse.utils.errors import NotApplicableError, UserError
 
 FAST = {
     "encode_decode": {"num_steps": 4},
-    "one_step": {"num_steps": 4, "samples": 3},
+    "one_step": {"samples": 3},
+    "encode_perturb": {"num_steps": 4, "samples": 3},
     "latent_map": {"num_steps": 4, "steps": 5},
     "latent_ilo": {"num_steps": 4, "steps": 3, "refine_steps": 3},
     "latent_langevin": {"num_steps": 4, "steps": 5, "samples": 3},
 }
 PEER_STEPS = {"dps": 5, "ddrm": 4, "diffpir": 4, "pigdm": 4}
 # Solvers whose output is pulled onto the measurements (bicubic is not).
-CONSISTENT = {"pinv", "encode_decode", "one_step", "latent_map", "latent_ilo", "latent_langevin"}
+CONSISTENT = {"pinv", "encode_decode", "one_step", "encode_perturb", "latent_map", "latent_ilo", "latent_langevin"}
 # deepinv draws the noise of a whole batch from one seed, so these are deterministic per batch, not per image.
 BATCH_SEEDED = {"dps", "diffpir", "pigdm"}
 
@@ -84,7 +85,7 @@ def _gens(*seeds):
 def test_contract(model, prior_dir, solver, operator):
     op, x, y = _problem(operator)
     hparams = _hparams(solver, prior_dir)
-    reason = not_applicable(solver, op)  # the registry's entry: refused before any work, with that one line
+    reason = not_applicable(solver, op, model)  # the registry's entry: refused before any work, with that one line
     if reason is not None:
         with pytest.raises(NotApplicableError) as err:
             solve(solver, model, op, y, **hparams)
@@ -117,7 +118,7 @@ def test_cuda_gives_the_cpu_result(model, prior_dir, solver, operator):
     # device, so for the peers only the device, shape and finiteness are checked.
     import copy
 
-    if not_applicable(solver, _problem(operator)[0]) is not None:
+    if not_applicable(solver, _problem(operator)[0], model) is not None:
         pytest.skip("not applicable")
     op, x, y = _problem(operator, sigma_y=0.05)
     hparams = _hparams(solver, prior_dir)
@@ -143,7 +144,7 @@ def test_deconvolution_baselines_undo_a_blur(model, prior_dir, solver):
         assert (op.A(res.estimate) - y).norm() < 0.7 * (op.A(y) - y).norm()
 
 
-@pytest.mark.parametrize("solver", ["encode_decode", "one_step", "latent_map", "latent_ilo"])
+@pytest.mark.parametrize("solver", ["encode_decode", "encode_perturb", "latent_map", "latent_ilo"])
 def test_noisy_consistency_within_the_noise_level(model, solver):
     op, x, y = _problem("inpaint_random", sigma_y=0.05)
     # A random G is far from the data, so weigh the measurements as a trained model's error (0.1) would not.
@@ -155,13 +156,13 @@ def test_noisy_consistency_within_the_noise_level(model, solver):
 
 def test_samples_spread_where_the_mask_hides(model):
     op, x, y = _problem("inpaint_box")
-    res = solve("one_step", model, op, y, generator=_gens(0, 1), num_steps=4, samples=6, eta=0.8)
+    res = solve("encode_perturb", model, op, y, generator=_gens(0, 1), num_steps=4, samples=6, eta=0.8)
     kept = op.A(torch.ones_like(x)) > 0
     assert float(res.std[kept].max()) < 1e-4  # observed pixels are fixed by the projection
     assert float(res.std[~kept].mean()) > 1e-3
 
 
-@pytest.mark.parametrize("solver", ["one_step", "latent_map", "latent_ilo"])
+@pytest.mark.parametrize("solver", ["encode_perturb", "latent_map", "latent_ilo"])
 def test_guided_solvers_follow_the_guided_generator(model, solver):
     op, _, y = _problem("downsample_area", sigma_y=0.05)
     cond = model.class_condition(torch.tensor([3, 5]))
@@ -287,7 +288,7 @@ def test_unknown_solver_and_bad_measurement(model):
     with pytest.raises(UserError, match="unknown solver 'dps2'"):
         solve("dps2", model, op, y)
     with pytest.raises(UserError, match="NaN"):
-        solve("one_step", model, op, y * float("nan"))
+        solve("encode_perturb", model, op, y * float("nan"))
 
 
 def test_noiseless_data_consistency_corrects_smooth_errors_smoothly():
@@ -313,7 +314,7 @@ def test_noiseless_data_consistency_corrects_smooth_errors_smoothly():
     assert (op.A(x) - y).abs().max() < 1e-2 * (op.A(x0) - y).abs().max()
 
 
-@pytest.mark.parametrize("solver", ["one_step", "latent_map", "latent_ilo", "wiener"])
+@pytest.mark.parametrize("solver", ["encode_perturb", "latent_map", "latent_ilo", "wiener"])
 def test_per_image_noise_levels_give_each_image_its_own_result(model, solver):
     # A batch whose images carry different sigma_y equals each image solved alone with its own sigma_y.
     name = "gaussian_blur" if solver == "wiener" else "inpaint_random"

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
@@ -24,10 +23,11 @@ from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.ops.families import FAMILIES, MAX_SIGMA_Y, operator_family, sample_family_operator
 from pagoda_inverse.solvers import solve
+from pagoda_inverse.solvers.image import solve_image
 from pagoda_inverse.train.config import resolve
 from pagoda_inverse.train.export import export_model
 from pagoda_inverse.train.posterior import energy_score, train_posterior
-from pagoda_inverse.utils.errors import CheckpointError, UserError
+from pagoda_inverse.utils.errors import CheckpointError, NotApplicableError, UserError
 
 SHAPE = (1, 32, 32)
 
@@ -184,14 +184,14 @@ def test_bf16_decodes_stay_near_fp32():
     assert 0 < diff.max() < 0.25 and diff.pow(2).mean().sqrt() < 0.01
 
 
-def test_encoding_path_runs_its_networks_in_bf16():
-    # Without a posterior encoder, precision="bf16" covers the PF-ODE's denoiser and G: near the fp32 result, not it.
+def test_encode_perturb_runs_its_networks_in_bf16():
+    # encode_perturb's precision="bf16" covers the PF-ODE's denoiser and G: near the fp32 result, not it.
     model = load_model("fmnist")
     op, _, y = _box(2)
 
     def run(precision):
         gens = [torch.Generator().manual_seed(i) for i in range(2)]
-        return solve("one_step", model, op, y, samples=2, posterior=False, num_steps=6, precision=precision,
+        return solve("encode_perturb", model, op, y, samples=2, num_steps=6, precision=precision,
                      generator=gens).estimate  # fmt: skip
 
     diff = run("bf16") - run("fp32")
@@ -208,18 +208,26 @@ def test_latent_ilo_starts_from_the_encoder(trained):
         solve("latent_ilo", model, blur, blur.A(x), init="posterior", steps=1, refine_steps=0)
 
 
-def test_one_step_falls_back_once_without_an_encoder(trained):
+def test_one_step_is_refused_without_an_encoder_and_encode_perturb_serves(trained):
+    # one_step needs the model's encoder for the operator's family: refused before any work with the way out, in one
+    # line; encode_perturb samples around the encoding of A^+ y instead, and solve_image picks it and says why.
     model = load_model(trained[1])
     blur = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=5, sigma_y=0.05)
     y = blur.A(torch.zeros(1, *SHAPE))
-    warnings.resetwarnings()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        for _ in range(3):
-            res = solve("one_step", model, blur, y, samples=2, encoder="learned")
-    messages = [str(w.message) for w in caught if "posterior encoder" in str(w.message)]
-    assert len(messages) == 1 and "train posterior --family deblur" in messages[0], messages
+    with pytest.raises(NotApplicableError) as err:
+        solve("one_step", model, blur, y, samples=2)
+    assert str(err.value) == (
+        "model 'fmnist-copy' has no posterior encoder for deblur operators: use the encode_perturb solver, or train one "
+        "with: pagoda-inv train posterior --family deblur"
+    )
+    res = solve("encode_perturb", model, blur, y, samples=2, encoder="learned")
     assert "posterior" not in res.info and res.info["encoder"] == "learned"
+    said = []
+    out = solve_image(y[0], "gaussian_blur", {"sigma": 1.0, "size": 5}, model=model, sigma_y=0.05, log=said.append)
+    assert out.solver == "encode_perturb" and said[0].startswith("solver encode_perturb: model 'fmnist-copy' has no")
+    _, _, y_box = _box(1)
+    out = solve_image(y_box[0], "inpaint_mask", model=model, sigma_y=0.05, log=said.append)
+    assert out.solver == "one_step" and "solver one_step: the model's posterior encoder for inpaint operators" in said
 
 
 def test_another_models_encoder_is_refused(trained, tmp_path):

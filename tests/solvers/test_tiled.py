@@ -67,11 +67,11 @@ def test_tiled_pinv_equals_the_whole_image_pinv(rgb_model, name, params):
 
 
 @pytest.mark.parametrize("name,params", [("downsample_area", {"factor": 4}), ("colorize", {})])
-def test_tiled_one_step_is_consistent_and_seeded(rgb_model, name, params):
+def test_tiled_sampling_is_consistent_and_seeded(rgb_model, name, params):
     op = make_operator(name, shape=SHAPE, seeds=[0], **params)
     y = op(_image())
     run = lambda seed, batch: solve_tiled(  # noqa: E731
-        "one_step", rgb_model, op, y, image_shape=SHAPE, seed=seed, tile_batch=batch, samples=2
+        "encode_perturb", rgb_model, op, y, image_shape=SHAPE, seed=seed, tile_batch=batch, samples=2
     )
     res = run(0, 4)
     assert res.estimate.shape == (1, *SHAPE) and res.samples.shape == (2, 1, *SHAPE)
@@ -99,7 +99,7 @@ def test_the_callers_prior_std_reaches_every_tile(rgb_model):
 def test_tiled_blur_is_consistent_across_tile_borders(rgb_model):
     op = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=7, sigma_y=0.0)
     y = op(_image())
-    res = solve_tiled("one_step", rgb_model, op, y, image_shape=SHAPE)
+    res = solve_tiled("encode_perturb", rgb_model, op, y, image_shape=SHAPE)
     per_tile = (op.A(res.samples[0]) - y).abs().max()
     assert per_tile < 0.05, per_tile  # the whole-image data-consistency step fixes the tile borders
 
