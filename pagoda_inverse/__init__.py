@@ -21,6 +21,7 @@ _LAZY = {
     "encode": "pagoda_inverse.control.codec",
     "decode": "pagoda_inverse.control.codec",
     "solve": "pagoda_inverse.solvers",
+    "default_solver": "pagoda_inverse.solvers",
     "solve_tiled": "pagoda_inverse.solvers.tiled",
     "solve_image": "pagoda_inverse.solvers.image",
     "SOLVERS": "pagoda_inverse.solvers",

@@ -102,9 +102,14 @@ def registry_tables(folder: Path) -> None:
     ops = ["| operator | what it does |", "| --- | --- |"] + [
         f"| `{name}` | {_summary(describe(name))} |" for name in list_operators()
     ]
+
+    def applies(s) -> str:
+        if s.posterior:
+            return "the families the model has a posterior encoder for"
+        return ", ".join(s.families) if s.families else "every operator"
+
     solvers = ["| solver | applies to | what it does |", "| --- | --- | --- |"] + [
-        f"| `{name}` | {', '.join(s.families) if s.families else 'every operator'} | {_summary(s.fn.__doc__)} |"
-        for name, s in SOLVERS.items()
+        f"| `{name}` | {applies(s)} | {_summary(s.fn.__doc__)} |" for name, s in SOLVERS.items()
     ]
     (folder / "operators.md").write_text("\n".join(ops) + "\n")
     (folder / "solvers.md").write_text("\n".join(solvers) + "\n")

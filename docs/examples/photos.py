@@ -15,10 +15,12 @@ model = pi.load_model("photo")  # unconditional RGB: teacher 16x16, one-step G a
 coffee = next(s for s in photo_sources("test") if s.name == "coffee.png")  # a held-out photo, 600x400
 x = load_photo(coffee)[None, :, :192, 176:464].float() / 127.5 - 1  # [1, 3, 192, 288] in [-1, 1]
 
-# Super-resolution x4: the observation is 72x48; 64x64 tiles with overlap 16, one whole-image consistency step.
+# Super-resolution x4: the observation is 72x48; 64x64 tiles with overlap 16, one whole-image consistency step. The
+# sampler pagoda-inv solve picks: one_step where the model has a posterior encoder for the family, else encode_perturb.
 sr = make_operator("downsample_area", shape=tuple(x.shape[1:]), factor=4)
 y_sr = sr(x)
-result_sr = pi.solve_tiled("one_step", model, sr, y_sr, seed=0)
+sampler = pi.default_solver(model, sr)
+result_sr = pi.solve_tiled(sampler, model, sr, y_sr, seed=0)
 bicubic = pi.solve("bicubic", model, sr, y_sr).estimate
 
 # Colorization: the observation is the rec601 luma. colour_net: the model's luma-to-colour network (the
@@ -34,7 +36,7 @@ save_panels(
     {
         "observation 72x48": y_sr,
         f"bicubic {psnr(bicubic):.1f} dB": bicubic,
-        f"one_step, {result_sr.info['tiles']} tiles {psnr(result_sr.estimate):.1f} dB": result_sr.estimate,
+        f"{sampler}, {result_sr.info['tiles']} tiles {psnr(result_sr.estimate):.1f} dB": result_sr.estimate,
         "truth": x,
     },
     out / "photos_superres.png",

@@ -1,6 +1,7 @@
 """Solve one inverse problem on one image, with the choices ``pagoda-inv solve`` makes: the model (``photo`` for
 colour images and colorization, else ``fmnist``), the solver (the model's colour network for colorization, else
-``one_step`` where the model has a posterior encoder for the operator's family, else ``encode_perturb``), whole-image or tiled solving, the model's recommended settings, and an optional simulated observation.
+``one_step`` where the model has a posterior encoder for the operator's family, else ``encode_perturb``), whole-image
+or tiled solving, the model's recommended settings, and an optional simulated observation.
 
 >>> import torch
 >>> from pagoda_inverse.solvers.image import solve_image

@@ -81,7 +81,7 @@ def solve_one_step(
 ) -> SolverResult:
     """One-step posterior sampling through the model's posterior encoder ``q`` for ``op``'s family: ``K = samples``
     samples in ``K + 1`` NFE (``q``'s trunk once, its head and G per sample), each made data-consistent. Only for
-    models with that encoder (:func:`~pagoda_inverse.solvers.solve` refuses the others; ``encode_perturb`` serves them).
+    models with that encoder (``solve`` refuses the others; ``encode_perturb`` serves them).
 
     :param prior_std: the data-consistency step's prior width where ``q`` predicts none (a ``fixed`` encoder).
     :param cfg_scale: classifier-free guidance of G when ``cond`` is given (2 NFE per decode when != 1).

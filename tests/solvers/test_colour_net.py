@@ -19,7 +19,7 @@ from pagoda_inverse.train.colour import gray_copy, train_colour
 from pagoda_inverse.train.config import PHOTO_DATA, resolve
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.export import export_model
-from pagoda_inverse.utils.errors import UserError
+from pagoda_inverse.utils.errors import CheckpointError, UserError
 from pagoda_inverse.utils.metrics import psnr
 
 
@@ -71,16 +71,20 @@ def test_network_output_has_the_input_luma():
     assert float((out - gray).abs().max()) > 1e-2
 
 
-def test_smoke_training_resumes_exports_and_loads(tmp_path, tiny_model_dir):
+def test_smoke_training_resumes_exports_and_loads(tmp_path, tiny_model_dir, tiny_photo_model_dir):
     cfg = resolve("colour", "smoke")  # 6 steps on 16 px photo crops, checkpoints every 3
     config = check_crash_and_resume(train_colour, cfg, tmp_path)
     metrics = config["metrics"]
     assert config["kind"] == "colour" and metrics["test_images"] == 64 and metrics["test_psnr"] > 10
-    # Exported beside a model's parts, it loads as the model's colour network.
-    folder = export_model(tmp_path / "model", teacher=tiny_model_dir / "teacher", decoder=tiny_model_dir / "decoder",
+    # Exported beside an RGB model's parts, it loads as the model's colour network; beside a grayscale one it is
+    # refused when the folder loads.
+    rgb = tiny_photo_model_dir
+    folder = export_model(tmp_path / "model", teacher=rgb / "teacher", decoder=rgb / "decoder",
                           colour=tmp_path / "full" / "colour")  # fmt: skip
     model = load_model(folder)
-    assert model.colour is not None and load_model(tiny_model_dir).colour is None
+    assert model.colour is not None and load_model(rgb).colour is None
+    with pytest.raises(CheckpointError, match="a colour network needs an RGB model"):
+        export_model(tmp_path / "gray", teacher=tiny_model_dir / "teacher", colour=tmp_path / "full" / "colour")
     op, _, y = _colorize((3, 16, 16))
     torch.testing.assert_close(op.A(solve("colour_net", model, op, y).estimate), y, rtol=0, atol=1e-5)
 

@@ -1,0 +1,122 @@
+"""The photo model's choices, made on whole *training* photos (never the held-out ones): which sampler serves each
+task family, and the colour network's saturation. Writes docs/photo-choices.md.
+
+    python benchmarks/photo_choices.py --model MODEL_DIR     # MODEL_DIR holds every candidate posterior encoder
+
+- super-resolution x4 (noiseless area down-sampling) and deblurring (Gaussian 2 px, 13x13, sigma_y 0.02): the PSNR
+  of ``one_step`` through the family's posterior encoder (where the folder has one) and of ``encode_perturb``, with
+  the model's settings, beside the classical baselines, on ``--solver-photos`` training photos;
+- colorization: the gain over the grayscale copy of ``colour_net`` at chroma scales ``s`` (``x = gray + s (C(gray) -
+  gray)``) on every training photo; the shipped ``saturation`` is the ``s`` of the largest mean gain.
+
+Training photos are shrunk to a longer side of at most 640 px and cropped to multiples of 4, as the held-out ones
+are in ``benchmarks/photo.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from core import page_head, psnr
+
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.datasets.photos import load_photo, photo_sources, shrink_to
+from pagoda_inverse.ops import make_operator
+from pagoda_inverse.solvers import not_applicable, solve
+from pagoda_inverse.solvers.tiled import solve_tiled
+
+#: The chroma scales tried for colour_net.
+SATURATIONS = (1.2, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
+#: (task, operator, its parameters, baselines).
+TASKS = [
+    ("superres x4", "downsample_area", {"factor": 4}, ("bicubic",)),
+    ("deblur", "gaussian_blur", {"sigma": 2.0, "size": 13, "sigma_y": 0.02}, ("wiener", "richardson_lucy")),
+]
+
+
+def training_photos(step: int = 1) -> dict[str, torch.Tensor]:
+    """Every ``step``-th training photo as ``[1, 3, H, W]`` in [-1, 1], prepared as the held-out ones are."""
+    out = {}
+    for source in photo_sources("train")[::step]:
+        x = shrink_to(load_photo(source)[None].float() / 127.5 - 1, 640)
+        h, w = (s - s % 4 for s in x.shape[-2:])
+        out[Path(source.name).stem] = x[..., :h, :w]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="photo", help="the model folder with the candidate posterior encoders")
+    p.add_argument("--solver-photos", type=int, default=4, help="training photos for the sampler comparison")
+    p.add_argument("--out", type=Path, default=Path("docs/photo-choices.md"))
+    args = p.parse_args()
+    command = f"python benchmarks/photo_choices.py --model {args.model} --solver-photos {args.solver_photos}"
+    model = load_model(args.model)
+    photos = training_photos()
+    step = max(1, len(photos) // args.solver_photos)
+    few = dict(list(photos.items())[::step][: args.solver_photos])
+
+    lines = [*page_head("The photo model's choices, on training photos", command)]
+    lines += [
+        f"Whole training photos (their crops trained the model; {len(photos)} in all, shrunk to at most 640 px as the",
+        "held-out photos are in [docs/photo.md](photo.md)). PSNR in dB; the model's settings otherwise.",
+        "",
+    ]
+    for task, operator, params, baselines in TASKS:
+        columns = [*baselines, "one_step", "encode_perturb"]
+        lines += [f"## {task}", "", "| photo | " + " | ".join(columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+        totals: dict[str, list[float]] = {c: [] for c in columns}
+        for name, x in few.items():
+            op = make_operator(operator, shape=tuple(x.shape[1:]), seeds=[0], **params)
+            y = op(x, generator=torch.Generator().manual_seed(0))
+            cells = []
+            for solver in columns:
+                if solver == "one_step" and not_applicable(solver, op, model) is not None:
+                    cells.append("no encoder")
+                    continue
+                run = solve if solver in baselines else solve_tiled
+                estimate = run(solver, model, op, y, **({} if solver in baselines else {"seed": 0})).estimate
+                value = psnr(estimate.clamp(-1, 1), x)
+                totals[solver].append(value)
+                cells.append(f"{value:.2f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            print(task, name, cells, flush=True)
+        means = [f"{statistics.mean(v):.2f}" if v else "-" for v in totals.values()]
+        lines += ["| mean | " + " | ".join(means) + " |", ""]
+
+    gains: dict[float, list[float]] = {s: [] for s in SATURATIONS}
+    for x in photos.values():
+        op = make_operator("colorize", shape=tuple(x.shape[1:]))
+        y = op(x)
+        gray = op.initial_estimate(y)
+        net = solve_tiled("colour_net", model, op, y, seed=0, saturation=1.0).estimate
+        for s in SATURATIONS:  # the luma is y's at every s: the blend only scales the chroma
+            gains[s].append(psnr(gray + s * (net - gray), x) - psnr(gray, x))
+    best = max(SATURATIONS, key=lambda s: statistics.mean(gains[s]))
+    lines += [
+        "## Colorization: colour_net's saturation",
+        "",
+        f"Gain over the grayscale copy (dB) of `colour_net` with its chroma scaled by s, on all {len(photos)} training",
+        "photos. The shipped `saturation` is the s of the largest mean gain.",
+        "",
+        "| s | mean gain | median | worst | photos below gray |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {s} | {statistics.mean(g):+.2f} | {statistics.median(g):+.2f} | {min(g):+.2f} | "
+            f"{sum(v < 0 for v in g)} of {len(g)} |"
+            for s, g in gains.items()
+        ],
+        "",
+        f"Chosen: saturation = {best}.",
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print(f"saturation {best}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
