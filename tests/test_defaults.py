@@ -106,10 +106,10 @@ def test_solve_says_what_it_assumed_and_ran(capsys, tmp_path, tiny_model_dir):
     assert done.returncode == 0, done.stderr
     said = _said(done)
     assert "measurement noise: sigma_y 0.05 assumed (the level of the deblur task suites)" in said
-    assert "one_step: the mean of 3 samples" in said
+    assert "encode_perturb: the mean of 3 samples" in said  # the tiny model has no posterior encoder
     done = cli_in_process(capsys, *args, "--output", tmp_path / "b.png", "--sigma-y", "0", "--samples", "1")
     said = _said(done)
-    assert "assumed" not in said and "one_step: a single sample" in said
+    assert "assumed" not in said and "encode_perturb: a single sample" in said
     # An exact deconvolution differs from the regularised one.
     a, b = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in "ab")
     assert not np.array_equal(a, b)
@@ -193,7 +193,7 @@ def test_docs_state_what_the_code_does():
     photo = read_solver_defaults(ROOT / "pagoda_inverse" / "models" / "photo")["encode_perturb"]
     solvers = " ".join((ROOT / "docs" / "concepts" / "solvers.md").read_text().split())
     steps, eta, samples = photo["num_steps"], photo["eta"], photo["samples"]
-    assert f"the `photo` model ships the PF-ODE encoder in {steps} steps, eta {eta}, {samples} samples" in solvers
+    assert f"for `encode_perturb` the PF-ODE encoder in {steps} steps, eta {eta}, {samples} samples" in solvers
     assert "plus noise of std --sigma-y" in " ".join(SimulateOpt.__metadata__[0].help.split())
     readme = (ROOT / "README.md").read_text()
     api = readme[readme.index("## Python API") :].split("```python\n", 1)[1].split("```", 1)[0]
