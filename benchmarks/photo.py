@@ -53,11 +53,11 @@ from pagoda_inverse.train.pairs import pair_batch
 from pagoda_inverse.utils.images import save_panels
 
 
-def held_out_photos(max_side: int = 640) -> dict[str, torch.Tensor]:
-    """The test photos as ``[1, 3, H, W]`` in [-1, 1]: area-downsampled by an integer factor until the longer side is
-    at most ``max_side``, then cropped to multiples of 4 (for x4 super-resolution)."""
+def whole_photos(split: str = "test", max_side: int = 640) -> dict[str, torch.Tensor]:
+    """The photos of ``split`` as ``[1, 3, H, W]`` in [-1, 1]: area-downsampled by an integer factor until the longer
+    side is at most ``max_side``, then cropped to multiples of 4 (for x4 super-resolution)."""
     out = {}
-    for source in photo_sources("test"):
+    for source in photo_sources(split):
         x = shrink_to(load_photo(source)[None].float() / 127.5 - 1, max_side)
         h, w = (s - s % 4 for s in x.shape[-2:])
         out[Path(source.name).stem] = x[..., :h, :w]
@@ -254,7 +254,7 @@ def main() -> None:
     color_panels: dict[str, list[torch.Tensor]] = {}
     sample_panels: dict[str, list[torch.Tensor]] = {}
     crop = lambda t: centre_crop(t.clamp(-1, 1), 96)  # noqa: E731
-    for name, x in held_out_photos().items():
+    for name, x in whole_photos().items():
         shape = tuple(x.shape[1:])
         for t in photo_tasks(model, x):
             task, op, y = t["task"], t["op"], t["y"]

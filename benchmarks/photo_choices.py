@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 from core import page_head, psnr
+from photo import whole_photos
 
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.datasets.photos import load_photo, photo_sources, shrink_to
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.solvers import not_applicable, solve
 from pagoda_inverse.solvers.tiled import solve_tiled
@@ -38,16 +38,6 @@ TASKS = [
 ]
 
 
-def training_photos(step: int = 1) -> dict[str, torch.Tensor]:
-    """Every ``step``-th training photo as ``[1, 3, H, W]`` in [-1, 1], prepared as the held-out ones are."""
-    out = {}
-    for source in photo_sources("train")[::step]:
-        x = shrink_to(load_photo(source)[None].float() / 127.5 - 1, 640)
-        h, w = (s - s % 4 for s in x.shape[-2:])
-        out[Path(source.name).stem] = x[..., :h, :w]
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="photo", help="the model folder with the candidate posterior encoders")
@@ -56,7 +46,7 @@ def main() -> None:
     args = p.parse_args()
     command = f"python benchmarks/photo_choices.py --model {args.model} --solver-photos {args.solver_photos}"
     model = load_model(args.model)
-    photos = training_photos()
+    photos = whole_photos("train")  # prepared as the held-out ones are
     step = max(1, len(photos) // args.solver_photos)
     few = dict(list(photos.items())[::step][: args.solver_photos])
 
