@@ -238,7 +238,7 @@ def check_solver_defaults(defaults) -> None:
     ``solver_defaults.json``), optionally with per-family settings under ``"families"``: ``{family: {solver:
     {hyper-parameter: value}}}``, which update the solver's own for operators of that family.
 
-    >>> check_solver_defaults({"one_step": {"samples": 4, "encoder": "ode"}})
+    >>> check_solver_defaults({"one_step": {"samples": 4}, "encode_perturb": {"samples": 4, "encoder": "ode"}})
     >>> check_solver_defaults({"one_step": {"samples": 4}, "families": {"superres": {"one_step": {"samples": 2}}}})
     >>> check_solver_defaults({"one_stpe": {}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
