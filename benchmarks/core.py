@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import time
 from pathlib import Path
@@ -25,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from solver_defaults import card_line, derive
 
+from pagoda_inverse.bench.report import machine_description
 from pagoda_inverse.core.encode import load_latent_cache
 from pagoda_inverse.core.generator import generate_guided
 from pagoda_inverse.core.model import load_model
 from pagoda_inverse.core.ode import decode_heun, encode_heun, sample_heun
 from pagoda_inverse.core.precond import guided_denoiser
-from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.config import DataConfig, from_dict
 from pagoda_inverse.train.data import load_images
 from pagoda_inverse.train.pairs import pair_batch
 from pagoda_inverse.utils.images import save_grid
@@ -70,7 +70,7 @@ def rows_table(rows: list[tuple[str, str]]) -> list[str]:
 
 def page_head(title: str, command: str) -> list[str]:
     """The first lines of a measured-figures page: the title, this machine, and the command that printed it."""
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU only"
+    machine = f"{machine_description()}, {torch.get_num_threads()} torch threads"
     return [
         f"# {title}",
         "",
@@ -108,7 +108,7 @@ def encoder_table(model) -> list[str]:
         before = config.get("init", {})  # a fine-tuned encoder: the training of the checkpoint it started from
         earlier = before.get("train_seconds", 0.0) / 60
         dataset, total = config["train"]["data"]["dataset"], total + minutes + earlier
-        time = f"{minutes:.1f} min ({config['train']['steps']} steps)"
+        time = f"{minutes:.1f} min ({from_dict('posterior', config['train']).loop.steps} steps)"
         if before:
             time = f"{earlier:.1f} + {time[:-1]} after {before['steps']})"
         for i, (label, s) in enumerate(metrics["heldout"].items()):

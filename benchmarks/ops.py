@@ -184,14 +184,9 @@ def machine() -> str:
     import deepinv
     import kornia
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from pagoda_inverse.bench.report import cpu_model
+
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}; GPU: {gpu}; "

@@ -21,7 +21,7 @@ from core import run_seconds
 
 from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.classifier import classify, load_classifier
-from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.config import DataConfig, from_dict
 from pagoda_inverse.train.data import load_images
 
 DATA = (
@@ -36,7 +36,7 @@ SHARED = " (wall time; other jobs ran on the same 2 cores during this run, so al
 def classifier_card(run: Path, shared: bool) -> str:
     clf = load_classifier(str(run / "classifier"))
     _, config = load_checkpoint(run / "classifier")
-    train = config["train"]
+    train = from_dict("classifier", config["train"])
     images, labels = load_images(DataConfig(), "test")
     _, pred = classify(clf, images)
     per_class = [(pred[labels == c] == c).double().mean().item() for c in range(10)]
@@ -44,11 +44,11 @@ def classifier_card(run: Path, shared: bool) -> str:
     lines = [
         "# fmnist-clf: evaluation classifier on 32x32 Fashion-MNIST (FD/KID-FMNIST features, control accuracy)",
         "",
-        f"- Data: {DATA}; random flips and translations by up to {train['shift']:.3g} of the size.",
+        f"- Data: {DATA}; random flips and translations by up to {train.shift:.3g} of the size.",
         f"- Network: 3 conv stages (GroupNorm, ReLU, max-pooling) -> {config['classifier']['feature_dim']}-d "
         f"penultimate features (used for FD/KID) -> 10 logits; {params:,} parameters.",
-        f"- Training: `pagoda-inv train classifier --preset fmnist` ({train['steps']} steps x batch "
-        f"{train['batch_size']}, AdamW, cosine decay) on the 2-core CPU machine: "
+        f"- Training: `pagoda-inv train classifier --preset fmnist` ({train.loop.steps} steps x batch "
+        f"{train.loop.batch_size}, AdamW, cosine decay) on the 2-core CPU machine: "
         f"**{run_seconds(run) / 60:.1f} min**{SHARED if shared else ''}.",
         "- Use: `load_classifier('fmnist-clf')`; the generation tasks (`pagoda-inv bench --task generate`) report "
         "FD-FMNIST / KID-FMNIST in its features (not FID: no Inception weights offline) and control accuracy.",
@@ -64,7 +64,7 @@ def classifier_card(run: Path, shared: bool) -> str:
 
 def fullres_card(run: Path, generation: list[Path], shared: bool) -> str:
     tensors, config = load_checkpoint(run / "teacher")
-    train = config["train"]
+    train = from_dict("teacher", config["train"])
     unet = config["unet"]
     params = sum(v.numel() for k, v in tensors.items() if k.startswith("net."))
     losses = re.findall(r"loss ([\d.]+)", (run / "log.txt").read_text())
@@ -72,11 +72,11 @@ def fullres_card(run: Path, generation: list[Path], shared: bool) -> str:
         "# fmnist-fullres: EDM model trained directly at 32x32 (the peers' prior and the generation reference)",
         "",
         f"- Data: {DATA}; the same caption conditioning as `fmnist` (all-MiniLM-L6-v2 embeddings, condition "
-        f"dropout {train['cond_dropout']}).",
+        f"dropout {train.cond_dropout}).",
         f"- Network: the `fmnist` teacher's U-Net at 32x32, channels {unet['channels']} x {unet['channel_mult']}, "
         f"{unet['num_blocks']} block(s) per level, attention at {unet['attn_resolutions']}; {params:,} parameters.",
-        f"- Training: `pagoda-inv train teacher --preset fmnist-fullres` ({train['steps']} steps x batch "
-        f"{train['batch_size']}, EDM loss, EMA {train['ema_decay']}) on the 2-core CPU machine: "
+        f"- Training: `pagoda-inv train teacher --preset fmnist-fullres` ({train.loop.steps} steps x batch "
+        f"{train.loop.batch_size}, EDM loss, EMA {train.loop.ema_decay}) on the 2-core CPU machine: "
         f"**{run_seconds(run) / 60:.1f} min**{SHARED if shared else ''}; last logged loss {losses[-1] if losses else 'n/a'}.",
         "- Sampler: Heun PF-ODE, 18 grid points (35 network evaluations, 70 with CFG).",
         f"- Card: `python benchmarks/reference_cards.py --fullres-run {run} ...`",

@@ -52,7 +52,7 @@ def _start_run(kind: str, preset: str, runs: Path, resume: Path | None, cfg, dev
     from pagoda_inverse.train.distributed import Distributed, init_distributed
     from pagoda_inverse.train.state import check_resume_config, new_run_dir, write_config
 
-    Distributed.from_env(device).check_batch(cfg.batch_size)  # before joining the job: every rank fails fast
+    Distributed.from_env(device).check_batch(cfg.loop.batch_size)  # before joining the job: every rank fails fast
     dist = init_distributed(device)
     if resume is not None:
         check_resume_config(resume, kind, to_dict(cfg))
@@ -109,7 +109,7 @@ def _run_stage(
         return
     run_dir = _start_run(kind, preset, runs, resume, cfg, device)
     console.print(f"run folder: {run_dir}")
-    with progress_callback(kind, cfg.steps, quiet) as cb:
+    with progress_callback(kind, cfg.loop.steps, quiet) as cb:
         out = train(cfg, run_dir, *inputs, callback=cb, device=device)
     emit(out)
 

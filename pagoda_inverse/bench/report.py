@@ -66,13 +66,30 @@ def tables(results: list[dict]) -> list[tuple[list[tuple[str, str]], list[dict]]
 
 
 def machine_description(device: str | torch.device = "cpu") -> str:
-    """Processor, core count, where the solvers ran and the torch version, for the report header."""
+    """Processor (model, cores, and whether it computes bfloat16 natively: ``precision="auto"`` and so every timing
+    depend on it), where the solvers ran and the torch version, for the report header."""
     import os
     import platform
 
+    from pagoda_inverse.utils.device import native_bf16
+
     device = torch.device(device)
     where = f"on {torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else "on the CPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, solvers {where}, torch {torch.__version__}"
+    cpu = f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cores, {'' if native_bf16('cpu') else 'no '}native bf16)"
+    return f"{cpu}, solvers {where}, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``; else what :mod:`platform` knows)."""
+    import platform
+    from pathlib import Path
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def summary_rows(results: list[dict]) -> list[dict]:

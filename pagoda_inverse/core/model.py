@@ -252,26 +252,13 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
         if kind not in parts:
             raise CheckpointError(f"{path / 'config.json'}: kind {kind!r} is not a {'/'.join(parts)} checkpoint")
         parts = {kind: path}
-    loaded, config, tensors, first = {}, None, None, None
-    for name, (wrap, describes) in _PARTS.items():  # each part present: its network, wrapped for its role
+    loaded, configs, tensors = {}, {}, {}
+    for name, (wrap, _) in _PARTS.items():  # each part present: its network, wrapped for its role
         if parts.get(name) is not None and parts[name].is_dir():
-            net, part_config, part_tensors = load_part(parts[name])
-            loaded[name] = wrap(net, part_config, parts[name])
-            if not describes:
-                continue
-            described = part_config.get("teacher_config", part_config)
-            if config is None:  # the first part that knows the geometry and the captions
-                config, tensors, first = described, part_tensors, name
-            elif image_geometry(described) != image_geometry(config):  # parts of one model share its geometry
-                (c, r), (c0, r0) = image_geometry(described), image_geometry(config)
-                raise CheckpointError(
-                    f"{parts[name]}: is for {c}-channel {r}px images but {parts[first]} for {c0}-channel {r0}px; "
-                    "export the parts of one model together"
-                )
-    if config is None:
-        raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
-    if "colour" in loaded and image_geometry(config)[0] != 3:
-        raise CheckpointError(f"{parts['colour']}: a colour network needs an RGB model; this one is grayscale")
+            net, part_config, tensors[name] = load_part(parts[name])
+            loaded[name], configs[name] = wrap(net, part_config, parts[name]), (part_config, parts[name])
+    first = describing_part(configs, path)  # the part whose config gives the geometry and the captions
+    config, tensors = configs[first][0].get("teacher_config", configs[first][0]), tensors[first]
     defaults = read_solver_defaults(path)
     bank = part_bank(config, tensors)
     teacher, decoder, encoder, guidance, colour = (loaded.get(n) for n in _PARTS)
@@ -281,6 +268,27 @@ def load_model(name_or_path: str | Path = DEFAULT_MODEL) -> PagodaModel:
     folders = sorted(p for p in (path / "posterior").glob("*") if p.is_dir()) if decoder is not None else []
     model.posteriors = {p.name: load_posterior(p, model) for p in folders}
     return model
+
+
+def describing_part(configs: dict[str, tuple[dict, Path]], path: Path) -> str:
+    """The first network (in :data:`_PARTS` order) of ``configs`` (``{part: (config, folder)}``, the parts of the model
+    in ``path``; a classifier is no network of the model) whose config describes the model (geometry, captions),
+    after checking that the parts agree: a :class:`CheckpointError` naming both folders where two parts are for
+    different images, a colour network in a grayscale model, or no describing part."""
+    described = {n: (configs[n][0].get("teacher_config", configs[n][0]), configs[n][1]) for n in _PARTS
+                 if n in configs and _PARTS[n][1]}  # fmt: skip
+    first = next(iter(described), None)
+    if first is None:
+        raise CheckpointError(f"{path}: holds no teacher/ or decoder/ checkpoint (config.json + model.safetensors)")
+    (c0, r0), folder0 = image_geometry(described[first][0]), described[first][1]
+    for config, folder in described.values():  # parts of one model share its geometry
+        c, r = image_geometry(config)
+        if (c, r) != (c0, r0):
+            raise CheckpointError(f"{folder}: is for {c}-channel {r}px images but {folder0} for {c0}-channel {r0}px; "
+                                  "export the parts of one model together")  # fmt: skip
+    if "colour" in configs and c0 != 3:
+        raise CheckpointError(f"{configs['colour'][1]}: a colour network needs an RGB model; this one is grayscale")
+    return first
 
 
 def check_geometry(model: PagodaModel) -> None:

@@ -41,24 +41,41 @@ INVERSE_STD = (0.01, 0.3)
 CONSISTENCY_MODES = ("fixed", "learned")
 
 
+@dataclass(frozen=True, kw_only=True)
+class PosteriorNetConfig:
+    """The widths and depths of :class:`PosteriorEncoder` a training run chooses (``train posterior``'s ``net``
+    section); :class:`PosteriorConfig` adds what follows from G and the family.
+
+    :param channels: widths of the trunk's levels, from ``R`` down to ``r`` (``log2(R / r) + 1`` entries).
+    :param num_blocks: trunk residual blocks per level on the way down (one more on the way up).
+    :param head_blocks: residual blocks of each per-sample head (one head per output level).
+    :param noise_channels: channels of the noise ``eps`` (at ``R``; pooled and rescaled to unit variance per level).
+    :param offset_levels: how many of G's growth stages get an offset from ``q`` (0: the latent only).
+    :param emb_dim: size of the embedding the residual blocks take.
+    :param fill_scales: Gaussian widths (pixels) of the normalised-convolution fills among the maps.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 96)
+    num_blocks: int = 1
+    head_blocks: int = 1
+    noise_channels: int = 4
+    offset_levels: int = 2
+    emb_dim: int = 128
+    fill_scales: tuple[float, ...] = (1.0, 3.0)
+
+
 @dataclass(frozen=True)
-class PosteriorConfig:
-    """Architecture of :class:`PosteriorEncoder` and the generator it serves; stored in the checkpoint.
+class PosteriorConfig(PosteriorNetConfig):
+    """Architecture of :class:`PosteriorEncoder` and the generator it serves; stored in the checkpoint. The fields of
+    :class:`PosteriorNetConfig` (keyword-only), and:
 
     :param family: the operator family (``superres``, ``inpaint``, ``deblur``, ``denoise``, ``colorize``).
     :param in_channels: image channels ``C``.
     :param resolution: G's output resolution ``R``.
     :param latent_resolution: G's latent resolution ``r`` (the teacher's), ``R / r`` a power of 2.
     :param grow_in_shapes: ``(C_i, r 2^i, r 2^i)`` of the features entering G's growth stages (``G.net.grow_in_shapes``).
-    :param offset_levels: how many of those get an offset from ``q`` (0: the latent only).
     :param cond_dim: size of G's condition vector.
-    :param channels: widths of the trunk's levels, from ``R`` down to ``r`` (``log2(R / r) + 1`` entries).
-    :param num_blocks: trunk residual blocks per level on the way down (one more on the way up).
-    :param head_blocks: residual blocks of each per-sample head (one head per output level).
-    :param noise_channels: channels of the noise ``eps`` (at ``R``; pooled and rescaled to unit variance per level).
     :param probe_size: side of the cropped impulse response in the operator vector.
-    :param emb_dim: size of the embedding the residual blocks take.
-    :param fill_scales: Gaussian widths (pixels) of the normalised-convolution fills among the maps.
     :param consistency: the data-consistency step's prior width ``tau`` (``gamma = sigma_y^2 / tau^2``):
         ``"fixed"`` (the solver's ``prior_std`` for every image) or ``"learned"`` (``q`` predicts ``tau`` per image
         from the operator, noise level and condition, trained with the rest by the energy score:
@@ -74,15 +91,8 @@ class PosteriorConfig:
     resolution: int = 32
     latent_resolution: int = 8
     grow_in_shapes: tuple[tuple[int, int, int], ...] = ()
-    offset_levels: int = 2
     cond_dim: int = 384
-    channels: tuple[int, ...] = (32, 64, 96)
-    num_blocks: int = 1
-    head_blocks: int = 1
-    noise_channels: int = 4
     probe_size: int = 9
-    emb_dim: int = 128
-    fill_scales: tuple[float, ...] = (1.0, 3.0)
     consistency: str = "fixed"
     init_consistency_std: float = 0.2
     sigma_scale: float = SIGMA_SCALE

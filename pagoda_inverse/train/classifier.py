@@ -16,9 +16,8 @@ from pagoda_inverse.nets.discriminator import diff_augment
 from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ClassifierTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.state import load_train_state, step_generator
 
 
 def train_classifier(
@@ -29,31 +28,28 @@ def train_classifier(
     The test-split accuracy is measured at the end and stored in the checkpoint's ``config.json``
     (``metrics.test_accuracy``).
     """
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     images, labels = load_images(cfg.data)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     clf = Classifier(cfg.net).to(dist.device)
     dist.broadcast_(clf)
-    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.loop.lr, weight_decay=cfg.weight_decay)
     modules, optimizers = {"clf": clf}, {"clf": opt}
     start = load_train_state(run_dir, modules, optimizers)
     log(f"classifier: {len(images)} images, {sum(p.numel() for p in clf.parameters())} params, start step {start}")
-    callback = callback if dist.is_main else None
 
     clf.train()
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Global batch with random flips and translations; this rank's slice.
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        idx = torch.randint(len(images), (cfg.loop.batch_size,), generator=g)
         x = random_hflip(images[idx], g) if cfg.hflip else images[idx]
         x = diff_augment(x, g, ratio=cfg.shift)
         x, y = dist.local(x), dist.local(labels[idx])
         # Warm-up then cosine learning-rate decay; cross-entropy; gradient mean over ranks.
-        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
+        warmup_cosine_lr(opt, cfg.loop.lr, step, cfg.loop.warmup_steps, cfg.loop.steps)
         loss = update(dist, F.cross_entropy(clf(x), y), clf, opt)
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "classifier"
     dist.barrier()

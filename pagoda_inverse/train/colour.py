@@ -19,9 +19,8 @@ from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.train.batches import random_hflip
 from pagoda_inverse.train.config import ColourTrainConfig, to_dict
 from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.state import load_train_state, step_generator
 from pagoda_inverse.utils.device import autocast
 
 
@@ -47,33 +46,30 @@ def train_colour(
     cfg: ColourTrainConfig, run_dir: Path, *, callback: Callback = None, device: str | None = None
 ) -> Path:
     """Train (or resume) ``C`` on the RGB training split; returns the ``run_dir/colour`` folder."""
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     images, _ = load_images(cfg.data)
     if images.shape[1] != 3:
         raise ValueError(f"the colour network needs RGB images; dataset {cfg.data.dataset!r} has {images.shape[1]}")
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     net = ColourNet(UNet(cfg.unet)).to(dist.device)
     dist.broadcast_(net)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.loop.lr)
     modules, optimizers = {"net": net, "ema": ema}, {"net": opt}
     start = load_train_state(run_dir, modules, optimizers)
     log(f"colour: {len(images)} images, {sum(p.numel() for p in net.parameters())} params, start step {start}")
-    callback = callback if dist.is_main else None
 
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Global batch with random flips; this rank's slice.
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        idx = torch.randint(len(images), (cfg.loop.batch_size,), generator=g)
         x = dist.local(random_hflip(images[idx], g) if cfg.hflip else images[idx])
         # Warm-up then cosine learning-rate decay; squared error of the colorization; Adam step, EMA.
-        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
+        warmup_cosine_lr(opt, cfg.loop.lr, step, cfg.loop.warmup_steps, cfg.loop.steps)
         with autocast(cfg.precision, dist.device):  # the network at cfg.precision, the loss in fp32
             estimate = net(gray_copy(x)).float()
-        loss = update(dist, F.mse_loss(estimate, x), net, opt, ema, cfg.ema_decay)
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        loss = update(dist, F.mse_loss(estimate, x), net, opt, ema, cfg.loop.ema_decay)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "colour"
     dist.barrier()

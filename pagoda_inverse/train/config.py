@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 
 from pagoda_inverse.core.classifier import ClassifierConfig
+from pagoda_inverse.core.posterior import PosteriorNetConfig
 from pagoda_inverse.core.unet import UNetConfig
 from pagoda_inverse.utils.errors import UserError
 
@@ -47,21 +48,44 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class TeacherConfig:
-    """EDM teacher at the low resolution (PaGoDA stage 1)."""
+class LoopConfig:
+    """The optimisation loop every training stage shares (its ``loop`` section).
 
-    data: DataConfig = field(default_factory=DataConfig)
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(channels=32, channel_mult=(1, 2, 2)))
-    steps: int = 4000
-    batch_size: int = 256
+    :param steps: optimiser steps (a resumed run continues to this count).
+    :param batch_size: images (or pairs) per step, over all ranks together.
+    :param lr: learning rate (the decoder's: G's; its discriminator has its own ``lr_d``).
+    :param warmup_steps: linear warm-up of the learning rate (0: none; the teacher then keeps ``lr``, the colour
+        network, the classifier and the posterior encoders decay it on a cosine).
+    :param ema_decay: decay of the weights' exponential moving average, the weights a stage saves (the classifier
+        keeps none).
+    :param seed: seeds the initial weights and, with the step number, each step's batch.
+    :param log_every, checkpoint_every: a log line, and a resumable checkpoint, every that many steps (and at the end).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
     lr: float = 1e-3
-    warmup_steps: int = 200
-    cond_dropout: float = 0.1  # probability of the null caption (classifier-free guidance)
-    hflip: bool = True
+    warmup_steps: int = 0
     ema_decay: float = 0.999
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
+
+
+def _loop(**values) -> LoopConfig:
+    """A stage's default loop (for ``field(default_factory=...)``)."""
+    return field(default_factory=lambda: LoopConfig(**values))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """EDM teacher at the low resolution (PaGoDA stage 1): Adam, warm-up then a constant rate."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(channels=32, channel_mult=(1, 2, 2)))
+    loop: LoopConfig = _loop(steps=4000, batch_size=256, lr=1e-3, warmup_steps=200)
+    cond_dropout: float = 0.1  # probability of the null caption (classifier-free guidance)
+    hflip: bool = True
     sample_steps: int = 18  # Heun grid points for the preview grid
 
 
@@ -82,20 +106,15 @@ class EncodeConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """One-step decoder G at the teacher resolution (PaGoDA stage 2b): reconstruction + hinge GAN."""
+    """One-step decoder G at the teacher resolution (PaGoDA stage 2b): reconstruction + hinge GAN, RAdam for both
+    networks (``loop.lr`` is G's rate, ``lr_d`` the discriminator's)."""
 
-    steps: int = 3000
-    batch_size: int = 128
-    lr_g: float = 1e-4
+    loop: LoopConfig = _loop(steps=3000, batch_size=128, lr=1e-4)
     lr_d: float = 1e-3
     adv_weight: float = 0.2  # w_adv; multiplied by the adaptive weight clipped to [0.01, 10]
     adv_start: int = 0  # first step with the adversarial term
     cond_dropout: float = 0.1
     disc_channels: int = 32
-    ema_decay: float = 0.999
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 500
     upsample: str = "nearest"  # growth only: the previous image's up-sampling under the new stage (UPSAMPLE_MODES)
     # G's and D's arithmetic in training: fp32, or bf16 autocast (1.65x faster steps on the CPU).
     precision: str = "fp32"
@@ -103,15 +122,9 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Learned one-step encoder regressing the cached PF-ODE latents (L2 + L1)."""
+    """Learned one-step encoder regressing the cached PF-ODE latents (L2 + L1), Adam at a constant rate."""
 
-    steps: int = 3000
-    batch_size: int = 256
-    lr: float = 5e-4
-    ema_decay: float = 0.999
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 500
+    loop: LoopConfig = _loop(steps=3000, batch_size=256, lr=5e-4)
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ class GuidanceConfig:
 
     Pairs: ``num_pairs`` noises, each with a condition and a scale ``w ~ U[1, w_max]``, through the teacher's
     CFG Heun sampler and its unguided encoder (``num_steps`` grid points each way, ``(2 num_steps - 1) * 2 +
-    2 (num_steps - 1)`` teacher evaluations per pair).
+    2 (num_steps - 1)`` teacher evaluations per pair), fixed by ``loop.seed``.
     """
 
     num_pairs: int = 24000
@@ -129,13 +142,7 @@ class GuidanceConfig:
     num_steps: int = 12
     pair_batch: int = 500
     shard_size: int = 2000
-    steps: int = 2500
-    batch_size: int = 256
-    lr: float = 5e-4
-    ema_decay: float = 0.999
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 250
+    loop: LoopConfig = _loop(steps=2500, batch_size=256, lr=5e-4, checkpoint_every=250)
 
 
 @dataclass(frozen=True)
@@ -145,16 +152,10 @@ class ClassifierTrainConfig:
 
     data: DataConfig = field(default_factory=lambda: DataConfig(factor=1))
     net: ClassifierConfig = field(default_factory=ClassifierConfig)
-    steps: int = 6000
-    batch_size: int = 128
-    lr: float = 2e-3
+    loop: LoopConfig = _loop(steps=6000, batch_size=128, lr=2e-3, warmup_steps=100, checkpoint_every=250)
     weight_decay: float = 5e-4
-    warmup_steps: int = 100
     shift: float = 0.0625  # random translation, as a fraction of the size (2 px at 32 px)
     hflip: bool = True
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 250
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,9 @@ class ColourTrainConfig:
             cond_dim=1,
         )
     )
-    steps: int = 1800
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 100
+    loop: LoopConfig = _loop(steps=1800, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.995,
+                             checkpoint_every=100)  # fmt: skip
     hflip: bool = True
-    ema_decay: float = 0.995
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 100
     precision: str = "fp32"  # the network's arithmetic in training: fp32, or bf16 autocast
 
 
@@ -193,12 +188,14 @@ class PosteriorTrainConfig:
 
     :param family: the operator family (see :data:`pagoda_inverse.ops.families.FAMILIES`).
     :param model: the model (embedded name or folder) whose G ``q`` serves.
+    :param net: ``q``'s architecture (the rest of its :class:`~pagoda_inverse.core.posterior.PosteriorConfig` follows
+        from G; ``net.channels`` is cut or extended to G's number of levels).
     :param samples: decoded samples per training image (``>= 2``: the energy score's spread term needs two).
     :param cond_dropout: share of images trained under the null caption (the rest under a caption of their class).
     :param prior_std: the data-consistency step's prior width (as the ``one_step`` solver's) when ``consistency`` is
         ``"fixed"``.
     :param consistency: ``"learned"``: ``q`` predicts each image's prior width (noise-aware consistency, starting at
-        ``prior_std``; its read-out learns at ``consistency_lr_scale`` times ``lr``); ``"fixed"``: ``prior_std``.
+        ``prior_std``; its read-out learns at ``consistency_lr_scale`` times ``loop.lr``); ``"fixed"``: ``prior_std``.
     :param init: a posterior checkpoint folder (``RUN/posterior-FAMILY`` or a model's ``posterior/FAMILY``) of the
         same architecture to start from (fine-tuning); a learned read-out it lacks starts at ``prior_std``.
     :param trainable: ``"all"`` of ``q``; ``"heads"``: the per-sample heads and outputs only (the trunk frozen and
@@ -218,19 +215,11 @@ class PosteriorTrainConfig:
     family: str = ""
     model: str = "fmnist"
     data: DataConfig = field(default_factory=DataConfig)
-    channels: tuple[int, ...] = (32, 64, 96)
-    num_blocks: int = 1
-    head_blocks: int = 1
-    noise_channels: int = 4
-    offset_levels: int = 2
-    emb_dim: int = 128
-    fill_scales: tuple[float, ...] = (1.0, 3.0)
+    net: PosteriorNetConfig = field(default_factory=PosteriorNetConfig)
+    loop: LoopConfig = _loop(steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.995,
+                             checkpoint_every=100)  # fmt: skip
     precision: str = "auto"
-    steps: int = 2000
-    batch_size: int = 32
     samples: int = 2
-    lr: float = 1e-3
-    warmup_steps: int = 100
     cond_dropout: float = 0.5
     prior_std: float = 0.2
     consistency: str = "learned"
@@ -242,13 +231,9 @@ class PosteriorTrainConfig:
     disc_channels: int = 32
     lr_d: float = 2e-4
     hflip: bool = True
-    ema_decay: float = 0.995
     eval_images: int = 64
     eval_samples: int = 16
     eval_offset: int = 5000
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 100
 
 
 #: The ``photo`` model's data: 64x64 RGB crops of the photos (see ``datasets/photos.py``), teacher at 16x16.
@@ -263,48 +248,58 @@ PHOTO_DATA = DataConfig(dataset="photo", resolution=64, factor=4)
 #: ``--dry-run`` (two steps at batch 2 on the CPU), not by a training run.
 IMAGENET64_PIPELINE = ("encode", "decoder", "grow:imagenet64-128", "grow:imagenet64-256", "grow:imagenet64-512")
 
-#: imagenet64 growth stage 64 -> 128 (the 256 and 512 stages halve the batch as the resolution doubles).
-IMAGENET64_GROW = DecoderConfig(
-    steps=100_000,
-    batch_size=32,
-    lr_g=5e-5,
-    lr_d=2e-4,
-    disc_channels=64,
-    log_every=100,
-    checkpoint_every=2000,
-    upsample="bilinear",
-)
-
 #: Fine-tuning a posterior encoder from a trained one (``--init``): a lower rate, a short warm-up, a fast EMA.
-_FINETUNE = PosteriorTrainConfig(lr=5e-4, warmup_steps=20, ema_decay=0.99, log_every=10, checkpoint_every=50)
+_FINETUNE = dict(lr=5e-4, warmup_steps=20, ema_decay=0.99, log_every=10, checkpoint_every=50)
 
+#: The sections a flat key may address (``resolve``'s overrides, the presets, configs saved before the sections), in
+#: the order they are searched.
+SECTIONS = ("loop", "data", "net")
+
+
+def configure(cfg, where: str = "config", **values):
+    """``cfg`` with ``values`` set: each key names a field of ``cfg`` or of one of its :data:`SECTIONS` (``steps``
+    sets ``cfg.loop.steps``, ``root`` sets ``cfg.data.root``); an unknown key is a one-line :class:`UserError`
+    naming it and the valid ones.
+
+    >>> configure(EncoderConfig(), steps=5).loop.steps
+    5
+    """
+    own = [f.name for f in dataclasses.fields(cfg)]
+    sections = [s for s in SECTIONS if s in own and dataclasses.is_dataclass(getattr(cfg, s))]
+    nested: dict[str, dict] = {}
+    for key in values:
+        if key not in own:
+            home = next((s for s in sections if key in _names(getattr(cfg, s))), None)
+            if home is None:
+                valid = own + [k for s in sections for k in _names(getattr(cfg, s)) if k not in own]
+                raise UserError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
+            nested.setdefault(home, {})[key] = values[key]
+    top = {k: v for k, v in values.items() if k in own}
+    return replace(cfg, **top, **{s: replace(top.get(s, getattr(cfg, s)), **kv) for s, kv in nested.items()})
+
+
+def _names(section) -> list[str]:
+    return [f.name for f in dataclasses.fields(section)]
+
+
+#: imagenet64 growth stage 64 -> 128 (the 256 and 512 stages halve the batch as the resolution doubles).
+IMAGENET64_GROW = configure(DecoderConfig(), steps=100_000, batch_size=32, lr=5e-5, lr_d=2e-4, disc_channels=64,
+                            log_every=100, checkpoint_every=2000, upsample="bilinear")  # fmt: skip
+
+# fmt: off
 PRESETS: dict[str, dict[str, object]] = {
     "teacher": {
         "fmnist": TeacherConfig(),
-        "fmnist-fullres": TeacherConfig(
-            data=DataConfig(factor=1),
-            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2, 2), num_blocks=1, attn_resolutions=(8,)),
-            steps=2800,
-            batch_size=128,
-            checkpoint_every=200,
-        ),
-        "photo": TeacherConfig(
-            data=PHOTO_DATA,
-            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=()),
-            steps=5000,
-            batch_size=128,
-            checkpoint_every=250,
-        ),
-        "smoke": TeacherConfig(
-            data=DataConfig(limit=256),
-            unet=UNetConfig(channels=16, channel_mult=(1, 2), attn_resolutions=()),
-            steps=20,
-            batch_size=32,
-            warmup_steps=5,
-            log_every=5,
-            checkpoint_every=10,
-            sample_steps=4,
-        ),
+        "fmnist-fullres": configure(
+            TeacherConfig(), data=DataConfig(factor=1), steps=2800, batch_size=128, checkpoint_every=200,
+            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2, 2), num_blocks=1, attn_resolutions=(8,))),
+        "photo": configure(
+            TeacherConfig(), data=PHOTO_DATA, steps=5000, batch_size=128, checkpoint_every=250,
+            unet=UNetConfig(channels=32, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=())),
+        "smoke": configure(
+            TeacherConfig(), data=DataConfig(limit=256), steps=20, batch_size=32, warmup_steps=5, log_every=5,
+            checkpoint_every=10, sample_steps=4,
+            unet=UNetConfig(channels=16, channel_mult=(1, 2), attn_resolutions=())),
     },
     "encode": {
         "fmnist": EncodeConfig(),
@@ -314,137 +309,80 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "decoder": {
         "fmnist": DecoderConfig(),
-        "photo": DecoderConfig(steps=4000, batch_size=64, lr_g=3e-4, cond_dropout=0.0, checkpoint_every=250),
-        "smoke": DecoderConfig(steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
-        "imagenet64": DecoderConfig(
-            steps=200_000, batch_size=64, lr_g=2e-5, lr_d=2e-4, disc_channels=64, log_every=100, checkpoint_every=2000
-        ),
+        "photo": configure(DecoderConfig(), steps=4000, batch_size=64, lr=3e-4, cond_dropout=0.0,
+                           checkpoint_every=250),
+        "smoke": configure(DecoderConfig(), steps=10, batch_size=16, disc_channels=8, log_every=5, checkpoint_every=5),
+        "imagenet64": configure(DecoderConfig(), steps=200_000, batch_size=64, lr=2e-5, lr_d=2e-4, disc_channels=64,
+                                log_every=100, checkpoint_every=2000),
     },
     "encoder": {
         "fmnist": EncoderConfig(),
-        "photo": EncoderConfig(steps=1500, batch_size=128, checkpoint_every=250),
-        "smoke": EncoderConfig(steps=6, batch_size=16, log_every=3, checkpoint_every=3),
-        "imagenet64": EncoderConfig(steps=100_000, batch_size=64, lr=2e-5, log_every=100, checkpoint_every=2000),
+        "photo": configure(EncoderConfig(), steps=1500, batch_size=128, checkpoint_every=250),
+        "smoke": configure(EncoderConfig(), steps=6, batch_size=16, log_every=3, checkpoint_every=3),
+        "imagenet64": configure(EncoderConfig(), steps=100_000, batch_size=64, lr=2e-5, log_every=100,
+                                checkpoint_every=2000),
     },
     "guidance": {
         "fmnist": GuidanceConfig(),
-        "smoke": GuidanceConfig(
-            num_pairs=48,
-            num_steps=4,
-            pair_batch=16,
-            shard_size=32,
-            steps=6,
-            batch_size=16,
-            log_every=3,
-            checkpoint_every=3,
-        ),
+        "smoke": configure(GuidanceConfig(), num_pairs=48, num_steps=4, pair_batch=16, shard_size=32, steps=6,
+                           batch_size=16, log_every=3, checkpoint_every=3),
     },
     "classifier": {
         "fmnist": ClassifierTrainConfig(),
-        "smoke": ClassifierTrainConfig(
-            data=DataConfig(factor=1, limit=256),
-            net=ClassifierConfig(channels=8, feature_dim=16),
-            steps=6,
-            batch_size=16,
-            warmup_steps=2,
-            log_every=3,
-            checkpoint_every=3,
-        ),
+        "smoke": configure(ClassifierTrainConfig(), data=DataConfig(factor=1, limit=256), steps=6, batch_size=16,
+                           net=ClassifierConfig(channels=8, feature_dim=16), warmup_steps=2, log_every=3,
+                           checkpoint_every=3),
     },
     "colour": {
         "photo": ColourTrainConfig(precision="bf16"),
-        "smoke": ColourTrainConfig(
-            data=DataConfig(dataset="photo", resolution=16, factor=1, limit=64),
-            unet=UNetConfig(
-                in_channels=3, resolution=16, channels=8, channel_mult=(1, 2), attn_resolutions=(), cond_dim=1
-            ),
-            steps=6,
-            batch_size=8,
-            warmup_steps=2,
-            log_every=3,
-            checkpoint_every=3,
-        ),
+        "smoke": configure(
+            ColourTrainConfig(), data=DataConfig(dataset="photo", resolution=16, factor=1, limit=64), steps=6,
+            unet=UNetConfig(in_channels=3, resolution=16, channels=8, channel_mult=(1, 2), attn_resolutions=(),
+                            cond_dim=1),
+            batch_size=8, warmup_steps=2, log_every=3, checkpoint_every=3),
     },
     "posterior": {
         "fmnist": PosteriorTrainConfig(),
         # v3 (learned consistency) from the v2 encoders (--init MODEL/posterior/FAMILY): all of q, or only the
         # consistency read-out (about a forward pass a step: 120 steps, a fast EMA).
-        "fmnist-finetune": _FINETUNE,
-        "fmnist-readout": PosteriorTrainConfig(
-            lr=1e-3,
-            warmup_steps=10,
-            ema_decay=0.9,
-            batch_size=16,
-            steps=120,
-            eval_samples=8,
-            trainable="consistency",
-            log_every=10,
-            checkpoint_every=50,
-        ),
+        "fmnist-finetune": configure(PosteriorTrainConfig(), **_FINETUNE),
+        "fmnist-readout": configure(PosteriorTrainConfig(), lr=1e-3, warmup_steps=10, ema_decay=0.9, batch_size=16,
+                                    steps=120, eval_samples=8, trainable="consistency", log_every=10,
+                                    checkpoint_every=50),
         # Realism fine-tune from the v3 encoders: the per-sample heads learn against a discriminator trained from
         # scratch (alone for the first adv_start steps), the trunk frozen. Not shipped: on inpaint these settings
         # lowered one sample's FD-FMNIST on 256 training images 12.8 -> 10.6 but raised its residual ratio
         # 1.03 -> 1.27, and the mean lost 0.2 dB (2026-12-07, this CPU).
-        "fmnist-realism": replace(
-            _FINETUNE, lr=3e-4, steps=300, trainable="heads", adv_weight=1.0, adv_start=150, lr_d=2e-3
-        ),
-        "photo": PosteriorTrainConfig(
-            model="photo", data=PHOTO_DATA, batch_size=16, cond_dropout=1.0, eval_images=32, eval_offset=0
-        ),
-        "smoke": PosteriorTrainConfig(
-            data=DataConfig(limit=256),
-            channels=(8, 8, 8),
-            emb_dim=16,
-            steps=6,
-            batch_size=4,
-            warmup_steps=2,
-            eval_images=4,
-            eval_samples=4,
-            eval_offset=0,
-            log_every=3,
-            checkpoint_every=3,
-        ),
+        "fmnist-realism": configure(PosteriorTrainConfig(), **{**_FINETUNE, "lr": 3e-4}, steps=300, trainable="heads",
+                                    adv_weight=1.0, adv_start=150, lr_d=2e-3),
+        "photo": configure(PosteriorTrainConfig(), model="photo", data=PHOTO_DATA, batch_size=16, cond_dropout=1.0,
+                           eval_images=32, eval_offset=0),
+        "smoke": configure(PosteriorTrainConfig(), data=DataConfig(limit=256), steps=6, batch_size=4, warmup_steps=2,
+                           net=PosteriorNetConfig(channels=(8, 8, 8), emb_dim=16), eval_images=4, eval_samples=4,
+                           eval_offset=0, log_every=3, checkpoint_every=3),
     },
     "grow": {
-        "fmnist": DecoderConfig(steps=2000, batch_size=64, adv_weight=1.0),
+        "fmnist": configure(DecoderConfig(), steps=2000, batch_size=64, adv_weight=1.0),
         # PSNR-minded: a bicubic base under each new stage and a light adversarial term (the model serves solvers).
-        "photo": DecoderConfig(
-            steps=1600,
-            batch_size=32,
-            lr_g=3e-4,
-            adv_weight=0.1,
-            cond_dropout=0.0,
-            checkpoint_every=250,
-            upsample="bicubic",
-            precision="bf16",
-        ),
-        "smoke": DecoderConfig(steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
+        "photo": configure(DecoderConfig(), steps=1600, batch_size=32, lr=3e-4, adv_weight=0.1, cond_dropout=0.0,
+                           checkpoint_every=250, upsample="bicubic", precision="bf16"),
+        "smoke": configure(DecoderConfig(), steps=6, batch_size=8, disc_channels=8, log_every=3, checkpoint_every=3),
         # imagenet64: one preset per growth stage (the batch halves as the resolution doubles).
         "imagenet64-128": IMAGENET64_GROW,
-        "imagenet64-256": replace(IMAGENET64_GROW, batch_size=16),
-        "imagenet64-512": replace(IMAGENET64_GROW, batch_size=8),
+        "imagenet64-256": configure(IMAGENET64_GROW, batch_size=16),
+        "imagenet64-512": configure(IMAGENET64_GROW, batch_size=8),
     },
 }
+# fmt: on
 
 
 def resolve(kind: str, preset: str, **overrides):
-    """The preset ``preset`` of ``kind`` (teacher/encode/decoder/grow/encoder/guidance/classifier/colour/posterior) with
-    non-``None`` ``overrides`` applied."""
+    """The preset ``preset`` of ``kind`` (a key of :data:`STAGES`) with the non-``None`` ``overrides`` set
+    (:func:`configure`: ``steps=...`` reaches ``loop.steps``)."""
     presets = PRESETS[kind]
     if preset not in presets:
         raise UserError(f"unknown {kind} preset {preset!r}; choose one of: {', '.join(presets)}")
-    cfg = presets[preset]
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    top = {k: v for k, v in overrides.items() if v is not None and k in fields}
-    data = {k: v for k, v in overrides.items() if v is not None and k not in fields}
-    if data:
-        valid = [f.name for f in dataclasses.fields(cfg.data)] if hasattr(cfg, "data") else []
-        if unknown := [k for k in data if k not in valid]:
-            raise UserError(
-                f"{kind} config: unknown key {unknown[0]!r}; valid: {', '.join(sorted(fields | set(valid)))}"
-            )
-        top["data"] = replace(cfg.data, **data)
-    return replace(cfg, **top)
+    return configure(presets[preset], f"{kind} config", **{k: v for k, v in overrides.items() if v is not None})
 
 
 def to_dict(cfg) -> dict:
@@ -459,21 +397,37 @@ STAGES = {"teacher": TeacherConfig, "encode": EncodeConfig, "decoder": DecoderCo
 
 
 def from_dict(kind: str, d: dict):
-    """Rebuild a config of ``kind`` (a key of :data:`STAGES`) from :func:`to_dict`'s output (used by ``--resume``).
+    """Rebuild a config of ``kind`` (a key of :data:`STAGES`) from :func:`to_dict`'s output (``--resume``, a
+    checkpoint's ``train`` record). A config saved before the ``loop`` and ``net`` sections (flat, the decoder's rate
+    as ``lr_g``) is read into them.
 
-    >>> from_dict("teacher", {"steps": 5}).steps
+    >>> from_dict("teacher", {"loop": {"steps": 5}}).loop.steps
     5
+    >>> loop = from_dict("teacher", {"steps": 5, "seed": 1}).loop
+    >>> loop.steps, loop.seed, loop.batch_size  # the rest at the teacher's defaults
+    (5, 1, 256)
     >>> from_dict("teacher", {"stepz": 5})
     Traceback (most recent call last):
     ...
-    pagoda_inverse.utils.errors.UserError: teacher config: unknown key 'stepz'; valid: data, unet, steps, batch_size, lr, warmup_steps, cond_dropout, hflip, ema_decay, seed, log_every, checkpoint_every, sample_steps
+    pagoda_inverse.utils.errors.UserError: teacher config: unknown key 'stepz'; valid: data, unet, loop, cond_dropout, hflip, sample_steps, steps, batch_size, lr, warmup_steps, ema_decay, seed, log_every, checkpoint_every, dataset, root, resolution, factor, limit, crops
     """
-    return _build(STAGES[kind], d, f"{kind} config")
+    cls = STAGES[kind]
+    if not isinstance(d, dict):
+        raise UserError(f"{kind} config: not an object")
+    d = {("lr" if k == "lr_g" else k): v for k, v in d.items()}  # the decoder's flat layout named G's rate lr_g
+    own = {f.name for f in dataclasses.fields(cls)}
+    return configure(_build(cls, {k: v for k, v in d.items() if k in own}, f"{kind} config"), f"{kind} config",
+                     **{k: _tuples(v) for k, v in d.items() if k not in own})  # fmt: skip
+
+
+def _tuples(value):
+    """JSON lists back to tuples (every sequence field of a config is a tuple)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _build(cls, d: dict, where: str):
-    """``cls`` from a JSON dict: nested configs rebuilt, lists back to tuples where the field's default is one,
-    missing keys at their defaults; an unknown key is a one-line :class:`UserError` naming it and the valid ones."""
+    """``cls`` from a JSON dict: nested configs rebuilt, lists back to tuples, missing keys at their defaults; an
+    unknown key is a one-line :class:`UserError` naming it and the valid ones."""
     fields = [f.name for f in dataclasses.fields(cls)]
     if not isinstance(d, dict) or (unknown := [k for k in d if k not in fields]):
         what = f"unknown key {unknown[0]!r}" if isinstance(d, dict) else "not an object"
@@ -484,7 +438,7 @@ def _build(cls, d: dict, where: str):
         if dataclasses.is_dataclass(default):  # a nested config (its own from_dict where it has one)
             value = type(default).from_dict(value) if hasattr(default, "from_dict") else _build(type(default), value,
                                                                                                  f"{where}.{name}")  # fmt: skip
-        elif isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
+        else:
+            value = _tuples(value)
         values[name] = value
     return cls(**values)

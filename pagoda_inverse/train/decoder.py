@@ -27,10 +27,9 @@ from pagoda_inverse.core.parts import backbone_section, decoder_from_teacher
 from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback
+from pagoda_inverse.train.loop import Callback, begin_run
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import RunLog, load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.train.state import load_train_state, save_synced_train_state, step_generator
 from pagoda_inverse.utils.device import autocast
 from pagoda_inverse.utils.images import save_grid
 
@@ -51,39 +50,36 @@ def train_decoder(
     :param generator: start from this G (progressive growing) instead of a copy of the teacher; parameters with
         ``requires_grad=False`` stay frozen. Targets are at ``G``'s output resolution.
     """
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     pairs = load_training_pairs(teacher_dir, latents_dir)
     cache, manifest, bank, labels = pairs.cache, pairs.manifest, pairs.bank, pairs.labels
     G = generator if generator is not None else decoder_from_teacher(pairs.teacher)
     res = G.net.config.out_resolution
     targets = pairs.targets(res)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     D = Discriminator(G.net.config.in_channels, res, cfg.disc_channels, bank.embed_dim).to(dist.device)
     G = G.to(dist.device)
     dist.broadcast_(G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False)
-    opt_g = torch.optim.RAdam([p for p in G.parameters() if p.requires_grad], lr=cfg.lr_g)
+    opt_g = torch.optim.RAdam([p for p in G.parameters() if p.requires_grad], lr=cfg.loop.lr)
     opt_d = torch.optim.RAdam(D.parameters(), lr=cfg.lr_d)
     modules = {"G": G, "G_ema": G_ema, "D": D}
     optimizers = {"G": opt_g, "D": opt_d}
     start = load_train_state(run_dir, modules, optimizers)
     log(f"{stage}: {len(cache['latents'])} pairs, targets {res}px, start step {start}, {dist.world_size} rank(s)")
-    callback = callback if dist.is_main else None
     last_w = G.net.last_layer_weight()
 
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Global batch: encoded pairs, real images with the conditions given to the fakes, prior noise.
-        z, x, c = pairs.batch(targets, torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g))
-        r = torch.randint(len(targets), (cfg.batch_size,), generator=g)
+        z, x, c = pairs.batch(targets, torch.randint(len(cache["index"]), (cfg.loop.batch_size,), generator=g))
+        r = torch.randint(len(targets), (cfg.loop.batch_size,), generator=g)
         c_r = sample_condition(bank, labels[r], g, cfg.cond_dropout)
         noise = torch.randn(z.shape, generator=g)
         real = random_hflip(targets[r], g)
         z, x, c, c_r, noise, real = (dist.local(t) for t in (z, x, c, c_r, noise, real))
-        aug = step_generator(cfg.seed, step, stream=1 + dist.rank)  # this rank's augmentations
+        aug = step_generator(cfg.loop.seed, step, stream=1 + dist.rank)  # this rank's augmentations
         # Generator step: reconstruction on the encoded pairs + adaptive-weighted adversarial term on fresh noise.
         with autocast(cfg.precision, dist.device):  # the networks at cfg.precision, the losses in fp32
             rec = structural_distance(G(z, c).float(), x).mean()
@@ -98,7 +94,7 @@ def train_decoder(
         loss.backward()
         dist.average_gradients_(G)
         opt_g.step()
-        ema_update(G_ema, G, cfg.ema_decay)
+        ema_update(G_ema, G, cfg.loop.ema_decay)
         # Discriminator step: hinge loss, real batch vs the same fakes.
         with autocast(cfg.precision, dist.device):
             logits_real, logits_fake = D(diff_augment(real, aug), c_r), D(diff_augment(fake.detach(), aug), c_r)
@@ -110,18 +106,18 @@ def train_decoder(
 
         info = {
             "step": step + 1,
-            "total": cfg.steps,
+            "total": cfg.loop.steps,
             "loss": dist.mean(rec.item()),
             "loss_d": dist.mean(loss_d.item()),
             "lambda": float(lam),
         }
         if callback is not None:
             callback(info)
-        if (step + 1) % cfg.log_every == 0:
+        if (step + 1) % cfg.loop.log_every == 0:
             log(
-                f"step {step + 1}/{cfg.steps} rec {info['loss']:.4f} d {info['loss_d']:.3f} lambda {info['lambda']:.3f}"
+                f"step {step + 1}/{cfg.loop.steps} rec {info['loss']:.4f} d {info['loss_d']:.3f} lambda {info['lambda']:.3f}"
             )
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.loop.checkpoint_every == 0 or step + 1 == cfg.loop.steps:
             save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
 
     out = Path(run_dir) / stage

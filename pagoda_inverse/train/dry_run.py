@@ -11,11 +11,11 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint
 from pagoda_inverse.core.parts import output_resolution
+from pagoda_inverse.train.config import configure
 
 
 def dry_run(train: Callable, cfg, inputs=(), *, steps: int = 2, batch_size: int = 2, **kwargs) -> dict:
@@ -25,7 +25,7 @@ def dry_run(train: Callable, cfg, inputs=(), *, steps: int = 2, batch_size: int 
     :return: ``{"seconds", "peak_rss_mib", "kind", "parameters", "resolution"}``: wall time, this process's peak
         resident memory so far, and the saved part's kind, parameter count and output resolution.
     """
-    small = replace(cfg, steps=steps, batch_size=batch_size, checkpoint_every=steps, log_every=1)
+    small = configure(cfg, steps=steps, batch_size=batch_size, checkpoint_every=steps, log_every=1)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pagoda-dry-run-") as tmp:
         out = Path(train(small, Path(tmp), *inputs, device="cpu", **kwargs))

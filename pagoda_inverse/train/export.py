@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from pagoda_inverse.core.checkpoint import load_checkpoint, save_checkpoint
-from pagoda_inverse.core.model import GEOMETRY_FILE, MODEL_PARTS, load_model
+from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, save_checkpoint
+from pagoda_inverse.core.model import GEOMETRY_FILE, MODEL_PARTS, describing_part, load_model
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
@@ -71,6 +71,12 @@ def export_model(
         from pagoda_inverse.solvers import check_solver_defaults
 
         check_solver_defaults(solver_defaults)
+    # The parts the folder will hold (those given, and those of ``out`` they leave) must be one model's.
+    after = {n: (config, parts[n]) for n, (_, config) in loaded.items()}
+    after |= {n: (load_config(out / n), out / n) for n in MODEL_PARTS if n not in after and (out / n).is_dir()}
+    networks = set(after) - {"classifier"}  # a folder of the classifier alone has no model geometry
+    if networks:
+        describing_part(after, out)
     out.mkdir(parents=True, exist_ok=True)
     for name, (tensors, config) in loaded.items():
         save_checkpoint(out / name, tensors, config, half=True)
@@ -83,10 +89,9 @@ def export_model(
         write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
     if generation_defaults is not None:
         write_text_atomic(out / "generation.json", json.dumps(generation_defaults, indent=2))
-    # The typed geometry of what the folder now holds (loading it checks that its parts agree).
-    (out / GEOMETRY_FILE).unlink(missing_ok=True)
-    geometry = asdict(load_model(out).geometry)
-    write_text_atomic(out / GEOMETRY_FILE, json.dumps(geometry, indent=2))
+    if networks:  # the typed geometry of what the folder now holds
+        (out / GEOMETRY_FILE).unlink(missing_ok=True)
+        write_text_atomic(out / GEOMETRY_FILE, json.dumps(asdict(load_model(out).geometry), indent=2))
     return out
 
 

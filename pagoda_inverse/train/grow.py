@@ -67,7 +67,7 @@ def grow_decoder(cfg: DecoderConfig, run_dir: Path, decoder_dir: Path, teacher_d
     G = load_model(decoder_dir).decoder
     if G is None:
         raise CheckpointError(f"{decoder_dir}: not a decoder checkpoint; growing needs one from 'train decoder'")
-    torch.manual_seed(cfg.seed)  # the new stage's random weights: the same in every run and on every device
+    torch.manual_seed(cfg.loop.seed)  # the new stage's random weights: the same in every run and on every device
     G = grow_generator(G, width, cfg.upsample)
     freeze_trunk(G)
     return train_decoder(cfg, run_dir, teacher_dir, latents_dir, generator=G, callback=callback, device=device)

@@ -25,10 +25,9 @@ from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.sigmas import SIGMA_MAX
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.train.config import GuidanceConfig, to_dict
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback, bookkeeping, update
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update
 from pagoda_inverse.train.pairs import load_teacher_checkpoint, teacher_digest
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.train.state import load_train_state, step_generator
 from pagoda_inverse.utils.errors import UserError
 from pagoda_inverse.utils.seeding import randn_for_seeds
 
@@ -39,9 +38,9 @@ def condition_table(bank: CaptionBank) -> torch.Tensor:
 
 
 def guidance_jobs(cfg: GuidanceConfig, bank: CaptionBank) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(condition index into condition_table [N], scale w [N])`` of every pair, fixed by ``cfg.seed``: half the
+    """``(condition index into condition_table [N], scale w [N])`` of every pair, fixed by ``cfg.loop.seed``: half the
     conditioned jobs take a canonical class caption, half a training caption; ``null_fraction`` take the null."""
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.loop.seed)
     n, c, m = cfg.num_pairs, bank.num_classes, len(bank.train_embeddings)
     canonical = torch.randint(c, (n,), generator=g)
     caption = c + torch.randint(m, (n,), generator=g)
@@ -102,9 +101,7 @@ def train_guidance(
     cfg: GuidanceConfig, run_dir: Path, teacher_dir: Path, *, callback: Callback = None, device: str | None = None
 ) -> Path:
     """Make the pairs, then train (or resume) the map; returns the ``run_dir/guidance`` checkpoint folder (EMA)."""
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     net, _, bank = load_teacher_checkpoint(teacher_dir)
     if bank.num_classes == 0:
         raise UserError(f"{teacher_dir}: an unconditional teacher has no classifier-free guidance to learn")
@@ -113,29 +110,28 @@ def train_guidance(
 
     pair_dir = Path(run_dir) / "pairs"
     log(f"guidance pairs: {cfg.num_pairs} ({cfg.num_steps}-point Heun, w in [1, {cfg.w_max}])")
-    callback = callback if dist.is_main else None
     make_pairs(teacher, bank, cfg, pair_dir, rank=dist.rank, world_size=dist.world_size, callback=callback)
     dist.barrier()
     pairs, table = load_pairs(pair_dir, cfg, channels, res), condition_table(bank)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     M = GuidanceMap(copy.deepcopy(net).requires_grad_(True), cfg.w_max).to(dist.device)
     torch.nn.init.zeros_(M.net.out[-1].weight)  # start as the identity map (teacher features, zero output)
     torch.nn.init.zeros_(M.net.out[-1].bias)
     dist.broadcast_(M)
     M_ema = copy.deepcopy(M).requires_grad_(False)
-    opt = torch.optim.Adam(M.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(M.parameters(), lr=cfg.loop.lr)
     modules, optimizers = {"M": M, "M_ema": M_ema}, {"M": opt}
     start = load_train_state(run_dir, modules, optimizers)
     log(f"guidance map: {cfg.num_pairs} pairs, start step {start}, {dist.world_size} rank(s)")
-    for step in range(start, cfg.steps):
+    for step in range(start, cfg.loop.steps):
         # Regress each pair's guided latent from its noise, condition and scale (this rank's slice).
-        j = torch.randint(cfg.num_pairs, (cfg.batch_size,), generator=step_generator(cfg.seed, step))
+        j = torch.randint(cfg.num_pairs, (cfg.loop.batch_size,), generator=step_generator(cfg.loop.seed, step))
         z, target, c, w = (dist.local(t) for t in (pairs["z"][j], pairs["target"][j], table[pairs["cond_index"][j]],
                                                      pairs["w"][j]))  # fmt: skip
         err = (M(z, c, w) - target) / M.sigma_max
-        loss = update(dist, err.square().mean() + err.abs().mean(), M, opt, M_ema, cfg.ema_decay)
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        loss = update(dist, err.square().mean() + err.abs().mean(), M, opt, M_ema, cfg.loop.ema_decay)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "guidance"
     dist.barrier()

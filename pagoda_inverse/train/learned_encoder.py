@@ -11,10 +11,9 @@ import torch
 from pagoda_inverse.core.checkpoint import save_checkpoint
 from pagoda_inverse.core.parts import backbone_section, encoder_from_teacher
 from pagoda_inverse.train.config import EncoderConfig, to_dict
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback, bookkeeping, update
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator
+from pagoda_inverse.train.state import load_train_state, step_generator
 
 
 def train_encoder(
@@ -27,31 +26,28 @@ def train_encoder(
     device: str | None = None,
 ) -> Path:
     """Train (or resume) the learned encoder; returns the ``run_dir/encoder`` checkpoint folder (EMA weights)."""
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     pairs = load_training_pairs(teacher_dir, latents_dir)
     cache, manifest, bank = pairs.cache, pairs.manifest, pairs.bank
     low = pairs.targets(pairs.data.teacher_resolution)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     E = encoder_from_teacher(pairs.teacher).to(dist.device)
     dist.broadcast_(E)
     E_ema = copy.deepcopy(E).requires_grad_(False)
-    opt = torch.optim.Adam(E.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(E.parameters(), lr=cfg.loop.lr)
     modules, optimizers = {"E": E, "E_ema": E_ema}, {"E": opt}
     start = load_train_state(run_dir, modules, optimizers)
     log(f"encoder: {len(cache['latents'])} pairs, start step {start}, {dist.world_size} rank(s)")
-    callback = callback if dist.is_main else None
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Regress the cached latent of each pair (image in the latent's orientation, its condition), on this
         # rank's slice of the global batch; gradient mean over ranks.
-        j = torch.randint(len(cache["index"]), (cfg.batch_size,), generator=g)
+        j = torch.randint(len(cache["index"]), (cfg.loop.batch_size,), generator=g)
         z, x, c = (dist.local(t) for t in pairs.batch(low, j))
         err = (E(x, c) - z) / E.sigma_max
-        loss = update(dist, err.square().mean() + err.abs().mean(), E, opt, E_ema, cfg.ema_decay)
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        loss = update(dist, err.square().mean() + err.abs().mean(), E, opt, E_ema, cfg.loop.ema_decay)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "encoder"
     dist.barrier()

@@ -14,10 +14,20 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.ema import ema_update
-from pagoda_inverse.train.state import save_synced_train_state
+from pagoda_inverse.train.config import LoopConfig
+from pagoda_inverse.train.distributed import init_distributed
+from pagoda_inverse.train.state import RunLog, save_synced_train_state
 
 #: A training function's progress callback: called with ``{"step", "total", "loss", ...}`` after each step.
 Callback = Callable[[dict], None] | None
+
+
+def begin_run(run_dir: Path, loop: LoopConfig, device: str | None, callback: Callback):
+    """A stage's ``(dist, log, callback)``: this process's rank (``device``: :func:`init_distributed`; the batch
+    checked to split over the ranks), the run folder's log (rank 0 writes it) and the progress callback (rank 0's)."""
+    dist = init_distributed(device)
+    dist.check_batch(loop.batch_size)
+    return dist, RunLog(run_dir, enabled=dist.is_main), callback if dist.is_main else None
 
 
 def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -41,13 +51,13 @@ def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_st
         group["lr"] = lr * group.get("lr_scale", 1.0) * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
-def bookkeeping(dist, run_dir: Path, cfg, step: int, loss: float, modules: dict, optimizers: dict, log,
+def bookkeeping(dist, run_dir: Path, loop: LoopConfig, step: int, loss: float, modules: dict, optimizers: dict, log,
                 callback: Callback) -> None:  # fmt: skip
-    """After step ``step`` (0-based) of ``cfg.steps``: the progress callback, a log line every ``cfg.log_every``
-    steps, and a checkpoint (weights in sync across ranks) every ``cfg.checkpoint_every`` steps and at the end."""
+    """After step ``step`` (0-based) of ``loop.steps``: the progress callback, a log line every ``loop.log_every``
+    steps, and a checkpoint (weights in sync across ranks) every ``loop.checkpoint_every`` steps and at the end."""
     if callback is not None:
-        callback({"step": step + 1, "total": cfg.steps, "loss": loss})
-    if (step + 1) % cfg.log_every == 0:
-        log(f"step {step + 1}/{cfg.steps} loss {loss:.4f}")
-    if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        callback({"step": step + 1, "total": loop.steps, "loss": loss})
+    if (step + 1) % loop.log_every == 0:
+        log(f"step {step + 1}/{loop.steps} loss {loss:.4f}")
+    if (step + 1) % loop.checkpoint_every == 0 or step + 1 == loop.steps:
         save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)

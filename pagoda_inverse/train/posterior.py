@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -35,11 +35,10 @@ from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.ops import make_operator
 from pagoda_inverse.ops.families import check_family, sample_family_operator
 from pagoda_inverse.train.batches import random_hflip, sample_condition
-from pagoda_inverse.train.config import PosteriorTrainConfig, to_dict
+from pagoda_inverse.train.config import PosteriorTrainConfig, from_dict, to_dict
 from pagoda_inverse.train.data import load_images
-from pagoda_inverse.train.distributed import init_distributed
-from pagoda_inverse.train.loop import Callback, bookkeeping, update, warmup_cosine_lr
-from pagoda_inverse.train.state import RunLog, load_train_state, step_generator, training_seconds
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update, warmup_cosine_lr
+from pagoda_inverse.train.state import load_train_state, step_generator, training_seconds
 from pagoda_inverse.utils.errors import UserError
 
 #: The held-out operators each family is scored on at the end of training (registry name, parameters).
@@ -107,7 +106,7 @@ def init_record(folder: Path) -> dict:
     before = config.get("init", {})
     return {
         "path": str(folder),
-        "steps": config["train"]["steps"] + before.get("steps", 0),
+        "steps": from_dict("posterior", config["train"]).loop.steps + before.get("steps", 0),
         "train_seconds": config["train_seconds"] + before.get("train_seconds", 0.0),
     }
 
@@ -142,9 +141,7 @@ def train_posterior(
         raise UserError(f"trainable {cfg.trainable!r}: use {', '.join(TRAINABLE)}")
     if cfg.adv_weight and cfg.trainable == "consistency":
         raise UserError("adv_weight needs trainable 'all' or 'heads' (the read-out alone cannot change a sample)")
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     model = load_model(cfg.model)
     if model.decoder is None:
         raise UserError(f"model {cfg.model!r} has no one-step decoder; a posterior encoder needs one")
@@ -159,15 +156,15 @@ def train_posterior(
     # offsets for as many growth stages as G has.
     grow_in = tuple(map(tuple, model.decoder.net.grow_in_shapes))
     levels = (model.resolution // model.teacher_resolution).bit_length()
-    widths = tuple(cfg.channels[:levels]) + (cfg.channels[-1],) * max(0, levels - len(cfg.channels))
+    widths = tuple(cfg.net.channels[:levels]) + (cfg.net.channels[-1],) * max(0, levels - len(cfg.net.channels))
     c_dim = model.null_condition(1).shape[-1]
-    arch = {k: getattr(cfg, k) for k in ("num_blocks", "head_blocks", "noise_channels", "emb_dim", "fill_scales")}
+    net = replace(cfg.net, channels=widths, offset_levels=min(cfg.net.offset_levels, len(grow_in), levels - 1))
     net_cfg = PosteriorConfig(
-        family, model.channels, model.resolution, model.teacher_resolution, grow_in, channels=widths, cond_dim=c_dim,
-        offset_levels=min(cfg.offset_levels, len(grow_in), levels - 1), consistency=cfg.consistency,
-        init_consistency_std=cfg.prior_std, **arch,
+        family=family, in_channels=model.channels, resolution=model.resolution, grow_in_shapes=grow_in,
+        latent_resolution=model.teacher_resolution, cond_dim=c_dim, consistency=cfg.consistency,
+        init_consistency_std=cfg.prior_std, **asdict(net),
     )  # fmt: skip
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     q = PosteriorEncoder(net_cfg).to(dist.device)
     if cfg.init:
         initialise_from(q, Path(cfg.init), model)
@@ -185,7 +182,7 @@ def train_posterior(
     for n, p in q.named_parameters():
         p.requires_grad_(not n.startswith(frozen) or n.startswith("consistency_head."))
     groups = [{"params": rest}, {"params": readout, "lr_scale": cfg.consistency_lr_scale}]
-    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.loop.lr)
     modules, optimizers = {"q": q, "q_ema": q_ema}, {"q": opt}
     if cfg.adv_weight:  # the realism term's discriminator, trained from scratch beside q
         D = Discriminator(model.channels, model.resolution, cfg.disc_channels, c_dim).to(dist.device)
@@ -196,39 +193,38 @@ def train_posterior(
     start = load_train_state(run_dir, modules, optimizers)
     params = sum(p.numel() for p in q.parameters())
     log(f"posterior {family}: {len(images)} images, {params} params, start step {start}, {dist.world_size} rank(s)")
-    callback = callback if dist.is_main else None
     began = time.perf_counter()
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Global batch (random flips, a caption of each image's class or the null caption); this rank's slice.
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+        idx = torch.randint(len(images), (cfg.loop.batch_size,), generator=g)
         x = dist.local(random_hflip(images[idx], g) if cfg.hflip else images[idx])
         c = dist.local(sample_condition(model.bank, labels[idx], g, cfg.cond_dropout))
         # A random operator of the family with per-image sigma_y, the observations and the samples' noise, from
         # this rank's own stream (each rank's slice gets its own family member).
-        g_rank = step_generator(cfg.seed, step, stream=1 + dist.rank)
+        g_rank = step_generator(cfg.loop.seed, step, stream=1 + dist.rank)
         op = sample_family_operator(family, shape, len(x), g_rank).to(dist.device)
         y = op(x, generator=g_rank)
-        eps = torch.randn(cfg.samples, len(x), cfg.noise_channels, *shape[1:], generator=g_rank).to(dist.device)
+        eps = torch.randn(cfg.samples, len(x), cfg.net.noise_channels, *shape[1:], generator=g_rank).to(dist.device)
         obs_noise = torch.randn(cfg.samples, *y.shape, generator=g_rank).to(dist.device)
         # K data-consistent samples per image through q and the frozen G; energy score; Adam step, EMA.
-        warmup_cosine_lr(opt, cfg.lr, step, cfg.warmup_steps, cfg.steps)
+        warmup_cosine_lr(opt, cfg.loop.lr, step, cfg.loop.warmup_steps, cfg.loop.steps)
         xs = posterior_samples(model, q, op, y, c, eps, cfg.prior_std, precision=cfg.precision, obs_noise=obs_noise)[0]
         loss = energy_score(xs, x).mean()
         if cfg.adv_weight and step >= cfg.adv_start:  # realism: the discriminator's hinge loss, adaptive weight
             adv = hinge_g_loss(D(diff_augment(xs.flatten(0, 1), g_rank), c.repeat(cfg.samples, 1)).float())
             lam = adaptive_weight(loss, adv, last_w)
             loss = loss + cfg.adv_weight * lam * adv
-        loss = update(dist, loss, q, opt, q_ema, cfg.ema_decay)
+        loss = update(dist, loss, q, opt, q_ema, cfg.loop.ema_decay)
         if cfg.adv_weight:  # the discriminator's step: the batch's images vs the same samples, DiffAugment-ed
             real = D(diff_augment(x, g_rank), c).float()
             fake = D(diff_augment(xs.detach().flatten(0, 1), g_rank), c.repeat(cfg.samples, 1)).float()
             loss_d = update(dist, hinge_d_loss(real, fake), D, opt_d)
-            if (step + 1) % cfg.log_every == 0:
+            if (step + 1) % cfg.loop.log_every == 0:
                 log(
                     f"  discriminator hinge {loss_d:.3f}, adaptive weight {float(lam) if step >= cfg.adv_start else 0:.3g}"
                 )
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
     seconds, total_seconds = time.perf_counter() - began, training_seconds(run_dir)
 
     out = Path(run_dir) / f"posterior-{family}"
@@ -253,6 +249,6 @@ def train_posterior(
         log(f"held-out {label}: mean-of-{cfg.eval_samples} {s['psnr_mean']:.2f} dB, one sample {s['psnr_one']:.2f} dB, "
             f"90% coverage {s['coverage90']:.3f}")  # fmt: skip
     log(
-        f"trained {cfg.steps - start} steps in {seconds / 60:.1f} min ({total_seconds / 60:.1f} min in all); saved {out}"
+        f"trained {cfg.loop.steps - start} steps in {seconds / 60:.1f} min ({total_seconds / 60:.1f} min in all); saved {out}"
     )
     return out

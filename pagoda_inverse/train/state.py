@@ -73,8 +73,15 @@ def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
 
     saved, config = filled(read_run_config(run_dir, kind)), filled(config)
     if saved != config:
-        diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        diff = _differences(saved, config)
         raise UserError(f"{run_dir}/config.json: differs from the requested config in {diff}; resume without options")
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys (``loop.steps``) whose values differ between two nested dicts."""
+    keys = sorted(set(a) | set(b))
+    return [d for k in keys for d in (_differences(a[k], b[k], f"{prefix}{k}.") if isinstance(a.get(k), dict) and
+            isinstance(b.get(k), dict) else [f"{prefix}{k}"] * (a.get(k) != b.get(k)))]  # fmt: skip
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):

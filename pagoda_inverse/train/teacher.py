@@ -15,15 +15,14 @@ from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.datasets import area_pool
-from pagoda_inverse.train.loop import Callback
+from pagoda_inverse.train.loop import Callback, begin_run
 from pagoda_inverse.utils.images import save_grid
 
 from .batches import preview_conditions, random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
 from .data import caption_bank, load_images
-from .distributed import init_distributed
 from .loop import bookkeeping, update
-from .state import RunLog, load_train_state, step_generator
+from .state import load_train_state, step_generator
 
 
 def teacher_checkpoint_config(cfg: TeacherConfig, unet_config) -> dict:
@@ -41,39 +40,36 @@ def train_teacher(cfg: TeacherConfig, run_dir: Path, *, bank: CaptionBank | None
     :param bank: caption embeddings (``None``: build them with the text encoder, once).
     :param callback: called every step with ``{"step", "total", "loss"}``.
     """
-    dist = init_distributed(device)
-    dist.check_batch(cfg.batch_size)
-    log = RunLog(run_dir, enabled=dist.is_main)
+    dist, log, callback = begin_run(run_dir, cfg.loop, device, callback)
     images, labels = load_images(cfg.data)
     x_low = area_pool(images, cfg.data.factor)  # anti-aliased (area) down-sampling
     bank = bank or caption_bank(cfg.data)
     unet_cfg = replace(cfg.unet, in_channels=x_low.shape[1], resolution=x_low.shape[-1], cond_dim=bank.embed_dim)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     net = EDMPrecond(UNet(unet_cfg)).to(dist.device)
     dist.broadcast_(net)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.loop.lr, betas=(0.9, 0.99))
     modules, optimizers = {"net": net, "ema": ema}, {"net": opt}
     start = load_train_state(run_dir, modules, optimizers)
     log(
         f"teacher: {len(x_low)} images at {x_low.shape[-1]}px, {sum(p.numel() for p in net.parameters())} params, "
         f"start step {start}, {dist.world_size} rank(s)"
     )
-    callback = callback if dist.is_main else None
 
-    for step in range(start, cfg.steps):
-        g = step_generator(cfg.seed, step)
+    for step in range(start, cfg.loop.steps):
+        g = step_generator(cfg.loop.seed, step)
         # Global batch: random images, random flips, random captions with condition dropout, training noise.
-        idx = torch.randint(len(x_low), (cfg.batch_size,), generator=g)
+        idx = torch.randint(len(x_low), (cfg.loop.batch_size,), generator=g)
         x = random_hflip(x_low[idx], g) if cfg.hflip else x_low[idx]
         cond = sample_condition(bank, labels[idx], g, cfg.cond_dropout)
         sigma, noise = training_noise(x.shape, g)
         # EDM loss on this rank's slice, gradient mean over ranks, Adam step with linear warm-up, EMA.
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+            group["lr"] = cfg.loop.lr * min(1.0, (step + 1) / cfg.loop.warmup_steps)
         loss = edm_loss(net, dist.local(x), dist.local(cond), noise=(dist.local(sigma), dist.local(noise)))
-        loss = update(dist, loss, net, opt, ema, cfg.ema_decay)
-        bookkeeping(dist, run_dir, cfg, step, loss, modules, optimizers, log, callback)
+        loss = update(dist, loss, net, opt, ema, cfg.loop.ema_decay)
+        bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
 
     out = Path(run_dir) / "teacher"
     dist.barrier()

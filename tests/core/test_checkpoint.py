@@ -132,3 +132,15 @@ def test_export_records_the_geometry_and_loading_checks_it(tiny_model_dir, tiny_
     (out / GEOMETRY_FILE).unlink()
     with pytest.raises(CheckpointError, match=r"decoder: is for 1-channel .* for 3-channel .*export the parts of one"):
         load_model(out)
+    # export refuses such a combination before it writes anything: the folder is left as it was.
+    shutil.rmtree(out)
+    export_model(out, teacher=tiny_photo_model_dir / "teacher")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(CheckpointError, match=r"is for 1-channel .* for 3-channel .*export the parts of one"):
+        export_model(out, decoder=tiny_model_dir / "decoder", overwrite=True)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # a folder of the evaluation classifier alone has no geometry to record
+    from pagoda_inverse.core.model import MODELS_DIR
+
+    clf = export_model(tmp_path / "clf", classifier=MODELS_DIR / "fmnist-clf" / "classifier")
+    assert (clf / "classifier" / "model.safetensors").is_file() and not (clf / GEOMETRY_FILE).exists()

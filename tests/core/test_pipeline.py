@@ -77,7 +77,7 @@ def test_generate_from_decoder_and_teacher(smoke):
 def test_resume_gives_the_same_weights(smoke, tmp_path):
     cfg = resolve("teacher", "smoke")
     half = new_run_dir(tmp_path, "a")
-    train_teacher(replace(cfg, steps=10), half, bank=smoke["bank"])
+    train_teacher(resolve("teacher", "smoke", steps=10), half, bank=smoke["bank"])
     # Continue the 10-step run to 20 steps: identical to the uninterrupted 20-step run (same data order, state).
     train_teacher(cfg, half, bank=smoke["bank"])
     full = smoke["teacher"].parent
