@@ -31,7 +31,7 @@ from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, build_teacher
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
 from pagoda_inverse.core.sigmas import SIGMA_DATA, SIGMA_MAX, noise_label, precond_scalings
-from pagoda_inverse.core.unet import check_grow_stages, upsample_image
+from pagoda_inverse.core.unet import check_grow_stages, run_growth_stages
 from pagoda_inverse.nets.adm import ADM, ADMConfig, ResBlock, _norm, _zero
 
 
@@ -150,15 +150,7 @@ class ADMDecoderNet(nn.Module):
             c_skip, c_out, c_in = precond_scalings(s[0], self.denoiser.sigma_data)
             h, emb = self.adm.features(c_in * z, noise_label(s), cond)
             x = c_skip * z + c_out * self.adm.out(h)[:, :c].to(z.dtype)
-        for level, (stage, head, mode) in enumerate(
-            zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True)
-        ):
-            if level < len(grow_offset):
-                h = h + grow_offset[level]
-            for block in stage:
-                h = block(h, emb)
-            x = upsample_image(x, mode) + head(h).to(x.dtype)
-        return x
+        return run_growth_stages(self, x, h, emb, grow_offset)
 
     def last_layer_weight(self) -> torch.Tensor:
         """The newest output conv weight (where PaGoDA's adaptive adversarial weight measures gradient norms)."""

@@ -168,6 +168,20 @@ def upsample_image(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
 
 
+def run_growth_stages(net: nn.Module, x: torch.Tensor, h: torch.Tensor, emb: torch.Tensor,
+                      grow_offset: Sequence[torch.Tensor] = ()) -> torch.Tensor:  # fmt: skip
+    """A grown G's stages on top of the base image ``x`` and the trunk's features ``h``: per stage, ``h`` plus its
+    offset (where given), the stage's blocks, and the image up-sampled 2x (``net.config.grow_upsample``) plus the
+    stage's head (``net.grow``, ``net.grow_out``: one each per stage). Returns the full-resolution image."""
+    for level, (stage, head, mode) in enumerate(zip(net.grow, net.grow_out, net.config.grow_upsample, strict=True)):
+        if level < len(grow_offset):
+            h = h + grow_offset[level]
+        for block in stage:
+            h = block(h, emb)
+        x = upsample_image(x, mode) + head(h).to(x.dtype)
+    return x
+
+
 class UNet(nn.Module):
     """The backbone ``F``: ``forward(x [B,C,R,R], noise_labels [B], cond [B,cond_dim]) -> [B,C,R',R']``.
 
@@ -262,16 +276,7 @@ class UNet(nn.Module):
             h = torch.cat([h, skips.pop()], dim=1)
             for layer in block:
                 h = layer(h, emb)
-        x = self.out(h)
-        for level, (stage, head, mode) in enumerate(
-            zip(self.grow, self.grow_out, self.config.grow_upsample, strict=True)
-        ):
-            if level < len(grow_offset):
-                h = h + grow_offset[level]
-            for layer in stage:
-                h = layer(h, emb)
-            x = upsample_image(x, mode) + head(h)
-        return x
+        return run_growth_stages(self, self.out(h), h, emb, grow_offset)
 
     def last_layer_weight(self) -> torch.Tensor:
         """The newest output conv weight: where PaGoDA's adaptive adversarial weight measures gradient norms."""

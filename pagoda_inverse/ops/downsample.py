@@ -51,23 +51,11 @@ def bicubic_matrix(n: int, factor: int) -> torch.Tensor:
     return mat
 
 
-class AreaDownsample(LinearOperator):
-    """Average pooling over ``factor x factor`` blocks (the DDRM/DDNM ``sr_averagepooling`` operator).
-
-    :param factor: integer factor >= 1 dividing H and W (2, 4, 8 typical).
-    :param kwargs: options of :class:`~pagoda_inverse.ops.base.LinearOperator` (``in_shape``, ``sigma_y``, ...).
-
-    >>> op = AreaDownsample(2)
-    >>> y = op.A(torch.arange(16.).reshape(1, 1, 4, 4))
-    >>> y.tolist(), tuple(op.A_dagger(y).shape)
-    ([[[[2.5, 4.5], [10.5, 12.5]]]], (1, 1, 4, 4))
-    """
+class _Downsample(LinearOperator):
+    """Down-sampling by an integer ``factor`` dividing H and W: the shapes and checks the two kinds share."""
 
     exact_dagger = True
     tileable = True
-    # 10 bilinear back-projection steps leave a residual under 1% of the initial one (tests/solvers/test_contract.py);
-    # the exact projection then finishes.
-    back_project_steps = 10
 
     def __init__(self, factor: int = 4, **kwargs):
         super().__init__(**kwargs)
@@ -80,6 +68,23 @@ class AreaDownsample(LinearOperator):
         shape = tuple(self.in_shape if in_shape is None else in_shape)
         check_divisible(shape, self.factor)
         return (*shape[:-2], shape[-2] // self.factor, shape[-1] // self.factor)
+
+
+class AreaDownsample(_Downsample):
+    """Average pooling over ``factor x factor`` blocks (the DDRM/DDNM ``sr_averagepooling`` operator).
+
+    :param factor: integer factor >= 1 dividing H and W (2, 4, 8 typical).
+    :param kwargs: options of :class:`~pagoda_inverse.ops.base.LinearOperator` (``in_shape``, ``sigma_y``, ...).
+
+    >>> op = AreaDownsample(2)
+    >>> y = op.A(torch.arange(16.).reshape(1, 1, 4, 4))
+    >>> y.tolist(), tuple(op.A_dagger(y).shape)
+    ([[[[2.5, 4.5], [10.5, 12.5]]]], (1, 1, 4, 4))
+    """
+
+    # 10 bilinear back-projection steps leave a residual under 1% of the initial one (tests/solvers/test_contract.py);
+    # the exact projection then finishes.
+    back_project_steps = 10
 
     def _upsample(self, y: torch.Tensor) -> torch.Tensor:
         b, c, h, w = y.shape
@@ -113,7 +118,7 @@ class AreaDownsample(LinearOperator):
         return f"factor={self.factor}"
 
 
-class BicubicDownsample(LinearOperator):
+class BicubicDownsample(_Downsample):
     """MATLAB-style antialiased bicubic downsampling (DPS/DAPS ``Resizer``, deepinv ``DownsamplingMatlab``).
 
     The 1-D matrices are built for each image size on first use and cached per device and dtype.
@@ -128,21 +133,9 @@ class BicubicDownsample(LinearOperator):
     ((2, 3, 4, 3), True)
     """
 
-    exact_dagger = True
-    tileable = True
-
     def __init__(self, factor: int = 4, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = check_int(factor, "factor")
-        self.size_multiple = self.factor
-        if self.in_shape is not None:
-            check_divisible(self.in_shape, self.factor)
+        super().__init__(factor, **kwargs)
         self._cache: dict = {}
-
-    def out_shape(self, in_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
-        shape = tuple(self.in_shape if in_shape is None else in_shape)
-        check_divisible(shape, self.factor)
-        return (*shape[:-2], shape[-2] // self.factor, shape[-1] // self.factor)
 
     def _mats(self, h: int, w: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
         key = (h, w, like.device, like.dtype)

@@ -264,8 +264,8 @@ def configure(cfg, where: str = "config", **values):
     >>> configure(EncoderConfig(), steps=5).loop.steps
     5
     """
-    own = [f.name for f in dataclasses.fields(cfg)]
-    sections = [s for s in SECTIONS if s in own and dataclasses.is_dataclass(getattr(cfg, s))]
+    own = _names(cfg)
+    sections = [s for s in SECTIONS if s in own]
     nested: dict[str, dict] = {}
     for key in values:
         if key not in own:

@@ -79,9 +79,13 @@ def check_resume_config(run_dir: Path, kind: str, config: dict) -> None:
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     """The dotted keys (``loop.steps``) whose values differ between two nested dicts."""
-    keys = sorted(set(a) | set(b))
-    return [d for k in keys for d in (_differences(a[k], b[k], f"{prefix}{k}.") if isinstance(a.get(k), dict) and
-            isinstance(b.get(k), dict) else [f"{prefix}{k}"] * (a.get(k) != b.get(k)))]  # fmt: skip
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            keys += _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            keys.append(f"{prefix}{k}")
+    return keys
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):
