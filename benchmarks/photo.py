@@ -138,7 +138,7 @@ def lanczos(y: torch.Tensor, factor: int) -> torch.Tensor:
     """``[1, C, h, w]`` in [-1, 1] up-sampled ``factor`` times with PIL's Lanczos filter, per channel in float."""
     channels = [Image.fromarray(c.numpy()) for c in y[0].float()]
     size = (y.shape[-1] * factor, y.shape[-2] * factor)
-    return torch.stack([torch.from_numpy(np.asarray(c.resize(size, Image.LANCZOS))) for c in channels])[None]
+    return torch.stack([torch.from_numpy(np.array(c.resize(size, Image.LANCZOS))) for c in channels])[None]
 
 
 def photo_tasks(model, x: torch.Tensor) -> list[dict]:

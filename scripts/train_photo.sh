@@ -45,7 +45,7 @@ C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
 # encode_perturb: the PF-ODE encoding in G's training steps (12), perturbed by eta 0.1 (0.3: -0.1 dB).
 # colour_net: chroma scaled by 0.4, the largest mean and median gain over the gray copy on the whole training photos
 # (docs/photo-choices.md). (No learned encoder: at 16.9 dB it was too coarse.)
-DEFAULTS='{"one_step": {"samples": 2, "precision": "auto"}, "encode_perturb": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}, "colour_net": {"saturation": 0.4}}'
+DEFAULTS='{"one_step": {"samples": 2, "precision": "auto"}, "encode_perturb": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}, "colour_net": {"saturation": 0.2}}'
 MODEL=pagoda_inverse/models/photo
 export_model() {
   pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --colour "$C" \
