@@ -86,12 +86,13 @@ def main() -> None:
         op = make_operator("colorize", shape=tuple(x.shape[1:]))
         y = op(x)
         gray = op.initial_estimate(y)
-        if psnr(gray, x) > GRAY_PSNR:  # a grayscale photo: its gray copy is exact, there is no colour to find
+        gray_psnr = psnr(gray, x)
+        if gray_psnr > GRAY_PSNR:  # a grayscale photo: its gray copy is exact, there is no colour to find
             gray_photos.append(name)
             continue
         net = solve_tiled("colour_net", model, op, y, seed=0, saturation=1.0).estimate
         for s in SATURATIONS:  # the luma is y's at every s: the blend only scales the chroma
-            gains[s].append(psnr(gray + s * (net - gray), x) - psnr(gray, x))
+            gains[s].append(psnr(gray + s * (net - gray), x) - gray_psnr)
     best = max(SATURATIONS, key=lambda s: statistics.mean(gains[s]))
     count = len(photos) - len(gray_photos)
     lines += [

@@ -43,10 +43,20 @@ def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Opti
     return dist.mean(loss.item())
 
 
+def warmup(step: int, warmup_steps: int) -> float:
+    """The linear warm-up factor of step ``step`` (0-based): ``(step + 1) / warmup_steps`` up to 1; 1 throughout
+    without a warm-up (``warmup_steps`` 0).
+
+    >>> warmup(1, 4), warmup(9, 4), warmup(0, 0)
+    (0.5, 1.0, 1.0)
+    """
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
 def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_steps: int, steps: int) -> None:
     """Set ``opt``'s learning rate for step ``step`` (0-based) of ``steps``: linear warm-up over ``warmup_steps``
     times a cosine decay from ``lr`` to 0 (times a parameter group's ``lr_scale`` where it has one)."""
-    warm = min(1.0, (step + 1) / warmup_steps)
+    warm = warmup(step, warmup_steps)
     for group in opt.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0) * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
 

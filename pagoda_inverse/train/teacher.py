@@ -15,7 +15,7 @@ from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.datasets import area_pool
-from pagoda_inverse.train.loop import Callback, begin_run
+from pagoda_inverse.train.loop import Callback, begin_run, warmup
 from pagoda_inverse.utils.images import save_grid
 
 from .batches import preview_conditions, random_hflip, sample_condition
@@ -66,7 +66,7 @@ def train_teacher(cfg: TeacherConfig, run_dir: Path, *, bank: CaptionBank | None
         sigma, noise = training_noise(x.shape, g)
         # EDM loss on this rank's slice, gradient mean over ranks, Adam step with linear warm-up, EMA.
         for group in opt.param_groups:
-            group["lr"] = cfg.loop.lr * min(1.0, (step + 1) / cfg.loop.warmup_steps)
+            group["lr"] = cfg.loop.lr * warmup(step, cfg.loop.warmup_steps)
         loss = edm_loss(net, dist.local(x), dist.local(cond), noise=(dist.local(sigma), dist.local(noise)))
         loss = update(dist, loss, net, opt, ema, cfg.loop.ema_decay)
         bookkeeping(dist, run_dir, cfg.loop, step, loss, modules, optimizers, log, callback)
