@@ -262,7 +262,7 @@ def main() -> None:
             start = time.perf_counter()
             res = solve_tiled(solver, model, op, y, seed=0)
             seconds = time.perf_counter() - start
-            single = solve_tiled(solver, model, op, y, seed=0, samples=1).estimate  # one sample, not a mean
+            single = solve_tiled(solver, model, op, y, seed=0, samples=1).samples[0]  # one sample, not a mean
             cells = " | ".join(f"{b} {psnr(e.clamp(-1, 1), x):.2f}" for b, e in t["baselines"].items())
             first = next(iter(t["baselines"].values()))
             base_dc = psnr(data_consistency(op, first, y).clamp(-1, 1), x) if task == "superres x4" else None
@@ -317,7 +317,11 @@ def main() -> None:
 
     table_md = rows_table(rows)
     posterior_table = encoder_table(model)
-    described = lambda solver: ", ".join(f"{k}={v}" for k, v in model.solver_defaults.get(solver, {}).items())  # noqa: E731
+    per_family = model.solver_defaults.get("families", {})
+    described = lambda solver: ", ".join(  # noqa: E731
+        [f"{k}={v}" for k, v in model.solver_defaults.get(solver, {}).items()]
+        + [f"{family} {k}={v}" for family, settings in per_family.items() for k, v in settings.get(solver, {}).items()]
+    )
     families = ", ".join(model.posteriors) or "none"
     earlier_md = (
         [
@@ -355,10 +359,11 @@ def main() -> None:
         "bicubic + DC column is bicubic pulled onto the measurements by the same data-consistency step as the PaGoDA",
         "solvers: what G adds beyond a consistent interpolation. `1 sample` is one posterior sample instead of the",
         "mean of the model's K; consistency, tiles and seconds are those of the model's settings. The samplers per",
-        "family and the colour network's saturation follow the measurements on whole training photos ([the photo",
-        "model's choices](photo-choices.md)), the other settings on training crops (the rows above). Not blind:",
-        "before those training-photo runs, the superres encoder and colour_net's saturation curve (s 1.2 to 0.4)",
-        "were also run on these held-out photos, so their superres and colorize figures are not untouched ones.",
+        "family, the colour network's saturation and one_step's colorize shrink follow the measurements on whole",
+        "training photos ([the photo model's choices](photo-choices.md)), the other settings on training crops (the",
+        "rows above). Not blind: before those training-photo runs, the superres encoder, colour_net's saturation",
+        "curve (s 1.2 to 0.4) and one_step's colorization without shrink were also run on these held-out photos, so",
+        "their superres and colorize figures are not untouched ones.",
         "",
         "| photo | size | task | baselines | bicubic + DC | solver | 1 sample | model settings | consistency | "
         "tiles | seconds |",
@@ -451,8 +456,10 @@ def main() -> None:
         "  compares them with v1's settings on training crops, where they were chosen. There is no learned one-step",
         "  encoder: trained for v2, it reconstructed the test crops at 16.9 dB, far below the PF-ODE's latents.",
         "- Colorization: the colour network (`colour/`, `pagoda-inv train colour`) regresses a 64x64 crop's colour",
-        "  from its luma with a squared error (the posterior-mean colour); `pagoda-inv solve colorize` uses it",
-        "  (solver `colour_net`) by default; `--samples K` draws K colourings through `posterior/colorize/`.",
+        "  from its luma with a squared error (the posterior-mean colour; solver `colour_net`). `pagoda-inv solve",
+        "  colorize` uses one_step through `posterior/colorize/` (the mean of K colourings pulled toward the gray copy",
+        "  by the model's colorize shrink, which scored above colour_net on the training photos); `--samples K`",
+        "  also writes the K colourings.",
         "- Posterior encoders (`pagoda-inv train posterior --family F --preset photo`, energy score on G's",
         "  data-consistent samples): one_step draws a sample in one pass of the encoder's head and G per tile. Their",
         "  held-out scores are in the table below.",

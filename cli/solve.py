@@ -296,8 +296,9 @@ def denoise() -> tuple[str, dict]:
 
 
 _COLORIZE_LEAD = (
-    "colour_net (the default when the model has a colour network, as photo does: the posterior-mean colour), "
-    "one_step (the default with --samples K > 1: K colourings, their mean and std map), encode_perturb"
+    "one_step (the default where the model has a posterior encoder for colorization, as photo does: the mean of K "
+    "colourings, pulled toward the gray copy by the model's shrink; --samples K > 1 also writes them and a std map), "
+    "colour_net (the model's colour network: the default of a model without that encoder), encode_perturb"
 )
 
 

@@ -43,9 +43,10 @@ C=$(stage colour pagoda-inv train colour --preset photo --runs "$RUNS")
 # (the others) with 2 samples (4 cost twice the decoding time for a few hundredths of a dB), bf16 networks where the
 # device has native bfloat16 (precision auto; emulated bf16 on an AVX2-only CPU is ~12x slower than fp32);
 # encode_perturb: the PF-ODE encoding in G's training steps (12), perturbed by eta 0.1 (0.3: -0.1 dB).
-# colour_net: chroma scaled by 0.2, the largest mean gain over the gray copy on the whole colour training photos
-# (docs/photo-choices.md). (No learned encoder: at 16.9 dB it was too coarse.)
-DEFAULTS='{"one_step": {"samples": 2, "precision": "auto"}, "encode_perturb": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}, "colour_net": {"saturation": 0.2}}'
+# colour_net: chroma scaled by 0.2, and one_step's colorize estimate shrunk toward the gray copy by 0.5: the largest
+# mean gains over the gray copy on the whole colour training photos (docs/photo-choices.md; one_step's is the larger,
+# so it is the default colorization). (No learned encoder: at 16.9 dB it was too coarse.)
+DEFAULTS='{"one_step": {"samples": 2, "precision": "auto"}, "encode_perturb": {"num_steps": 12, "eta": 0.1, "samples": 2, "precision": "auto"}, "colour_net": {"saturation": 0.2}, "families": {"colorize": {"one_step": {"shrink": 0.5}}}}'
 MODEL=pagoda_inverse/models/photo
 export_model() {
   pagoda-inv export --overwrite --out "$MODEL" --teacher "$T" --decoder "$D64" --colour "$C" \

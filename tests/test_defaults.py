@@ -194,8 +194,10 @@ def test_docs_state_what_the_code_does():
     solvers = " ".join((ROOT / "docs" / "concepts" / "solvers.md").read_text().split())
     steps, eta, samples = photo["num_steps"], photo["eta"], photo["samples"]
     assert f"for `encode_perturb` the PF-ODE encoder in {steps} steps, eta {eta}, {samples} samples" in solvers
-    saturation = read_solver_defaults(ROOT / "pagoda_inverse" / "models" / "photo")["colour_net"]["saturation"]
-    assert f"`colour_net` at saturation {saturation} (its" in solvers
+    defaults = read_solver_defaults(ROOT / "pagoda_inverse" / "models" / "photo")
+    shrink, saturation = defaults["families"]["colorize"]["one_step"]["shrink"], defaults["colour_net"]["saturation"]
+    assert f"`one_step` for colorize with shrink {shrink} and `colour_net` at saturation {saturation} (its" in solvers
+    assert f"(`photo`: {shrink} for colorize, chosen on training photos" in solvers
     assert "plus noise of std --sigma-y" in " ".join(SimulateOpt.__metadata__[0].help.split())
     readme = (ROOT / "README.md").read_text()
     api = readme[readme.index("## Python API") :].split("```python\n", 1)[1].split("```", 1)[0]

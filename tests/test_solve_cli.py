@@ -182,12 +182,13 @@ def test_photo_of_any_size_is_solved_in_tiles(tmp_path, tiny_photo_model_dir):
     assert result.returncode == 0 and "alpha channel; it is dropped" in result.stderr, result.stderr
 
 
-def test_colorize_defaults_to_the_photo_colour_network(tmp_path):
+def test_colorize_defaults_to_the_photo_posterior_encoder(tmp_path):
     rows, cols = np.mgrid[0:64, 0:96]
     gray = (125 + 50 * np.sin(cols / 9) * np.cos(rows / 13)).round().astype(np.uint8)  # mid-range: no clipping
     Image.fromarray(gray).save(tmp_path / "gray.png")
     result = run_cli("solve", "colorize", "--input", str(tmp_path / "gray.png"))
-    assert result.returncode == 0 and "model photo" in result.stderr and "colour_net:" in result.stderr, result.stderr
+    said = "solver one_step: the model's posterior encoder for colorize operators"
+    assert result.returncode == 0 and "model photo" in result.stderr and said in result.stderr, result.stderr
     with Image.open(tmp_path / "gray-colorize.png") as out:
         rgb = np.asarray(out.convert("RGB"), dtype=np.float64)
     assert rgb.shape == (64, 96, 3) and np.abs(rgb - rgb.mean(2, keepdims=True)).mean() > 0.5  # coloured

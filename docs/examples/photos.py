@@ -24,8 +24,9 @@ result_sr = pi.solve_tiled(sampler, model, sr, y_sr, seed=0)
 bicubic = pi.solve("bicubic", model, sr, y_sr).estimate
 
 # Colorization: the observation is the rec601 luma. colour_net: the model's luma-to-colour network (the
-# posterior-mean colour, one pass per tile); one_step: the mean of colourings drawn through the model's posterior
-# encoder for colorization (posterior/colorize/, one pass of G per sample and tile).
+# posterior-mean colour, one pass per tile); one_step (what pagoda-inv solve colorize uses): the mean of colourings
+# drawn through the model's posterior encoder for colorization (posterior/colorize/, one pass of G per sample and
+# tile), pulled toward the gray copy by the model's shrink.
 gray = make_operator("colorize", shape=tuple(x.shape[1:]))
 y_gray = gray(x)
 result_net = pi.solve_tiled("colour_net", model, gray, y_gray, seed=0)

@@ -11,13 +11,19 @@ import inspect
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from pagoda_inverse.bench.tasks import PER_IMAGE_METRICS, SET_METRICS, TaskSpec
+from pagoda_inverse.core.classifier import classify, load_classifier
+from pagoda_inverse.core.model import load_model
 from pagoda_inverse.datasets import area_resize
+from pagoda_inverse.ops import make_operator
+from pagoda_inverse.solvers import SOLVERS, check_needs, solve
+from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import NotApplicableError, UserError
@@ -47,8 +53,7 @@ class SolverScores:
         self.values.setdefault(name, []).extend(v.detach().cpu().tolist())
 
     def to_dict(self) -> dict:
-        return {"values": self.values, "seconds": self.seconds, "nfe": self.nfe, "images": self.images,
-                "skipped": self.skipped, "features": self.features, "sets": self.sets}  # fmt: skip
+        return asdict(self)
 
     def summary(self) -> dict:
         if self.skipped:
@@ -87,10 +92,6 @@ def set_metrics(scores: dict[str, SolverScores], observation: list[list[float]],
 def reference_features(task: dict) -> torch.Tensor:
     """``[N, D]`` :data:`FEATURE_CLASSIFIER` features of ``task``'s split beyond its image range (the run's own
     images, the split's first ``task["images"]``, are the real-images row, so they are not in the reference)."""
-    from pagoda_inverse.core.classifier import classify, load_classifier
-    from pagoda_inverse.train.config import DataConfig
-    from pagoda_inverse.train.data import load_images
-
     clf = load_classifier(FEATURE_CLASSIFIER)
     data = DataConfig(dataset=task["dataset"], resolution=clf.config.resolution)
     return classify(clf, load_images(data, task["split"])[0][task["images"] :])[0]
@@ -147,12 +148,6 @@ def run_task(
         from the images' CPU generators, so the measurements do not depend on it); a solver's time is measured to
         the end of its device work.
     """
-    from pagoda_inverse.core.model import load_model
-    from pagoda_inverse.ops import make_operator
-    from pagoda_inverse.solvers import SOLVERS, check_needs, solve
-    from pagoda_inverse.train.config import DataConfig
-    from pagoda_inverse.train.data import load_images
-
     start = time.perf_counter()
     names = solvers or spec.default_solvers
     unknown = [n for n in names if n not in SOLVERS]
@@ -167,14 +162,11 @@ def run_task(
     model = load_model(model or spec.model).to(device)
     res = model.resolution
     images = load_images(DataConfig(dataset=spec.dataset, resolution=res), spec.split, limit=hi)[0][lo:]
-    images = area_resize(images, res)  # area down-sampling to the model's resolution
-    images = images.to(device)
+    images = area_resize(images, res).to(device)  # area down-sampling to the model's resolution
     scores = {n: SolverScores() for n in names}
     # The set metrics score one sample per image in the classifier's features, beside the truths (the real row).
     clf = None
     if any(m in spec.metrics for m in SET_METRICS):
-        from pagoda_inverse.core.classifier import classify, load_classifier
-
         clf = load_classifier(FEATURE_CLASSIFIER)
         scores[REAL_ROW] = SolverScores()
     observation: list[list[float]] = []
@@ -219,7 +211,6 @@ def run_task(
             s.seconds += elapsed
             s.images += len(x)
             s.nfe = out.info["nfe"]
-            est = out.estimate
             t0 = time.perf_counter()
             for metric in spec.metrics:
                 if metric in PER_IMAGE_METRICS:
@@ -227,14 +218,13 @@ def run_task(
             if clf is not None:
                 s.features += classify(clf, _classifier_input(out.samples[0], clf.config.resolution))[0].tolist()
             if lpips is not None:
-                s.add("lpips", lpips(est, x))
+                s.add("lpips", lpips(out.estimate, x))
             metric_seconds += time.perf_counter() - t0
             if b0 == 0:
-                examples[name] = est[:keep].clamp(-1, 1).cpu()
+                examples[name] = out.estimate[:keep].clamp(-1, 1).cpu()
         if b0 == 0:
             shown = y if y.shape[1:] == x.shape[1:] else F.interpolate(y, size=x.shape[-2:], mode="nearest")
-            if shown.shape[1] != x.shape[1]:
-                shown = shown.expand(-1, x.shape[1], -1, -1)
+            shown = shown.expand(-1, x.shape[1], -1, -1)  # a gray observation in every channel
             examples = {"observation": shown[:keep].clamp(-1, 1).cpu(), **examples, "truth": x[:keep].cpu()}
         if callback is not None:
             callback({"step": b0 + len(x), "total": len(seed_list)})
@@ -295,19 +285,13 @@ def merge_shards(parts: list[dict]) -> dict:
     if len(parts) > 1:
         finish_set_metrics(merged, observation, parts[0]["task"])
     timings = [p["timing"] for p in parts]
+    timing = {key: max(t[key] for t in timings) for key in timings[0]}  # the slowest (largest) rank's
+    timing |= {"engine_overhead": sum(t["engine_overhead"] for t in timings) / len(timings), "ranks": len(parts)}
     return {
         "task": parts[0]["task"],
         "images": sum(p["images"] for p in parts),
         "scores": {n: s.summary() for n, s in merged.items()},
         "per_image": {n: s.to_dict() for n, s in merged.items()},
         "examples": parts[0].get("examples", {}),
-        "timing": {
-            "total_seconds": max(t["total_seconds"] for t in timings),
-            "solver_seconds": max(t["solver_seconds"] for t in timings),
-            "engine_overhead": sum(t["engine_overhead"] for t in timings) / len(timings),
-            "setup_seconds": max(t["setup_seconds"] for t in timings),
-            "metric_seconds": max(t["metric_seconds"] for t in timings),
-            "peak_memory_mb": max(t["peak_memory_mb"] for t in timings),
-            "ranks": len(parts),
-        },
+        "timing": timing,
     }

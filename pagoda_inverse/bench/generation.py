@@ -23,8 +23,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from pagoda_inverse.bench.engine import peak_memory_mb
 from pagoda_inverse.control.generate import generate
+from pagoda_inverse.core.classifier import classify, load_classifier
 from pagoda_inverse.core.generator import one_step_nfe
+from pagoda_inverse.core.model import load_model
+from pagoda_inverse.train.config import DataConfig
+from pagoda_inverse.train.data import load_images
 from pagoda_inverse.utils import metrics as M
 from pagoda_inverse.utils.device import synchronize
 from pagoda_inverse.utils.errors import UserError
@@ -49,8 +54,6 @@ def run_sampler(
 ) -> tuple[torch.Tensor, torch.Tensor, float, int]:  # fmt: skip
     """Samples of one sampler at ``resolution``: ``(samples [N, C, R, R] on the CPU, requested labels, seconds,
     NFE/sample)``; the sampler runs on ``device`` and its time is measured to the end of the device work."""
-    from pagoda_inverse.core.model import load_model
-
     kind = params.get("sampler")
     model = load_model(params.get("model", default_model)).to(device)
     cond, labels = sample_conditions(model, cond_kind, len(seeds))
@@ -93,11 +96,6 @@ def run_generation(
         weights file the user passed) for FID against the same reference split; ``None``: no FID.
     :param device: where the samplers run (the noise is drawn on the CPU per seed; scoring runs on the CPU).
     """
-    from pagoda_inverse.bench.engine import peak_memory_mb
-    from pagoda_inverse.core.classifier import classify, load_classifier
-    from pagoda_inverse.train.config import DataConfig
-    from pagoda_inverse.train.data import load_images
-
     start = time.perf_counter()
     labels_run = samplers or list(spec.samplers)
     unknown = [s for s in labels_run if s not in spec.samplers]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import platform
 from pathlib import Path
 
 import torch
 
 from pagoda_inverse.bench.engine import REAL_ROW
 from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+from pagoda_inverse.utils.device import native_bf16
 from pagoda_inverse.utils.images import save_grid
 
 COLUMNS = [
@@ -19,8 +22,6 @@ COLUMNS = [
     ("ssim", "SSIM ↑"),
     ("lpips", "LPIPS ↓"),
     ("consistency", "‖Ax−y‖/√m"),
-]
-COLUMNS += [
     ("residual_ratio", "residual ratio, 1 sample (1 = truth)"),
     ("fd_sample", "FD-FMNIST, 1 sample ↓"),
     ("cfid", "cFD-FMNIST ↓"),
@@ -37,15 +38,8 @@ GENERATION_COLUMNS = [
 GENERATION_COLUMNS += [("samples_per_second", "samples/s ↑"), ("nfe", "NFE/sample")]
 BEST = {"psnr": max, "ssim": max, "lpips": min, "fd": min, "kid": min, "fid": min, "accuracy": max, "fd_sample": min,
         "cfid": min}  # bold per task, among the solvers (not the real-images row)  # fmt: skip
-OPTIONAL_COLUMNS = (
-    "psnr_sample",
-    "lpips",
-    "fid",
-    "residual_ratio",
-    "fd_sample",
-    "cfid",
-)  # shown only when a run computed them (LPIPS, FID: from the
-# user's weight files)
+#: Shown only when a run computed them (LPIPS, FID: from the user's weight files).
+OPTIONAL_COLUMNS = ("psnr_sample", "lpips", "fid", "residual_ratio", "fd_sample", "cfid")
 
 
 def is_generation(result: dict) -> bool:
@@ -68,11 +62,6 @@ def tables(results: list[dict]) -> list[tuple[list[tuple[str, str]], list[dict]]
 def machine_description(device: str | torch.device = "cpu") -> str:
     """Processor (model, cores, and whether it computes bfloat16 natively: ``precision="auto"`` and so every timing
     depend on it), where the solvers ran and the torch version, for the report header."""
-    import os
-    import platform
-
-    from pagoda_inverse.utils.device import native_bf16
-
     device = torch.device(device)
     where = f"on {torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else "on the CPU"
     cpu = f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cores, {'' if native_bf16('cpu') else 'no '}native bf16)"
@@ -81,9 +70,6 @@ def machine_description(device: str | torch.device = "cpu") -> str:
 
 def cpu_model() -> str:
     """The processor's model name (``/proc/cpuinfo``; else what :mod:`platform` knows)."""
-    import platform
-    from pathlib import Path
-
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -94,11 +80,7 @@ def cpu_model() -> str:
 
 def summary_rows(results: list[dict]) -> list[dict]:
     """One flat row per (task, solver), skipped solvers included with their reason."""
-    rows = []
-    for r in results:
-        for solver, s in r["scores"].items():
-            rows.append({"task": r["task"]["name"], "solver": solver, **s})
-    return rows
+    return [{"task": r["task"]["name"], "solver": solver, **s} for r in results for solver, s in r["scores"].items()]
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str]] = COLUMNS) -> str:

@@ -238,11 +238,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec | GenerationSpec:
         raise bad("task.metrics", f"has unknown metric(s) {unknown}; valid: {', '.join(valid)}")
     common = {
         "name": path.stem,
-        "family": task["family"],
-        "model": task["model"],
-        "dataset": task["dataset"],
-        "split": task["split"],
-        "images": task["images"],
+        **{key: task[key] for key in fields},
         "seeds": seeds[: task["images"]],
         "metrics": tuple(metrics),
         "description": task.get("description", ""),
@@ -291,17 +287,13 @@ def _generation_spec(raw: dict, common: dict, bad) -> GenerationSpec:
     from pagoda_inverse.control.generate import SAMPLERS
 
     gen, samplers = raw["generation"], raw["samplers"]
-    if not isinstance(gen.get("condition", "class"), str) or gen.get("condition", "class") not in ("class", "prompt"):
+    if gen.get("condition", "class") not in ("class", "prompt"):
         raise bad("generation.condition", f"must be 'class' or 'prompt', got {gen.get('condition')!r}")
     cfg_scale = gen.get("cfg_scale", 1.0)
     if not isinstance(cfg_scale, int | float) or isinstance(cfg_scale, bool) or not 0 <= cfg_scale < math.inf:
         raise bad("generation.cfg_scale", f"must be a number >= 0, got {cfg_scale!r}")
     for label, params in samplers.items():
-        if (
-            not isinstance(params, dict)
-            or not isinstance(params.get("sampler"), str)
-            or params["sampler"] not in SAMPLERS
-        ):
+        if not isinstance(params, dict) or params.get("sampler") not in SAMPLERS:  # a non-string is no name
             got = params.get("sampler") if isinstance(params, dict) else params
             raise bad(f"samplers.{label}", f"needs sampler = one of {', '.join(SAMPLERS)}, got {got!r}")
         steps = params.get("num_steps", 18)

@@ -30,7 +30,7 @@ from torch import nn
 from pagoda_inverse.core.adm_teacher import VPEpsDenoiser, build_teacher
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.learned_encoder import LearnedEncoder
-from pagoda_inverse.core.sigmas import SIGMA_DATA, SIGMA_MAX, noise_label, precond_scalings
+from pagoda_inverse.core.sigmas import SIGMA_MAX, noise_label, precond_scalings
 from pagoda_inverse.core.unet import check_grow_stages, run_growth_stages
 from pagoda_inverse.nets.adm import ADM, ADMConfig, ResBlock, _norm, _zero
 
@@ -138,8 +138,6 @@ class ADMDecoderNet(nn.Module):
         :param cond: the ADM's condition (``[B, num_classes]`` weights or ``[B]`` labels; ignored when unconditional).
         :param grow_offset: ``[B, *grow_in_shapes[i]]`` added to the features entering the first stages.
         """
-        if len(grow_offset) > len(self.grow):
-            raise ValueError(f"{len(grow_offset)} growth offsets for a network with {len(self.grow)} growth stages")
         c = self.config.in_channels
         s = torch.full((len(z),), float(sigma), device=z.device, dtype=torch.float32)
         if isinstance(self.denoiser, VPEpsDenoiser):  # iDDPM form: x - sigma eps(x / sqrt(sigma^2 + 1), t(sigma))
@@ -160,18 +158,14 @@ class ADMDecoderNet(nn.Module):
         """Whether parameter ``name`` stays trainable when growing (PaGoDA's ``--activate_from``): the ADM's
         top-level decoder blocks (the last ``num_res_blocks + 1`` output blocks), its head, the stages and heads."""
         top = {len(self.adm.output_blocks) - 1 - i for i in range(self.config.adm.num_res_blocks + 1)}
-        parts = name.split(".")
         if name.startswith("denoiser.net.output_blocks."):
-            return int(parts[3]) in top
+            return int(name.split(".")[3]) in top
         return name.startswith(("denoiser.net.out.", "grow.", "grow_out."))
 
 
 class ADMGenerator(Generator):
     """One-step generator around an :class:`ADMDecoderNet`: ``forward(z [B,C,r,r], cond) -> [B,C,R,R]``, the latent
     ``z`` at the ``sigma_max`` scale (raw output, clamp only for display)."""
-
-    def __init__(self, net: ADMDecoderNet, sigma_max: float = SIGMA_MAX, sigma_data: float = SIGMA_DATA):
-        super().__init__(net, sigma_max=sigma_max, sigma_data=sigma_data)
 
     @classmethod
     def from_teacher(cls, teacher: nn.Module, sigma_max: float = SIGMA_MAX) -> ADMGenerator:  # type: ignore[override]

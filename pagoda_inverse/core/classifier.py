@@ -38,15 +38,11 @@ class ClassifierConfig:
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     """Two 3x3 conv + GroupNorm + ReLU layers, then 2x max-pooling (GroupNorm: no batch statistics, so training
     and evaluation agree and data-parallel ranks hold no diverging buffers)."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1),
-        nn.GroupNorm(8, c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1),
-        nn.GroupNorm(8, c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+
+    def conv_norm_relu(c: int) -> list[nn.Module]:
+        return [nn.Conv2d(c, c_out, 3, padding=1), nn.GroupNorm(8, c_out), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(*conv_norm_relu(c_in), *conv_norm_relu(c_out), nn.MaxPool2d(2))
 
 
 class Classifier(nn.Module):

@@ -139,9 +139,7 @@ def load_latent_cache(cache_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise UserError(f"{manifest_path}: missing; pass a folder made by 'pagoda-inv encode'")
     manifest = json.loads(manifest_path.read_text())
     paths = [cache_dir / f"shard-{k:05d}.safetensors" for k in range(manifest["num_shards"])]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
+    if missing := [p.name for p in paths if not p.is_file()]:
         raise UserError(f"{cache_dir}: incomplete cache ({len(missing)} shards missing); finish it with --resume")
     shards = [load_tensors(p) for p in paths]
-    out = {key: torch.cat([s[key] for s in shards]) for key in ("latents", "index", "flip", "null")}
-    return out, manifest
+    return {key: torch.cat([s[key] for s in shards]) for key in ("latents", "index", "flip", "null")}, manifest

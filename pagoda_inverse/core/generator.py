@@ -96,6 +96,4 @@ def one_step(
 
 def one_step_nfe(model, cfg_scale: float) -> int:
     """Network evaluations of one :func:`one_step`: G (twice with guidance) plus the guidance map's pass."""
-    if cfg_scale == 1.0:
-        return 1
-    return 2 + (model.guidance is not None)
+    return 1 if cfg_scale == 1.0 else 2 + (model.guidance is not None)

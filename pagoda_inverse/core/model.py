@@ -12,7 +12,7 @@ Embedded models live in ``pagoda_inverse/models/<name>/``; ``load_model("fmnist"
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -294,8 +294,6 @@ def describing_part(configs: dict[str, tuple[dict, Path]], path: Path) -> str:
 def check_geometry(model: PagodaModel) -> None:
     """Raise :class:`CheckpointError` when the folder's ``model.json`` (written by export) disagrees with the
     geometry of the parts it holds; a folder without one (a run's checkpoint) is described by its parts alone."""
-    from dataclasses import asdict
-
     stored = _read_json(Path(model.path) / GEOMETRY_FILE)
     if stored is None:
         return
@@ -318,11 +316,9 @@ def read_generation_defaults(folder: Path) -> dict:
     """``folder/generation.json`` as ``{"cfg_scale": w}`` (``{}`` when absent); anything else is a
     :class:`CheckpointError` naming the file."""
     path = Path(folder) / "generation.json"
-    defaults = _read_json(path)
-    if defaults is None:
-        return {}
-    check_generation_defaults(defaults, path)
-    return defaults
+    if (defaults := _read_json(path)) is not None:
+        check_generation_defaults(defaults, path)
+    return {} if defaults is None else defaults
 
 
 def check_generation_defaults(defaults, source) -> None:

@@ -51,12 +51,8 @@ def image_geometry(config: dict) -> tuple[int, int]:
 
 def output_resolution(config: dict) -> int:
     """The resolution a part's network outputs: the teacher's times ``2**growth stages`` for a decoder."""
-    if "unet" in config:
-        return int(config["unet"]["resolution"]) * 2 ** len(config["unet"].get("grow_channels", ()))
-    if "adm_decoder" in config:
-        section = config["adm_decoder"]
-        return int(section["adm"]["image_size"]) * 2 ** len(section.get("grow_channels", ()))
-    return int(config["adm"]["image_size"])
+    stages = (config.get("unet") or config.get("adm_decoder") or {}).get("grow_channels", ())
+    return image_geometry(config)[1] * 2 ** len(stages)
 
 
 def build_backbone(config: dict, source: Path) -> nn.Module:

@@ -28,10 +28,13 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
+from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
+from pagoda_inverse.core.encode import file_digest
 from pagoda_inverse.core.generator import one_step
 from pagoda_inverse.core.unet import Attention, ResBlock, _head
 from pagoda_inverse.ops.consistency import data_consistency
 from pagoda_inverse.utils.device import autocast
+from pagoda_inverse.utils.errors import CheckpointError
 
 #: The ``sigma_y`` scale of the features (the largest training noise level), and ``(noise floor, prior std)`` of the
 #: regularised inverse among them: the defaults of :class:`PosteriorConfig` and :func:`describe_operator`.
@@ -166,11 +169,9 @@ def describe_operator(op, y: torch.Tensor, image_shape: tuple[int, int, int], pr
     x_reg = op.tikhonov(y, None, gamma, tol=1e-4).float()
     ones = torch.ones(b, c, h, w, device=y.device)
     weight = op.A_adjoint_A(ones).float()
-    fills = []
-    for std in fill_scales:
-        # Normalised convolution: the weighted local mean of the observed values (0 where nothing is near).
-        num, den = _gaussian_blur(weight * x_reg, std), _gaussian_blur(weight, std)
-        fills.append(num / den.clamp_min(1e-3 * weight.amax((1, 2, 3), keepdim=True)))
+    # Normalised convolution: the weighted local mean of the observed values (0 where nothing is near).
+    floor = 1e-3 * weight.amax((1, 2, 3), keepdim=True)
+    fills = [_gaussian_blur(weight * x_reg, std) / _gaussian_blur(weight, std).clamp_min(floor) for std in fill_scales]
     impulse = torch.zeros(b, c, h, w, device=y.device)
     impulse[:, :, h // 2, w // 2] = 1
     lo = probe_size // 2
@@ -323,8 +324,6 @@ def posterior_samples(model, q: PosteriorEncoder, op, y, cond, eps: torch.Tensor
 
 def generator_fingerprint(model) -> dict:
     """What a posterior encoder must match in its generator: shapes, condition size and the decoder file's SHA-256."""
-    from pagoda_inverse.core.encode import file_digest
-
     net = model.decoder.net
     decoder = model.path / "decoder" if (model.path / "decoder").is_dir() else model.path
     return {
@@ -341,8 +340,6 @@ def generator_fingerprint(model) -> dict:
 def check_fingerprint(trained_for: dict, model, source) -> None:
     """Raise :class:`~pagoda_inverse.utils.errors.CheckpointError` naming both models unless the posterior encoder
     at ``source`` (trained for the generator ``trained_for``) fits ``model``'s generator."""
-    from pagoda_inverse.utils.errors import CheckpointError
-
     ours = generator_fingerprint(model)
     if any(trained_for.get(key) != value for key, value in ours.items() if key != "model"):
 
@@ -360,9 +357,6 @@ def load_posterior(folder: Path, model, family: str | None = None) -> PosteriorE
     """The posterior encoder in ``folder`` (``config.json`` + ``model.safetensors``, kind ``posterior``), checked
     against ``model``'s generator (:func:`check_fingerprint`) and to be of ``family`` (default: the folder's name, as
     in a model's ``posterior/FAMILY``); frozen, in eval mode."""
-    from pagoda_inverse.core.checkpoint import load_checkpoint, load_module_state, split_prefix
-    from pagoda_inverse.utils.errors import CheckpointError
-
     tensors, config = load_checkpoint(folder)
     if config.get("kind") != "posterior" or not isinstance(config.get("posterior"), dict):
         raise CheckpointError(f"{folder / 'config.json'}: not a posterior encoder checkpoint (kind 'posterior')")

@@ -11,12 +11,13 @@ Importing this module is cheap: ``transformers`` is imported only when a :class:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.resources
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -53,8 +54,6 @@ def caption_cache_path(strings: Sequence[str]) -> Path:
     """Cache file of the embeddings of ``strings``: ``$PAGODA_CACHE_DIR`` (default ``$XDG_CACHE_HOME/pagoda-inv``,
     i.e. ``~/.cache/pagoda-inv``) ``/captions-<hash>.safetensors``, the hash over the encoder's name and the
     strings."""
-    import hashlib
-
     digest = hashlib.sha256("\n".join([_MODEL_PACKAGE, *strings]).encode()).hexdigest()[:20]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pagoda-inv"
     folder = Path(os.environ.get("PAGODA_CACHE_DIR") or cache)
@@ -160,11 +159,8 @@ class TextEncoder:
         :return: ``float32`` CPU tensor ``[N, 384]`` with unit-norm rows (``[0, 384]`` for no text).
         :raises TypeError: an item is not a string.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        bad = [t for t in texts if not isinstance(t, str)]
-        if bad:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if bad := [t for t in texts if not isinstance(t, str)]:
             raise TypeError(f"TextEncoder.encode expects strings, got {type(bad[0]).__name__}: {bad[0]!r}")
         if not texts:
             return torch.empty(0, EMBED_DIM)
@@ -187,14 +183,6 @@ class TextEncoder:
         return f"TextEncoder(all-MiniLM-L6-v2, device={self.device}, {state})"
 
 
-_FIELDS = (
-    "train_embeddings",
-    "train_labels",
-    "heldout_embeddings",
-    "heldout_labels",
-    "class_embeddings",
-    "null_embedding",
-)
 _PREFIX = "captions."
 
 
@@ -235,10 +223,9 @@ class CaptionBank:
             "class_embeddings": d > 0,
             "null_embedding": tuple(self.null_embedding.shape) == (d,),
         }
-        for name, ok in checks.items():
-            if not ok:
-                shapes = ", ".join(f"{f}={tuple(getattr(self, f).shape)}" for f in _FIELDS)
-                raise ValueError(f"CaptionBank: inconsistent shape of {name} ({shapes})")
+        if bad := next((name for name, ok in checks.items() if not ok), None):
+            shapes = ", ".join(f"{f}={tuple(getattr(self, f).shape)}" for f in _FIELDS)
+            raise ValueError(f"CaptionBank: inconsistent shape of {bad} ({shapes})")
         if self.train_labels.numel() and (self.train_labels.min() < 0 or self.train_labels.max() >= self.num_classes):
             raise ValueError(f"CaptionBank: train_labels must lie in [0, {self.num_classes - 1}]")
 
@@ -326,13 +313,11 @@ class CaptionBank:
         :return: the bank.
         :raises CheckpointError: a key is missing or the shapes do not fit together.
         """
-        missing = [_PREFIX + f for f in _FIELDS if _PREFIX + f not in tensors]
-        if missing:
+        if missing := [_PREFIX + f for f in _FIELDS if _PREFIX + f not in tensors]:
             raise CheckpointError(
                 f"checkpoint has no caption embeddings {missing}; re-save it with CaptionBank.to_tensors"
             )
-        vals = {f: tensors[_PREFIX + f] for f in _FIELDS}
-        vals = {f: t.to(torch.int64) if f.endswith("labels") else t.to(torch.float32) for f, t in vals.items()}
+        vals = {f: tensors[_PREFIX + f].to(torch.int64 if f.endswith("labels") else torch.float32) for f in _FIELDS}
         try:
             return cls(**vals)
         except ValueError as err:
@@ -424,3 +409,7 @@ class CaptionBank:
             f"CaptionBank(train={tuple(self.train_embeddings.shape)}, heldout={tuple(self.heldout_embeddings.shape)}, "
             f"classes={self.num_classes}, dim={self.embed_dim})"
         )
+
+
+#: The bank's tensors, in field order (:meth:`CaptionBank.to_tensors` stores each as ``captions.<field>``).
+_FIELDS = tuple(f.name for f in fields(CaptionBank))

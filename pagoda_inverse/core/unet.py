@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pagoda_inverse.nets.adm import _resample, _zero
+
 #: Interpolation modes for the image under a growth stage's residual head (see ``UNetConfig.grow_upsample``).
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 
@@ -100,12 +102,6 @@ def _head(ch: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(_norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels, 3, padding=1)))
 
 
-def _zero(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
 class PositionalEmbedding(nn.Module):
     """Sinusoidal embedding of a scalar per image: ``[B] -> [B, dim]``."""
 
@@ -132,20 +128,13 @@ class ResBlock(nn.Module):
         self.conv1 = _zero(nn.Conv2d(cout, cout, 3, padding=1))
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
-    def _resample(self, x):
-        if self.up:
-            return F.interpolate(x, scale_factor=2, mode="nearest")
-        if self.down:
-            return F.avg_pool2d(x, 2)
-        return x
-
     def forward(self, x, emb):
-        h = self._resample(F.silu(self.norm0(x)))
+        h = _resample(F.silu(self.norm0(x)), self.up, self.down)
         h = self.conv0(h)
         scale, shift = self.affine(emb)[:, :, None, None].chunk(2, dim=1)
         h = F.silu(self.norm1(h) * (1 + scale) + shift)
         h = self.conv1(self.dropout(h))
-        return h + self.skip(self._resample(x))
+        return h + self.skip(_resample(x, self.up, self.down))
 
 
 class Attention(nn.Module):
@@ -173,6 +162,8 @@ def run_growth_stages(net: nn.Module, x: torch.Tensor, h: torch.Tensor, emb: tor
     """A grown G's stages on top of the base image ``x`` and the trunk's features ``h``: per stage, ``h`` plus its
     offset (where given), the stage's blocks, and the image up-sampled 2x (``net.config.grow_upsample``) plus the
     stage's head (``net.grow``, ``net.grow_out``: one each per stage). Returns the full-resolution image."""
+    if len(grow_offset) > len(net.grow):
+        raise ValueError(f"{len(grow_offset)} growth offsets for a network with {len(net.grow)} growth stages")
     for level, (stage, head, mode) in enumerate(zip(net.grow, net.grow_out, net.config.grow_upsample, strict=True)):
         if level < len(grow_offset):
             h = h + grow_offset[level]
@@ -245,9 +236,7 @@ class UNet(nn.Module):
 
     def _block(self, cin, cout, emb, res):
         block = ResBlock(cin, cout, emb, dropout=self.config.dropout)
-        if res in self.config.attn_resolutions:
-            return nn.ModuleList([block, Attention(cout)])
-        return nn.ModuleList([block])
+        return nn.ModuleList([block, Attention(cout)] if res in self.config.attn_resolutions else [block])
 
     def forward(
         self, x: torch.Tensor, noise_labels: torch.Tensor, cond: torch.Tensor, grow_offset: Sequence[torch.Tensor] = ()
@@ -255,29 +244,30 @@ class UNet(nn.Module):
         """``grow_offset``: ``[B, *grow_in_shapes[i]]`` added to the features entering growth stage ``i`` for the
         first ``len(grow_offset)`` stages (not to the heads' images before them), as intermediate-layer optimisation
         does."""
-        if len(grow_offset) > len(self.grow):
-            raise ValueError(f"{len(grow_offset)} growth offsets for a network with {len(self.grow)} growth stages")
         emb = F.silu(self.noise_mlp(self.noise_embed(noise_labels)) + self.cond_embed(cond))
         h = self.conv_in(x)
         skips = [h]
-        for block in self.enc:
-            if isinstance(block, ResBlock):
-                h = block(h, emb)
-            else:
-                for layer in block:
-                    h = layer(h, emb)
+        for block in self.enc:  # a resampling ResBlock, or a level's block (and its attention)
+            for layer in [block] if isinstance(block, ResBlock) else block:
+                h = layer(h, emb)
             skips.append(h)
         for layer in self.mid:
             h = layer(h, emb)
-        for block in self.dec:
-            if isinstance(block, ResBlock):
-                h = block(h, emb)
-                continue
-            h = torch.cat([h, skips.pop()], dim=1)
-            for layer in block:
+        for block in self.dec:  # the same; a level's block takes a skip
+            if not isinstance(block, ResBlock):
+                h = torch.cat([h, skips.pop()], dim=1)
+            for layer in [block] if isinstance(block, ResBlock) else block:
                 h = layer(h, emb)
         return run_growth_stages(self, self.out(h), h, emb, grow_offset)
 
     def last_layer_weight(self) -> torch.Tensor:
         """The newest output conv weight: where PaGoDA's adaptive adversarial weight measures gradient norms."""
         return (self.grow_out[-1] if len(self.grow_out) else self.out)[-1].weight
+
+    def trunk_trainable(self, name: str) -> bool:
+        """Whether parameter ``name`` stays trainable when growing (PaGoDA's ``--activate_from``): the last decoder
+        level's blocks (the highest teacher resolution), the growth stages and the heads."""
+        top = {len(self.dec) - i - 1 for i in range(self.config.num_blocks + 1)}  # the top level's blocks
+        if name.startswith("dec."):
+            return int(name.split(".")[1]) in top
+        return name.startswith(("grow.", "grow_out.", "out."))

@@ -27,41 +27,38 @@ class ADMPreset:
     source: str
 
 
-def _flags(**flags) -> ADMConfig:
-    return ADMConfig.from_flags(**flags)
-
-
 _BIG = dict(num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8", learn_sigma=True,
             resblock_updown=True, use_scale_shift_norm=True, use_fp16=True)  # fmt: skip
 
 #: name -> preset. The flags are those of guided-diffusion's README and of DPS's ``ffhq_model_config.yaml``.
 PRESETS: dict[str, ADMPreset] = {
     "imagenet64-cond": ADMPreset(
-        _flags(image_size=64, num_channels=192, num_res_blocks=3, attention_resolutions="32,16,8",
-               num_head_channels=64, use_new_attention_order=True, class_cond=True, learn_sigma=True,
-               resblock_updown=True, use_scale_shift_norm=True, dropout=0.1, use_fp16=True),
+        ADMConfig.from_flags(image_size=64, num_channels=192, num_res_blocks=3, attention_resolutions="32,16,8",
+                             num_head_channels=64, use_new_attention_order=True, class_cond=True, learn_sigma=True,
+                             resblock_updown=True, use_scale_shift_norm=True, dropout=0.1, use_fp16=True),
         "cosine", "guided-diffusion 64x64_diffusion.pt (ImageNet 64, class-conditional)",
     ),
     "imagenet128-cond": ADMPreset(
-        _flags(image_size=128, num_heads=4, class_cond=True, **_BIG),
+        ADMConfig.from_flags(image_size=128, num_heads=4, class_cond=True, **_BIG),
         "linear", "guided-diffusion 128x128_diffusion.pt (ImageNet 128, class-conditional)",
     ),
     "imagenet256-cond": ADMPreset(
-        _flags(image_size=256, num_head_channels=64, class_cond=True, **_BIG),
+        ADMConfig.from_flags(image_size=256, num_head_channels=64, class_cond=True, **_BIG),
         "linear", "guided-diffusion 256x256_diffusion.pt (ImageNet 256, class-conditional)",
     ),
     "openai256-uncond": ADMPreset(
-        _flags(image_size=256, num_head_channels=64, **_BIG),
+        ADMConfig.from_flags(image_size=256, num_head_channels=64, **_BIG),
         "linear", "guided-diffusion 256x256_diffusion_uncond.pt (ImageNet 256, unconditional; deepinv DiffUNet "
         "large_model=True)",
     ),
     "imagenet512-cond": ADMPreset(
-        _flags(image_size=512, num_head_channels=64, class_cond=True, **_BIG),
+        ADMConfig.from_flags(image_size=512, num_head_channels=64, class_cond=True, **_BIG),
         "linear", "guided-diffusion 512x512_diffusion.pt (ImageNet 512, class-conditional)",
     ),
     "ffhq256": ADMPreset(
-        _flags(image_size=256, num_channels=128, num_res_blocks=1, attention_resolutions="16", num_heads=4,
-               num_head_channels=64, learn_sigma=True, resblock_updown=True, use_scale_shift_norm=True),
+        ADMConfig.from_flags(image_size=256, num_channels=128, num_res_blocks=1, attention_resolutions="16",
+                             num_heads=4, num_head_channels=64, learn_sigma=True, resblock_updown=True,
+                             use_scale_shift_norm=True),
         "linear", "DPS / DiffPIR ffhq_10m.pt (FFHQ 256, unconditional; deepinv DiffUNet large_model=False)",
     ),
 }  # fmt: skip

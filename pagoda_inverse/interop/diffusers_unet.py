@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from pagoda_inverse.core.checkpoint import load_tensors
 from pagoda_inverse.interop.guided_diffusion import check_schedule, read_state_dict
 from pagoda_inverse.interop.model_folder import check_state, vp_denoiser, vp_precond, write_converted
 from pagoda_inverse.nets.adm import ADMConfig
@@ -53,12 +54,7 @@ def read_diffusers_folder(folder: str | Path) -> tuple[dict, dict[str, torch.Ten
     weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
     if weights is None:
         raise CheckpointError(f"{folder}: holds none of {', '.join(WEIGHT_FILES)}")
-    if weights.suffix == ".safetensors":
-        from pagoda_inverse.core.checkpoint import load_tensors
-
-        tensors = load_tensors(weights)
-    else:
-        tensors = read_state_dict(weights)
+    tensors = load_tensors(weights) if weights.suffix == ".safetensors" else read_state_dict(weights)
     scheduler = root / "scheduler" / "scheduler_config.json"
     return config, tensors, weights, _schedule_of(_read_json(scheduler), scheduler) if scheduler.is_file() else None
 

@@ -253,8 +253,7 @@ DHARIWAL_DEFAULTS = dict(label_dim=0, augment_dim=0, model_channels=192, channel
 
 
 def _blocks(unet: PersistentRecord, group: str) -> list[tuple[str, PersistentRecord]]:
-    container = _children(unet).get(group)
-    return [(k, v) for k, v in _children(container).items()] if container is not None else []
+    return list(_children(_children(unet).get(group)).items())  # no such group: no blocks
 
 
 def adm_config_from_edm(unet: PersistentRecord, source) -> ADMConfig:
@@ -293,16 +292,14 @@ def _named_blocks(unet: PersistentRecord) -> list[tuple[str, PersistentRecord]]:
     return [(f"{g}.{k}", rec) for g in ("enc", "dec") for k, rec in _blocks(unet, g) if rec.class_name == "UNetBlock"]
 
 
-def _group_norms(record, found=None) -> list[tuple[int, int]]:
+def _group_norms(record) -> list[tuple[int, int]]:
     """``(channels, groups)`` of every recorded GroupNorm."""
-    found = [] if found is None else found
+    found = []
     if isinstance(record, PersistentRecord) and record.class_name == "GroupNorm":
         weight = (record.state.get("_parameters") or {}).get("weight")
         if isinstance(weight, torch.Tensor):
             found.append((weight.shape[0], int(record.state.get("num_groups", -1))))
-    for child in _children(record).values():
-        _group_norms(child, found)
-    return found
+    return found + [norm for child in _children(record).values() for norm in _group_norms(child)]
 
 
 def _block_problem(block: PersistentRecord) -> str | None:

@@ -159,11 +159,7 @@ class ADMConfig:
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(d) - known):
             raise ValueError(f"ADMConfig: unknown field(s) {unknown}")
-        d = dict(d)
-        for key in ("channel_mult", "attention_resolutions"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
+        return cls(**d)  # __post_init__ makes channel_mult and attention_resolutions tuples
 
     @classmethod
     def from_flags(
@@ -242,6 +238,14 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+def _resample(x: torch.Tensor, up: bool, down: bool) -> torch.Tensor:
+    """A residual block's 2x resampling of ``[B, C, H, W]``: nearest up-sampling (``up``), 2x2 average pooling
+    (``down``), else none."""
+    if up:
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return F.avg_pool2d(x, 2) if down else x
+
+
 class TimestepSequential(nn.Sequential):
     """Layers applied in turn; residual blocks also receive the embedding ``[B, emb_channels]``."""
 
@@ -264,14 +268,9 @@ class ResBlock(nn.Module):
         self.out_layers = nn.Sequential(_norm(cout, cfg), nn.SiLU(), nn.Dropout(cfg.dropout), conv_out)
         self.skip_connection = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
 
-    def _resample(self, x: torch.Tensor) -> torch.Tensor:
-        if self.up:
-            return F.interpolate(x, scale_factor=2, mode="nearest")
-        return F.avg_pool2d(x, 2) if self.down else x
-
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         norm, act, conv = self.in_layers
-        h = conv(self._resample(act(norm(x))))
+        h = conv(_resample(act(norm(x)), self.up, self.down))
         e = self.emb_layers(emb).to(h.dtype)[:, :, None, None]
         if self.scale_shift:
             scale, shift = e.chunk(2, dim=1)
@@ -279,7 +278,7 @@ class ResBlock(nn.Module):
             h = self.out_layers[1:](h)
         else:
             h = self.out_layers(h + e)
-        return self.skip_connection(self._resample(x)) + h
+        return self.skip_connection(_resample(x, self.up, self.down)) + h
 
 
 class AttentionBlock(nn.Module):

@@ -79,14 +79,15 @@ def check_divisible(size: Sequence[int], factor: int, name: str = "factor") -> N
     """Raise unless ``factor`` divides both H and W of ``size`` (…, H, W), saying which sizes work."""
     h, w = int(size[-2]), int(size[-1])
     if h % factor or w % factor:
-        good = f"{_round_up(h, factor)}x{_round_up(w, factor)}"
+        good = f"{round_up(h, factor)}x{round_up(w, factor)}"
         raise fail(
             f"{name}={factor} does not divide the image size {h}x{w}; H and W must be multiples of {factor} "
             f"(e.g. {good}), so crop or pad the image"
         )
 
 
-def _round_up(n: int, m: int) -> int:
+def round_up(n: int, m: int) -> int:
+    """The smallest multiple of ``m`` that is >= ``n``."""
     return int(math.ceil(n / m) * m)
 
 
@@ -100,7 +101,5 @@ def as_batch_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor | floa
     if isinstance(value, (int, float)):
         return float(value)
     t = torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1)
-    if t.numel() == 1:
-        return t.reshape(1, 1, 1, 1)
-    check_batch(t.numel(), like.shape[0], name)
+    check_batch(t.numel(), like.shape[0], name)  # one value broadcasts
     return t.reshape(-1, 1, 1, 1)

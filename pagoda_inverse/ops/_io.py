@@ -77,9 +77,7 @@ def read_2d(path: str | os.PathLike, name: str) -> torch.Tensor:
             raise fail(str(err)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise fail(f"{name} file {str(p)!r} is not a readable image ({err})") from None
-        if bits == 1:
-            arr = arr.astype(np.float64)
-        elif bits is not None:
+        if bits is not None:  # full scale 2^bits - 1 (1 for bilevel images)
             arr = arr / float(2**bits - 1)
         elif arr.size and arr.max() > 1.0:
             arr = arr / arr.max()

@@ -15,25 +15,23 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def conjugate_gradient(
     apply: Callable[[torch.Tensor], torch.Tensor],
     b: torch.Tensor,
-    x0: torch.Tensor | None = None,
     max_iter: int = 100,
     tol: float = 1e-6,
 ) -> torch.Tensor:
     """Solve ``apply(x) = b`` for a symmetric positive semi-definite ``apply``, image by image.
 
-    Stops when every image has ``||b - apply(x)|| <= tol * ||b||`` or after ``max_iter`` iterations. Images that
-    converged are frozen (their step is zeroed), so one slow image does not disturb the others.
+    Starts from zero (which, in the range of ``A^T``, gives the minimum-norm least-squares solution of the normal
+    equations). Stops when every image has ``||b - apply(x)|| <= tol * ||b||`` or after ``max_iter`` iterations.
+    Images that converged are frozen (their step is zeroed), so one slow image does not disturb the others.
 
     :param apply: the linear map, (B, ...) -> (B, ...).
     :param b: right-hand side, (B, ...).
-    :param x0: initial guess (default zeros). Starting at zero in the range of ``A^T`` gives the minimum-norm
-        least-squares solution of the normal equations.
     :param max_iter: iteration cap.
     :param tol: relative residual tolerance.
     :return: the solution, shaped like ``b``.
     """
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = b - apply(x) if x0 is not None else b.clone()
+    x = torch.zeros_like(b)
+    r = b.clone()
     p = r.clone()
     rs = _dot(r, r)
     stop = (tol * tol) * _dot(b, b)

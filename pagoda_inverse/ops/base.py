@@ -102,8 +102,7 @@ class LinearOperator(torch.nn.Module):
 
         :param in_shape: input shape, default ``self.in_shape``.
         """
-        shape = self.in_shape if in_shape is None else in_shape
-        return tuple(shape)
+        return tuple(self.in_shape if in_shape is None else in_shape)
 
     @property
     def sigma_y(self) -> float | torch.Tensor:
@@ -234,12 +233,6 @@ class LinearOperator(torch.nn.Module):
     # ----------------------------------------------------------------------------------------------------------------
     # Diagnostics and algebra.
 
-    def adjointness_error(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        r"""Relative gap :math:`|\langle A x, y\rangle - \langle x, A^\top y\rangle| / (\|Ax\|\|y\|)`."""
-        ax, aty = self.A(x), self.A_adjoint(y)
-        lhs, rhs = (ax * y).sum(), (x * aty).sum()
-        return float((lhs - rhs).abs() / (ax.norm() * y.norm()).clamp_min(torch.finfo(x.dtype).tiny))
-
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         """A measurement-consistent image the solvers start from (``A x = y`` when noiseless): ``A_dagger(y)``.
 
@@ -315,9 +308,7 @@ class Composed(LinearOperator):
     """
 
     def __init__(self, ops: Sequence[LinearOperator], noise: str | NoiseModel | None = None, **kwargs):
-        flat: list[LinearOperator] = []
-        for op in ops:
-            flat.extend(op.ops if isinstance(op, Composed) else [op])
+        flat = [inner for op in ops for inner in (op.ops if isinstance(op, Composed) else [op])]
         if not flat:
             raise fail("ops must contain at least one operator")
         if noise is None and "sigma_y" not in kwargs:

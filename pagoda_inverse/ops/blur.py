@@ -57,16 +57,18 @@ def _pad_index(n: int, before: int, after: int, mode: str, device) -> torch.Tens
     return torch.where((i >= 0) & (i < n), i, torch.full_like(i, -1))
 
 
+def _fits(mode: str, before: int, after: int, n: int) -> bool:
+    """Whether torch's own padding handles ``before``/``after`` pixels on an axis of ``n`` (reflect: fewer than
+    ``n``; circular: at most ``n``; constant and replicate: any)."""
+    limit = {"constant": math.inf, "replicate": math.inf, "reflect": n - 1, "circular": n}.get(mode, -1)
+    return max(before, after) <= limit
+
+
 def pad2d(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.Tensor:
     """Pad the last two axes by ``(top, bottom, left, right)`` (any size; ``reflect`` excludes the edge pixel)."""
     top, bottom, left, right = pads
     h, w = x.shape[-2:]
-    if (
-        mode == "constant"
-        or (mode == "replicate")
-        or (mode == "reflect" and max(top, bottom) < h and max(left, right) < w)
-        or (mode == "circular" and max(top, bottom) <= h and max(left, right) <= w)
-    ):
+    if _fits(mode, top, bottom, h) and _fits(mode, left, right, w):
         return F.pad(x, (left, right, top, bottom), mode=mode)
     x = x.index_select(-2, _pad_index(h, top, bottom, mode, x.device))
     return x.index_select(-1, _pad_index(w, left, right, mode, x.device))
@@ -77,12 +79,7 @@ def _fold(g: torch.Tensor, dim: int, before: int, after: int, mode: str) -> torc
     n = g.shape[dim] - before - after
     if mode == "constant":
         return g.narrow(dim, before, n)
-    fits = (
-        (mode == "reflect" and max(before, after) < n)
-        or (mode == "circular" and max(before, after) <= n)
-        or mode == "replicate"
-    )
-    if not fits:  # pads larger than the image: generic scatter
+    if not _fits(mode, before, after, n):  # pads larger than the image: generic scatter
         out = g.new_zeros(*g.shape[:dim], n, *g.shape[dim + 1 :])
         return out.index_add_(dim, _pad_index(n, before, after, mode, g.device), g)
     out = g.narrow(dim, before, n).clone()

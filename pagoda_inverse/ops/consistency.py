@@ -34,17 +34,15 @@ def data_consistency(
     sigma_y = torch.as_tensor(op.sigma_y, dtype=x.dtype, device=x.device).reshape(-1)
     prior_std = torch.as_tensor(prior_std, dtype=x.dtype, device=x.device).reshape(-1)
     noiseless = sigma_y == 0
-    if noiseless.all():
-        for _ in range(op.back_project_steps):  # smooth corrections first, then the exact projection
-            x = x + op.back_project(y - op.A(x))
-        return op.project(x, y)
-    if sigma_y.numel() == 1 and prior_std.numel() == 1 and not prior_std.requires_grad:
-        return op.tikhonov(y, x0=x, gamma=float(sigma_y / prior_std) ** 2, tol=DC_TOL)
-    # Per-image gammas; noiseless rows get the smooth steps and a near-projection.
     if noiseless.any():
         smooth = x
-        for _ in range(op.back_project_steps):
+        for _ in range(op.back_project_steps):  # smooth corrections first, then the exact projection
             smooth = smooth + op.back_project(y - op.A(smooth))
+        if noiseless.all():
+            return op.project(smooth, y)
         x = torch.where(noiseless.reshape(-1, 1, 1, 1), smooth, x)
+    if sigma_y.numel() == 1 and prior_std.numel() == 1 and not prior_std.requires_grad:
+        return op.tikhonov(y, x0=x, gamma=float(sigma_y / prior_std) ** 2, tol=DC_TOL)
+    # Per-image gammas; noiseless rows got the smooth steps above and now a near-projection.
     gamma = (sigma_y / prior_std).pow(2).expand(len(x)).clamp_min(1e-10)
     return op.tikhonov(y, x0=x, gamma=gamma, tol=DC_TOL)

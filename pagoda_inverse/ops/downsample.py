@@ -69,6 +69,9 @@ class _Downsample(LinearOperator):
         check_divisible(shape, self.factor)
         return (*shape[:-2], shape[-2] // self.factor, shape[-1] // self.factor)
 
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
 
 class AreaDownsample(_Downsample):
     """Average pooling over ``factor x factor`` blocks (the DDRM/DDNM ``sr_averagepooling`` operator).
@@ -114,9 +117,6 @@ class AreaDownsample(_Downsample):
             return r
         return F.interpolate(r, scale_factor=self.factor, mode="bilinear", align_corners=False)
 
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}"
-
 
 class BicubicDownsample(_Downsample):
     """MATLAB-style antialiased bicubic downsampling (DPS/DAPS ``Resizer``, deepinv ``DownsamplingMatlab``).
@@ -144,10 +144,9 @@ class BicubicDownsample(_Downsample):
             for axis, n in (("h", h), ("w", w)):
                 m = bicubic_matrix(n, self.factor)
                 gram = m @ m.T
-                mu, v = torch.linalg.eigh(gram)
                 out[f"M{axis}"] = m
                 out[f"P{axis}"] = m.T @ torch.linalg.solve(gram, torch.eye(len(gram), dtype=gram.dtype))
-                out[f"V{axis}"], out[f"mu{axis}"] = v, mu
+                out[f"mu{axis}"], out[f"V{axis}"] = torch.linalg.eigh(gram)
             self._cache[key] = {k: t.to(device=like.device, dtype=like.dtype) for k, t in out.items()}
         return self._cache[key]
 
@@ -173,9 +172,6 @@ class BicubicDownsample(_Downsample):
         coef = m["Vh"].T @ r @ m["Vw"]
         coef = coef / (m["muh"][:, None] * m["muw"][None, :] + g)
         return m["Vh"] @ coef @ m["Vw"].T
-
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}"
 
 
 def downsample(factor: int = 4, filter: str = "area", **kwargs) -> LinearOperator:

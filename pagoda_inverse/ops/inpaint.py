@@ -35,8 +35,7 @@ def as_mask(mask, invert: bool = False) -> torch.Tensor:
         raise fail(f"mask must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(m.shape)}")
     if not bool(torch.isfinite(m).all()) or bool((m < 0).any()) or bool((m > 1).any()):
         raise fail("mask values must lie in [0, 1] (1 = keep, 0 = inpaint) with no NaN")
-    while m.ndim < 4:
-        m = m.unsqueeze(0)
+    m = m.reshape(*[1] * (4 - m.ndim), *m.shape)  # the missing leading axes, of size 1
     return (1 - m if invert else m).contiguous()
 
 

@@ -36,8 +36,7 @@ def as_kernel(kernel, name: str = "kernel", normalise: bool = True) -> torch.Ten
     if k.ndim not in (2, 3, 4):
         raise fail(f"{name} must have shape (kh, kw), (C, kh, kw) or (B, C, kh, kw), got {tuple(k.shape)}")
     k = k.detach().to("cpu", torch.float64)
-    while k.ndim < 4:
-        k = k.unsqueeze(0)
+    k = k.reshape(*[1] * (4 - k.ndim), *k.shape)  # the missing leading axes, of size 1
     if k.numel() == 0 or min(k.shape) == 0:
         raise fail(f"{name} is empty (shape {tuple(k.shape)})")
     if not bool(torch.isfinite(k).all()):

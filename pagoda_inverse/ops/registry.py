@@ -15,12 +15,11 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 
-from ._checks import check_int, fail
+from ._checks import check_divisible, check_int, fail, round_up
 from .base import Composed, Identity, LinearOperator
 from .blur import Blur
 from .colour import ColourMix, Grayscale
@@ -171,7 +170,7 @@ def fit_shape(name: str, shape: Sequence[int], **params) -> tuple[int, int, int]
     """Round H and W of ``shape`` (C, H, W) up to sizes operator ``name`` accepts."""
     m = size_multiple(name, **params)
     c, h, w = (int(s) for s in shape)
-    return c, math.ceil(h / m) * m, math.ceil(w / m) * m
+    return c, round_up(h, m), round_up(w, m)
 
 
 def make_operator(
@@ -203,8 +202,5 @@ def make_operator(
     if seeds is not None and len(seeds) != batch:
         batch = len(seeds) if batch == 1 else batch
     op = factory(shape, batch=batch, generator=generator, seeds=seeds, **params)
-    if op.size_multiple > 1:
-        from ._checks import check_divisible
-
-        check_divisible(shape, op.size_multiple)
+    check_divisible(shape, op.size_multiple)
     return op.to(device) if device is not None else op

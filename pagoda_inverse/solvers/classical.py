@@ -16,10 +16,8 @@ from pagoda_inverse.solvers.base import SolverResult, Timer, result
 def _per_image(y: torch.Tensor, fn) -> torch.Tensor:
     """Apply ``fn(i, image [H, W, C] float64 in [0, 1]) -> same`` to each image of ``[B, C, H, W]`` in ``[-1, 1]``
     (scikit-image runs on the CPU; the result goes back to ``y``'s device)."""
-    out = []
-    for i, img in enumerate(((y.detach().cpu().double() + 1) / 2).clamp(0, 1)):
-        res = fn(i, img.permute(1, 2, 0).numpy())
-        out.append(torch.from_numpy(np.ascontiguousarray(res)).permute(2, 0, 1))
+    images = ((y.detach().cpu().double() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    out = [torch.from_numpy(np.ascontiguousarray(fn(i, img))).permute(2, 0, 1) for i, img in enumerate(images)]
     return (torch.stack(out).float() * 2 - 1)[None].to(y.device)
 
 

@@ -22,7 +22,7 @@ import torch
 from pagoda_inverse.core.model import DEFAULT_MODEL, PHOTO_MODEL, PagodaModel, embedded_models, load_model
 from pagoda_inverse.solvers.base import SolverResult
 from pagoda_inverse.utils.errors import UserError
-from pagoda_inverse.utils.io import MAX_PIXELS_ENV, ColourImageError, pixel_cap
+from pagoda_inverse.utils.io import MAX_PIXELS_ENV, ColourImageError, load_image, pixel_cap
 
 #: Solvers that draw several samples (``samples > 1`` is refused for the others).
 SAMPLING_SOLVERS = ("one_step", "encode_perturb", "latent_langevin")
@@ -71,8 +71,6 @@ def default_model(image: torch.Tensor | str | Path, operator: str) -> str:
     if operator == "colorize":
         return PHOTO_MODEL
     if not torch.is_tensor(image):
-        from pagoda_inverse.utils.io import load_image
-
         try:
             image = load_image(image, 3)  # the loader's own conversions (16-bit, palette, CMYK, alpha)
         except UserError:
@@ -84,8 +82,6 @@ def default_model(image: torch.Tensor | str | Path, operator: str) -> str:
 def _load(image: torch.Tensor | str | Path, channels: int) -> torch.Tensor:
     """``[1, channels, H, W]`` from a file (read at ``channels``) or a ``[channels, H, W]`` tensor."""
     if not torch.is_tensor(image):
-        from pagoda_inverse.utils.io import load_image
-
         return load_image(image, channels)[None]
     if image.dim() != 3 or len(image) != channels:
         raise UserError(f"the image must be [{channels}, H, W] for this model and task, got {tuple(image.shape)}")
@@ -117,9 +113,9 @@ def solve_image(
     :param operator: a registry name (e.g. ``downsample_area``, ``inpaint_mask``, ``gaussian_blur``, ``colorize``);
         ``params`` its parameters (``factor`` for super-resolution).
     :param model: a model, an embedded name or a folder (default: :func:`default_model`).
-    :param solver: default: ``colour_net`` for colorization with a model that has a colour network (the posterior-mean
-        colour), unless ``samples > 1`` asks for K colourings; else :func:`~pagoda_inverse.solvers.default_solver`
-        (``one_step`` through the model's posterior encoder for the operator's family, else ``encode_perturb``).
+    :param solver: default: :func:`~pagoda_inverse.solvers.default_solver` (``one_step`` through the model's posterior
+        encoder for the operator's family, else ``encode_perturb``), except ``colour_net`` for a colorization with a
+        model that has a colour network but no colorize encoder (unless ``samples > 1`` asks for K colourings).
     :param samples: posterior samples (``one_step``, ``encode_perturb``, ``latent_langevin``); default the model's
         setting, else 1.
     :param seed: seed of the operator's random parameters, the simulated noise and the solver's noise.
@@ -180,11 +176,10 @@ def solve_image(
             f"{m.path.name!r} (use --model photo for photos of any size)"
         )
     op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y or 0.0, device=where, **params)
-    if solver is None and operator == "colorize" and m.colour is not None and not sampling:
-        solver = "colour_net"
-    elif solver is None:  # one_step where the model has a posterior encoder for the operator's family, and say which
-        solver = default_solver(m, op)
-        why = not_applicable("one_step", op, m)
+    if solver is None:  # one_step where the model has a posterior encoder for the operator's family, and say which
+        solver, why = default_solver(m, op), not_applicable("one_step", op, m)
+        if why and operator == "colorize" and m.colour is not None and not sampling:
+            solver, why = "colour_net", "the model's colour network (it has no posterior encoder for colorization)"
         say(f"solver {solver}: " + (why or f"the model's posterior encoder for {operator_family(op)} operators"))
     if tiled:
         side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles

@@ -13,6 +13,8 @@ classical solver's estimate, ``init``) and end with the data-consistency step.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from pagoda_inverse.core.generator import one_step, one_step_nfe
@@ -33,7 +35,7 @@ def _decode(model, u, c, cfg_scale: float = 1.0, offsets=()) -> torch.Tensor:
 def _potential(model, op, y, c, u, s, cfg_scale: float = 1.0, offsets=(), offset_weight: float = 0.0, base=()):
     """``(U(u) [B], x [B, C, R, R])``: the potential per image (plus ``offset_weight ||d||^2 / 2`` for each free growth
     feature offset ``d``, applied on top of the fixed ``base`` offsets) and the decoded images it was computed from."""
-    x = _decode(model, u, c, cfg_scale, _shifted(list(base), list(offsets)))
+    x = _decode(model, u, c, cfg_scale, _shifted(base, offsets))
     s = s.to(x.device) if torch.is_tensor(s) else s
     energy = (op.A(x) - y).pow(2).flatten(1).sum(1) / (2 * s**2) + u.pow(2).flatten(1).sum(1) / 2
     for d in offsets:
@@ -83,13 +85,7 @@ def _start(model, op, y, c, init: str | None, encoder: str, num_steps: int):
 
 def _shifted(base: list, free: list) -> list:
     """Per growth stage, the base offset plus the free one (either may be missing)."""
-    return [
-        (base[i] if i < len(base) else 0) + (free[i] if i < len(free) else 0) for i in range(max(len(base), len(free)))
-    ]
-
-
-def _start_nfe(model, init: str | None, encoder: str, num_steps: int) -> int:
-    return 1 if init == "posterior" else encoder_nfe(model, encoder, num_steps)
+    return [b + f for b, f in itertools.zip_longest(base, free, fillvalue=0)]
 
 
 def solve_latent_map(
@@ -223,9 +219,8 @@ def solve_latent_ilo(
     with torch.no_grad():
         x = (x_sum + _decode(model, u, c, cfg_scale, _shifted(base, offsets))) / (average_last + 1)
         x = data_consistency(op, x, y, prior_std) if consistency else x
-    nfe = _start_nfe(model, init, encoder, num_steps) + (2 * (steps + refine_steps) + 1) * one_step_nfe(
-        model, cfg_scale
-    )
+    start_nfe = 1 if init == "posterior" else encoder_nfe(model, encoder, num_steps)  # q at zero noise, or encoding
+    nfe = start_nfe + (2 * (steps + refine_steps) + 1) * one_step_nfe(model, cfg_scale)
     return result(x[None], (u.detach() * model.decoder.sigma_max)[None], timer, "latent_ilo", nfe, encoder=encoder)
 
 

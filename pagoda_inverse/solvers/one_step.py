@@ -78,6 +78,7 @@ def solve_one_step(
     cfg_scale: float = 1.0,
     precision: str = "fp32",
     antithetic: bool = True,
+    shrink: float = 0.0,
 ) -> SolverResult:
     """One-step posterior sampling through the model's posterior encoder ``q`` for ``op``'s family: ``K = samples``
     samples in ``K + 1`` NFE (``q``'s trunk once, its head and G per sample), each made data-consistent. Only for
@@ -90,8 +91,16 @@ def solve_one_step(
         pairs cancel the part of ``G(q(y, eps))`` that is odd in ``eps``, so the mean of K samples is a far better
         estimate of the posterior mean than K independent ones give (docs/one-step-tuning.md); the std over a paired
         set slightly overstates the spread (variance by up to ``K / (K - 1)``).
-    :return: samples ``[K, B, ...]``, their mean as the estimate (``result.std`` the per-pixel spread), and latents.
+    :param shrink: the estimate is the samples' mean pulled this share of the way toward ``A^+ y``,
+        ``mean + shrink (A^+ y - mean)`` (0: the mean; the samples stay as drawn; a noiseless fit to ``y`` is kept,
+        since ``A A^+ y = y``). For colorization ``A^+ y`` is the gray copy, so this scales the estimate's chroma: the
+        ``photo`` model's encoder, trained on crops, colours whole photos better pulled toward gray, and the model
+        ships the share chosen on its training photos.
+    :return: samples ``[K, B, ...]``, their (shrunk) mean as the estimate (``result.std`` the per-pixel spread), and
+        latents.
     """
+    if not 0 <= shrink <= 1:
+        raise UserError(f"shrink must be in [0, 1], got {shrink}")
     timer, _, c = prepare(model, op, y, cond, None)
     q = model.posteriors.get(operator_family(op))
     if q is None:  # called directly, not through solve()
@@ -104,10 +113,14 @@ def solve_one_step(
     if antithetic:  # noises in pairs (eps, -eps): each still a posterior sample, their mean less noisy
         eps, obs_noise = torch.cat([eps, -eps])[:samples], torch.cat([obs_noise, -obs_noise])[:samples]
     xs, zs = posterior_samples(model, q, op, y, c, eps, prior_std, cfg_scale, precision, obs_noise)
+    out = result(
+        xs, zs, timer, "one_step", nfe=1 + samples * one_step_nfe(model, cfg_scale), posterior=q.config.family
+    )
+    if shrink:  # the estimate toward A^+ y (the gray copy for colorization)
+        out.estimate = torch.lerp(out.estimate, op.initial_estimate(y), shrink)
     if callback is not None:
-        callback({"step": 1, "total": 1, "x": xs.mean(0)})
-    nfe = 1 + samples * one_step_nfe(model, cfg_scale)
-    return result(xs, zs, timer, "one_step", nfe, posterior=q.config.family)
+        callback({"step": 1, "total": 1, "x": out.estimate})
+    return out
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ import functools
 import torch
 
 from pagoda_inverse.ops.base import Identity, LinearOperator
+from pagoda_inverse.ops.deepinv_adapter import _noise_to_deepinv, image_from_01, measurement_to_01, to_deepinv
 from pagoda_inverse.solvers.base import SolverResult, Timer, check_model_and_op, condition, result
 from pagoda_inverse.utils.errors import UserError
 
@@ -86,9 +87,8 @@ def prior_condition(prior_model, cond: torch.Tensor | None, batch: int) -> torch
 
 
 def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_scale: float):
-    """Checks, the prior's denoiser for these conditions, the deepinv physics and the ``[0, 1]`` measurement."""
-    from pagoda_inverse.ops.deepinv_adapter import measurement_to_01, to_deepinv
-
+    """A timer, checks, the prior's denoiser for the conditions, the deepinv physics and the ``[0, 1]`` measurement."""
+    timer = Timer()
     prior_model = load_prior(prior, str(y.device))
     if prior_model.teacher is None:
         raise UserError(f"prior {prior!r} has no teacher/ (EDM denoiser) checkpoint; pass prior = 'fmnist-fullres'")
@@ -97,12 +97,10 @@ def _setup(model, op: LinearOperator, y: torch.Tensor, cond, prior: str, cfg_sca
         raise UserError(f"prior {prior!r} has {prior_model.channels} channels; the operator acts on {op.in_shape[0]}")
     den = _denoiser_class()(prior_model.teacher, prior_condition(prior_model, cond, len(y)),
                             prior_model.bank.null_embedding, cfg_scale)  # fmt: skip
-    return den, to_deepinv(op).to(y.device), measurement_to_01(op, y)
+    return timer, den, to_deepinv(op).to(y.device), measurement_to_01(op, y)
 
 
 def _finish(x01: torch.Tensor, timer: Timer, solver: str, nfe: int, prior: str) -> SolverResult:
-    from pagoda_inverse.ops.deepinv_adapter import image_from_01
-
     return result(image_from_01(x01.float())[None], None, timer, solver, nfe, prior=prior)
 
 
@@ -115,8 +113,7 @@ def solve_dps(
     weight in the hundreds (deepinv's DPS documentation)."""
     import deepinv as dinv
 
-    timer = Timer()
-    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    timer, den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     sampler = dinv.sampling.DPS(den, num_steps=num_steps, guidance=guidance, weight=weight, dtype=torch.float32,
                                 device=y.device, rng=torch.Generator(y.device))  # fmt: skip
     x01 = sampler(y01, physics, seed=_seed(generator))
@@ -131,8 +128,7 @@ def solve_diffpir(
     step of the L2 data term (our operator's ``prox_l2``: closed form or CG)."""
     import deepinv as dinv
 
-    timer = Timer()
-    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    timer, den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     sigma01 = max(float(torch.as_tensor(op.sigma_y).max()) / 2, 1e-3)
     sampler = dinv.sampling.DiffPIR(den, dinv.optim.data_fidelity.L2(), sigma=sigma01, max_iter=num_steps, zeta=zeta,
                                     lambda_=lambda_)  # fmt: skip
@@ -151,8 +147,7 @@ def solve_pigdm(
     are treated as ``sigma_01 = 1e-3`` (deepinv's PiGDM requires Gaussian noise)."""
     import deepinv as dinv
 
-    timer = Timer()
-    den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    timer, den, physics, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     if not isinstance(physics.noise_model, dinv.physics.GaussianNoise):  # PiGDM's guidance needs sigma_y > 0
         physics.noise_model = dinv.physics.GaussianNoise(sigma=1e-3).to(y.device)
     timesteps = torch.linspace(1, 0, num_steps, dtype=torch.float64)
@@ -167,8 +162,6 @@ def solve_pigdm(
 def _svd_physics(op: LinearOperator, i: int):
     """deepinv ``DecomposablePhysics`` of image ``i`` of ``op`` (DDRM needs its SVD), in ``[0, 1]`` units."""
     import deepinv as dinv
-
-    from pagoda_inverse.ops.deepinv_adapter import _noise_to_deepinv
 
     noise = _noise_to_deepinv(op.noise_model)
     if isinstance(op, Identity):
@@ -188,7 +181,7 @@ def solve_ddrm(
 
     timer = Timer()
     physics = [_svd_physics(op, i) for i in range(len(y))]  # refuse before any work
-    den, _, y01 = _setup(model, op, y, cond, prior, cfg_scale)
+    _, den, _, y01 = _setup(model, op, y, cond, prior, cfg_scale)
     all_cond, out = den.cond, []
     for i in range(len(y)):
         den.cond = all_cond[i : i + 1]

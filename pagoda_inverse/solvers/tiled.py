@@ -136,7 +136,7 @@ def solve_tiled(
     scale = op.out_shape((c, size, size))[-1] / size  # measurement pixels per image pixel
     ms = round(size * scale)
     window = blend_window(size, overlap)
-    total = mean = weight = weight_sq = None
+    total = mean = estimate = weight = weight_sq = None
     info: dict = {}
     for b0 in range(0, len(corners), tile_batch):
         batch = corners[b0 : b0 + tile_batch]
@@ -150,6 +150,7 @@ def solve_tiled(
         if total is None:
             total = torch.zeros(len(res.samples), 1, c, h, w, device=res.samples.device)  # sum of w * deviation
             mean = torch.zeros(1, c, h, w, device=res.samples.device)  # sum of w * tile mean
+            estimate = torch.zeros_like(mean)  # sum of w * tile estimate (the mean, or e.g. one_step's shrunk one)
             weight = torch.zeros(1, 1, h, w, device=res.samples.device)  # sum of w
             weight_sq = torch.zeros(1, 1, h, w, device=res.samples.device)  # sum of w^2
             window = window.to(res.samples.device)
@@ -158,6 +159,7 @@ def solve_tiled(
             tile_mean = res.samples[:, i].mean(0)
             total[:, 0, :, top : top + size, left : left + size] += (res.samples[:, i] - tile_mean) * window
             mean[0, :, top : top + size, left : left + size] += tile_mean * window
+            estimate[0, :, top : top + size, left : left + size] += res.estimate[i] * window
             weight[0, 0, top : top + size, left : left + size] += window
             weight_sq[0, 0, top : top + size, left : left + size] += window**2
         if callback is not None:
@@ -172,6 +174,7 @@ def solve_tiled(
     samples = mean / weight + total / weight_sq.sqrt()
     # One whole-image data-consistency step per sample: consistent across tile borders.
     samples = torch.stack([data_consistency(op, s, y, prior_std) for s in samples])
+    estimate = data_consistency(op, estimate / weight, y, prior_std)  # the tiles' estimates, blended the same way
     out = {
         **info,
         "seconds": timer.seconds,
@@ -180,4 +183,4 @@ def solve_tiled(
         "overlap": overlap,
         "measurement_scale": scale,
     }
-    return SolverResult(samples.mean(0), samples, None, out)
+    return SolverResult(estimate, samples, None, out)

@@ -20,16 +20,15 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import save_checkpoint
-from pagoda_inverse.core.ema import ema_update
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.losses import adaptive_weight, hinge_d_loss, hinge_g_loss, structural_distance
 from pagoda_inverse.core.parts import backbone_section, decoder_from_teacher
 from pagoda_inverse.nets.discriminator import Discriminator, diff_augment
 from pagoda_inverse.train.batches import preview_conditions, random_hflip, sample_condition
 from pagoda_inverse.train.config import DecoderConfig, to_dict
-from pagoda_inverse.train.loop import Callback, begin_run
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update
 from pagoda_inverse.train.pairs import load_training_pairs
-from pagoda_inverse.train.state import load_train_state, save_synced_train_state, step_generator
+from pagoda_inverse.train.state import load_train_state, step_generator
 from pagoda_inverse.utils.device import autocast
 from pagoda_inverse.utils.images import save_grid
 
@@ -90,35 +89,14 @@ def train_decoder(
                 adv = hinge_g_loss(D(diff_augment(fake, aug), c_r).float())
             lam = dist.mean(float(adaptive_weight(rec, adv, last_w)))
             loss = rec + cfg.adv_weight * lam * adv
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        dist.average_gradients_(G)
-        opt_g.step()
-        ema_update(G_ema, G, cfg.loop.ema_decay)
+        rec_mean = update(dist, loss, G, opt_g, G_ema, cfg.loop.ema_decay, report=rec)
         # Discriminator step: hinge loss, real batch vs the same fakes.
         with autocast(cfg.precision, dist.device):
             logits_real, logits_fake = D(diff_augment(real, aug), c_r), D(diff_augment(fake.detach(), aug), c_r)
-        loss_d = hinge_d_loss(logits_real.float(), logits_fake.float())
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        dist.average_gradients_(D)
-        opt_d.step()
-
-        info = {
-            "step": step + 1,
-            "total": cfg.loop.steps,
-            "loss": dist.mean(rec.item()),
-            "loss_d": dist.mean(loss_d.item()),
-            "lambda": float(lam),
-        }
-        if callback is not None:
-            callback(info)
-        if (step + 1) % cfg.loop.log_every == 0:
-            log(
-                f"step {step + 1}/{cfg.loop.steps} rec {info['loss']:.4f} d {info['loss_d']:.3f} lambda {info['lambda']:.3f}"
-            )
-        if (step + 1) % cfg.loop.checkpoint_every == 0 or step + 1 == cfg.loop.steps:
-            save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)
+        loss_d = update(dist, hinge_d_loss(logits_real.float(), logits_fake.float()), D, opt_d)
+        info = {"loss_d": loss_d, "lambda": float(lam)}
+        line = f"rec {rec_mean:.4f} d {loss_d:.3f} lambda {lam:.3f}"
+        bookkeeping(dist, run_dir, cfg.loop, step, rec_mean, modules, optimizers, log, callback, info, line)
 
     out = Path(run_dir) / stage
     dist.barrier()

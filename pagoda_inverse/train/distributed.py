@@ -101,10 +101,8 @@ class Distributed:
         flat = torch.cat([g.flatten() for g in grads])
         torch.distributed.all_reduce(flat)
         flat /= self.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(mean.view_as(g))
 
     def check_in_sync_(self, *modules: torch.nn.Module) -> None:
         """Raise if any rank's weights differ from rank 0's (checked at every checkpoint)."""
@@ -169,7 +167,7 @@ def init_distributed(device: str | torch.device | None = None) -> Distributed:
     The process group (nccl on CUDA, gloo on the CPU) is created once per process; a CUDA rank first selects
     its own GPU.
     """
-    dist = Distributed.from_env()
+    dist = Distributed.from_env(device)
     if dist.device.type == "cuda":
         torch.cuda.set_device(dist.device)
     if dist.active and not torch.distributed.is_initialized():

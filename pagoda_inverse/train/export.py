@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, save_checkpoint
+from pagoda_inverse.core.encode import file_digest
 from pagoda_inverse.core.model import GEOMETRY_FILE, MODEL_PARTS, describing_part, load_model
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
@@ -98,8 +99,6 @@ def export_model(
 def _check_posterior_decoder(out: Path, decoder: Path | None, families: dict) -> None:
     """Refuse posterior encoders trained for another decoder than ``out/decoder`` (when no new decoder is exported
     in the same call; its fp16 copy then replaces the one they were trained for)."""
-    from pagoda_inverse.core.encode import file_digest
-
     if decoder is not None or not (out / "decoder" / "model.safetensors").is_file():
         raise UserError(f"{out}: export posterior encoders into a model folder that already holds its decoder")
     digest = file_digest(out / "decoder" / "model.safetensors")

@@ -15,7 +15,6 @@ import torch
 
 from pagoda_inverse.core.generator import Generator
 from pagoda_inverse.core.model import load_model
-from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.train.config import DecoderConfig
 from pagoda_inverse.train.decoder import train_decoder
 from pagoda_inverse.train.loop import Callback
@@ -41,21 +40,9 @@ def freeze_trunk(G: Generator) -> list[str]:
     Mirrors the released code's ``--activate_from``: embeddings, encoder, middle block and the lower decoder levels
     stay fixed. Returns the names of the trainable parameters.
     """
-    names = []
-    if isinstance(G.net, UNet):
-        cfg = G.net.config
-        trainable_dec = {len(G.net.dec) - i - 1 for i in range(cfg.num_blocks + 1)}  # the top level's blocks
-
-        def trainable(name: str) -> bool:
-            top = name.startswith("dec.") and int(name.split(".")[1]) in trainable_dec
-            return top or name.startswith(("grow.", "grow_out.", "out."))
-    else:
-        trainable = G.net.trunk_trainable  # an imported teacher's ADM: the same rule on its module names
-    for name, p in G.net.named_parameters():
-        p.requires_grad_(trainable(name))
-        if p.requires_grad:
-            names.append(name)
-    return names
+    for name, p in G.net.named_parameters():  # a UNet, or an imported teacher's ADM: the same rule on its names
+        p.requires_grad_(G.net.trunk_trainable(name))
+    return [name for name, p in G.net.named_parameters() if p.requires_grad]
 
 
 def grow_decoder(cfg: DecoderConfig, run_dir: Path, decoder_dir: Path, teacher_dir: Path, latents_dir: Path, *,

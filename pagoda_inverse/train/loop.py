@@ -2,7 +2,8 @@
 run's bookkeeping.
 
 Every single-network stage (teacher, learned encoder, guidance map, classifier, colour network) ends its step the
-same way; the decoder's GAN step updates two networks and keeps its own loop.
+same way; the decoder's GAN step updates its two networks with :func:`update` (G's reporting the reconstruction
+term, not G's whole loss) and reports the discriminator's loss and the adaptive weight through :func:`bookkeeping`.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ def begin_run(run_dir: Path, loop: LoopConfig, device: str | None, callback: Cal
 
 
 def update(dist, loss: torch.Tensor, net: torch.nn.Module, opt: torch.optim.Optimizer,
-           ema: torch.nn.Module | None = None, ema_decay: float = 0.0) -> float:  # fmt: skip
+           ema: torch.nn.Module | None = None, ema_decay: float = 0.0,
+           report: torch.Tensor | None = None) -> float:  # fmt: skip
     """Backward on this rank's ``loss``, gradient mean over ranks, one optimizer step and the EMA update (when
-    ``ema`` is given); returns the loss averaged over ranks (for logging)."""
+    ``ema`` is given); returns the loss (or the scalar ``report``, e.g. one term of it) averaged over ranks (for
+    logging)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     dist.average_gradients_(net)
     opt.step()
     if ema is not None:
         ema_update(ema, net, ema_decay)
-    return dist.mean(loss.item())
+    return dist.mean((loss if report is None else report).item())
 
 
 def warmup(step: int, warmup_steps: int) -> float:
@@ -62,12 +65,13 @@ def warmup_cosine_lr(opt: torch.optim.Optimizer, lr: float, step: int, warmup_st
 
 
 def bookkeeping(dist, run_dir: Path, loop: LoopConfig, step: int, loss: float, modules: dict, optimizers: dict, log,
-                callback: Callback) -> None:  # fmt: skip
-    """After step ``step`` (0-based) of ``loop.steps``: the progress callback, a log line every ``loop.log_every``
-    steps, and a checkpoint (weights in sync across ranks) every ``loop.checkpoint_every`` steps and at the end."""
+                callback: Callback, extra: dict | None = None, summary: str | None = None) -> None:  # fmt: skip
+    """After step ``step`` (0-based) of ``loop.steps``: the progress callback (with the ``extra`` measurements), a log
+    line every ``loop.log_every`` steps (``summary``, default the loss), and a checkpoint (weights in sync across
+    ranks) every ``loop.checkpoint_every`` steps and at the end."""
     if callback is not None:
-        callback({"step": step + 1, "total": loop.steps, "loss": loss})
+        callback({"step": step + 1, "total": loop.steps, "loss": loss, **(extra or {})})
     if (step + 1) % loop.log_every == 0:
-        log(f"step {step + 1}/{loop.steps} loss {loss:.4f}")
+        log(f"step {step + 1}/{loop.steps} {summary or f'loss {loss:.4f}'}")
     if (step + 1) % loop.checkpoint_every == 0 or step + 1 == loop.steps:
         save_synced_train_state(dist, run_dir, step + 1, modules, optimizers)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pagoda_inverse.core.checkpoint import load_config
 from pagoda_inverse.core.encode import file_digest, load_latent_cache
 from pagoda_inverse.core.parts import load_part, part_bank, section_of, teacher_denoiser
 from pagoda_inverse.core.text import CaptionBank
@@ -21,8 +22,6 @@ from pagoda_inverse.utils.errors import CheckpointError, UserError
 def load_teacher(teacher_dir: Path) -> tuple[nn.Module, dict, CaptionBank]:
     """The teacher's denoiser ``D(x, sigma, cond)`` (eval mode), its config and its conditioning, for a teacher
     trained here or one written by ``pagoda-inv convert``; refuses a checkpoint of another kind."""
-    from pagoda_inverse.core.checkpoint import load_config
-
     kind = load_config(teacher_dir).get("kind")
     if kind != "teacher":
         raise CheckpointError(f"{teacher_dir}: is a {kind!r} checkpoint; pass a teacher checkpoint")

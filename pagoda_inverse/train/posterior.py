@@ -14,6 +14,7 @@ blurred mean. At the end the EMA weights are scored on held-out test images (:fu
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from pagoda_inverse.core.posterior import (
     PosteriorConfig,
     PosteriorEncoder,
     generator_fingerprint,
+    load_posterior,
     posterior_samples,
 )
 from pagoda_inverse.datasets import area_resize
@@ -100,8 +102,6 @@ def evaluate_posterior(model, q, family: str, images: torch.Tensor, samples: int
 def init_record(folder: Path) -> dict:
     """What a fine-tuned encoder records of the checkpoint it started from: its path, steps and training seconds
     (its own start's included), so the total training time of the chain stays on record."""
-    import json
-
     config = json.loads((Path(folder) / "config.json").read_text())
     before = config.get("init", {})
     return {
@@ -114,8 +114,6 @@ def init_record(folder: Path) -> dict:
 def initialise_from(q: PosteriorEncoder, folder: Path, model) -> None:
     """Load the weights of the posterior checkpoint in ``folder`` into ``q`` (fine-tuning): same architecture and
     generator; a learned consistency read-out that ``q`` has and the checkpoint lacks keeps its initial value."""
-    from pagoda_inverse.core.posterior import load_posterior
-
     source = load_posterior(folder, model, family=q.config.family)
     own = q.config  # the consistency settings may differ (a v2 encoder starts a learned one); nothing else may
     if replace(source.config, consistency=own.consistency, init_consistency_std=own.init_consistency_std) != own:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
+from pagoda_inverse.core.checkpoint import load_tensors, save_tensors, split_prefix
 from pagoda_inverse.utils.atomic import write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
@@ -90,10 +90,9 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer):
     sd = opt.state_dict()
-    tensors = {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            tensors[f"{name}.state.{idx}.{key}"] = torch.as_tensor(value)
+    tensors = {
+        f"{name}.state.{idx}.{key}": torch.as_tensor(v) for idx, s in sd["state"].items() for key, v in s.items()
+    }
     return tensors, sd["param_groups"]
 
 
@@ -119,9 +118,8 @@ def save_train_state(run_dir: Path, step: int, modules: dict, optimizers: dict) 
     The step and the optimizers' hyper-parameters travel in the safetensors file's metadata, so a kill at any
     moment leaves either the previous or the new state, never a mix; ``train_state.json`` is a readable copy.
     """
-    tensors, groups = {}, {}
-    for name, module in modules.items():
-        tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    tensors = {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
+    groups = {}
     for name, opt in optimizers.items():
         flat, groups[name] = _flatten_optimizer(f"opt_{name}", opt)
         tensors.update(flat)
@@ -150,15 +148,12 @@ def load_train_state(run_dir: Path, modules: dict, optimizers: dict) -> int:
     meta = json.loads(metadata["train_state"])
     _CLOCKS[_clock_key(run_dir)] = (time.perf_counter(), float(meta.get("seconds", 0.0)))
     for name, module in modules.items():
-        prefix = f"{name}."
-        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict(split_prefix(tensors, name))
     for name, opt in optimizers.items():
         state: dict[int, dict] = {}
-        prefix = f"opt_{name}.state."
-        for key, value in tensors.items():
-            if key.startswith(prefix):
-                idx, field = key[len(prefix) :].split(".", 1)
-                state.setdefault(int(idx), {})[field] = value
+        for key, value in split_prefix(tensors, f"opt_{name}.state").items():
+            idx, field = key.split(".", 1)
+            state.setdefault(int(idx), {})[field] = value
         opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
     return int(meta["step"])
 

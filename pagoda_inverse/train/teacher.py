@@ -15,13 +15,12 @@ from pagoda_inverse.core.precond import EDMPrecond, guided_denoiser
 from pagoda_inverse.core.text import CaptionBank
 from pagoda_inverse.core.unet import UNet
 from pagoda_inverse.datasets import area_pool
-from pagoda_inverse.train.loop import Callback, begin_run, warmup
+from pagoda_inverse.train.loop import Callback, begin_run, bookkeeping, update, warmup
 from pagoda_inverse.utils.images import save_grid
 
 from .batches import preview_conditions, random_hflip, sample_condition
 from .config import TeacherConfig, to_dict
 from .data import caption_bank, load_images
-from .loop import bookkeeping, update
 from .state import load_train_state, step_generator
 
 

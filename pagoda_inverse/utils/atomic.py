@@ -15,14 +15,8 @@ from pathlib import Path
 
 from .errors import UserError
 
-
-def _umask_at_import() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: done once, at import (single-threaded)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask_at_import()
+_UMASK = os.umask(0o022)  # reading the umask means setting it: done once, at import (single-threaded)
+os.umask(_UMASK)
 
 
 def current_umask() -> int:

@@ -41,10 +41,8 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.T
     rows = math.ceil(b / nrow)
     grid = x.new_full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), -1.0)
     for i in range(b):
-        r, col = divmod(i, nrow)
-        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = x[
-            i
-        ]
+        top, left = pad + (i // nrow) * (h + pad), pad + (i % nrow) * (w + pad)
+        grid[:, top : top + h, left : left + w] = x[i]
     return grid
 
 
@@ -59,7 +57,6 @@ def save_image(x: torch.Tensor, path: str | Path, *, scale: int = 1) -> None:
         u8 = u8.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     arr = u8.permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    path = Path(path)
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 

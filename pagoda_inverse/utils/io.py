@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pagoda_inverse.utils.errors import UserError
@@ -76,7 +77,6 @@ def load_image(path: str | Path, channels: int, *, max_pixels: int | None = None
     The size is read from the header and checked against ``max_pixels`` (default :func:`pixel_cap`) before any
     pixel is decoded.
     """
-    import numpy as np
     from PIL import UnidentifiedImageError
 
     path = Path(path)
@@ -99,8 +99,6 @@ def load_image(path: str | Path, channels: int, *, max_pixels: int | None = None
 
 
 def _to_array(img, channels: int, path: Path):
-    import numpy as np
-
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)

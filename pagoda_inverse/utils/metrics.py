@@ -75,15 +75,13 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.double(), b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
-    # Symmetric square root of S_a by eigen-decomposition, then the eigenvalues of S_a^1/2 S_b S_a^1/2.
-    vals, vecs = torch.linalg.eigh(cov_a)
-    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
-    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    cross = _trace_sqrt_product(cov_a, cov_b)
     return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
 
 
 def _trace_sqrt_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``tr((A^1/2 B A^1/2)^1/2)`` for symmetric positive semi-definite ``A``, ``B`` (float64)."""
+    """``tr((A^1/2 B A^1/2)^1/2)`` for symmetric positive semi-definite ``A``, ``B`` (float64): the symmetric square
+    root of ``A`` by eigen-decomposition, then the eigenvalues of ``A^1/2 B A^1/2``."""
     vals, vecs = torch.linalg.eigh(a)
     root = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
     return torch.linalg.eigvalsh(root @ b @ root).clamp(min=0).sqrt().sum()

@@ -14,6 +14,5 @@ def randn_for_seeds(seeds: Sequence[int], shape: Sequence[int], device: str | to
     >>> torch.equal(a[1], randn_for_seeds([7], (1, 2, 2))[0])
     True
     """
-    return torch.stack([torch.randn(*shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(
-        device
-    )
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    return torch.stack([torch.randn(*shape, generator=g) for g in generators]).to(device)

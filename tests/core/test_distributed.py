@@ -50,6 +50,10 @@ def test_device_and_backend_follow_pagoda_device(monkeypatch):
     monkeypatch.setenv("PAGODA_DEVICE", "cuda")
     with pytest.raises(UserError, match="no CUDA device"):
         training_device()
+    # A training function's device= (train --device) wins over the environment when joining the job too.
+    from pagoda_inverse.train.distributed import init_distributed
+
+    assert init_distributed("cpu").device == torch.device("cpu")
 
 
 def test_world_size_that_does_not_divide_the_batch_is_refused_before_any_output(tmp_path, fmnist_tiny):

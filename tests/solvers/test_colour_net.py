@@ -52,6 +52,15 @@ def test_colour_net_keeps_the_luma_and_adds_colour(colour_model, shape):
     torch.testing.assert_close(alone.estimate[0], res.estimate[1], rtol=1e-5, atol=1e-5)
 
 
+def test_colour_net_is_the_default_colorization_without_a_colorize_encoder(colour_model):
+    from pagoda_inverse.solvers.image import solve_image
+
+    said = []
+    model = replace(colour_model, path=Path("random-colour"))
+    out = solve_image(torch.zeros(1, 16, 16), "colorize", model=model, log=said.append)
+    assert out.solver == "colour_net" and any("solver colour_net: the model's colour network" in s for s in said)
+
+
 def test_colour_net_refusals(colour_model):
     op, _, y = _colorize((3, 16, 16))
     with pytest.raises(UserError, match="has no colour network.*pagoda-inv train colour"):

@@ -149,6 +149,26 @@ def test_one_step_in_bf16(trained):
         solve("one_step", model, op, y, precision="fp16")
 
 
+def test_one_step_shrinks_its_estimate_toward_the_initial_estimate():
+    # shrink s moves the estimate (the samples' mean) the share s of the way to A^+ y (the gray copy for colorize):
+    # s = 1 gives A^+ y itself, s = 0.25 the blend; the samples stay as drawn and a noiseless fit to y is kept.
+    model = load_model("photo")
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    op = make_operator("colorize", shape=(3, 64, 64))
+    y = op(x)
+    gen = lambda: [torch.Generator().manual_seed(0)]  # noqa: E731
+    drawn = solve("one_step", model, op, y, samples=2, generator=gen())
+    quarter = solve("one_step", model, op, y, samples=2, shrink=0.25, generator=gen())
+    gray = solve("one_step", model, op, y, samples=2, shrink=1.0, generator=gen())
+    torch.testing.assert_close(quarter.samples, drawn.samples, rtol=0, atol=0)
+    torch.testing.assert_close(quarter.estimate, drawn.estimate + 0.25 * (op.initial_estimate(y) - drawn.estimate))
+    torch.testing.assert_close(gray.estimate, op.initial_estimate(y))
+    assert (op.A(quarter.estimate) - y).abs().max() < 1e-5
+    for bad in (-0.1, 1.5):
+        with pytest.raises(UserError, match=f"shrink must be in \\[0, 1\\], got {bad}"):
+            solve("one_step", model, op, y, shrink=bad)
+
+
 @pytest.mark.parametrize("samples", [4, 3])
 def test_one_step_draws_antithetic_pairs(monkeypatch, samples):
     # By default the K noises come in pairs (eps, -eps) (the odd one out unpaired); antithetic=False draws K fresh.

@@ -96,6 +96,23 @@ def test_the_callers_prior_std_reaches_every_tile(rgb_model):
     assert len(seen) == 3 and set(seen) == {0.7}  # 15 tiles in batches of 5
 
 
+def test_the_tiles_estimates_are_blended_not_their_sample_means(rgb_model):
+    # A solver whose estimate is not its samples' mean (one_step with shrink) keeps it through the blend: here every
+    # tile's estimate is its pseudo-inverse while the samples stay the encode_perturb ones.
+    from pagoda_inverse.solvers import solve
+
+    def pinv_estimate(model, op, y, **kwargs):
+        res = solve("encode_perturb", model, op, y, samples=2, **kwargs)
+        res.estimate = op.A_dagger(y)
+        return res
+
+    op = make_operator("downsample_area", shape=SHAPE, seeds=[0], factor=2)
+    y = op(_image())
+    res = solve_tiled(pinv_estimate, rgb_model, op, y, image_shape=SHAPE)
+    torch.testing.assert_close(res.estimate, op.A_dagger(y), rtol=0, atol=1e-5)
+    assert (res.samples.mean(0) - res.estimate).abs().max() > 0.05  # the samples are G's, not the estimate
+
+
 def test_tiled_blur_is_consistent_across_tile_borders(rgb_model):
     op = make_operator("gaussian_blur", shape=SHAPE, sigma=1.0, size=7, sigma_y=0.0)
     y = op(_image())
