@@ -233,6 +233,12 @@ class LinearOperator(torch.nn.Module):
     # ----------------------------------------------------------------------------------------------------------------
     # Diagnostics and algebra.
 
+    def adjointness_error(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        r"""Relative gap :math:`|\langle A x, y\rangle - \langle x, A^\top y\rangle| / (\|Ax\|\|y\|)`."""
+        ax, aty = self.A(x), self.A_adjoint(y)
+        lhs, rhs = (ax * y).sum(), (x * aty).sum()
+        return float((lhs - rhs).abs() / (ax.norm() * y.norm()).clamp_min(torch.finfo(x.dtype).tiny))
+
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         """A measurement-consistent image the solvers start from (``A x = y`` when noiseless): ``A_dagger(y)``.
 
