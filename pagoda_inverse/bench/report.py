@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import platform
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.bench.engine import REAL_ROW
-from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+from pagoda_inverse.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
 from pagoda_inverse.utils.device import native_bf16
 from pagoda_inverse.utils.images import save_grid
 
@@ -142,7 +141,7 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
     rows = summary_rows(results)
     written = []
     payload = {"config": config, "results": [{k: v for k, v in r.items() if k != "examples"} for r in results]}
-    write_text_atomic(out_dir / "results.json", json.dumps(payload, indent=2))
+    write_json_atomic(out_dir / "results.json", payload)
     metric_keys = [k for k, _ in COLUMNS] + [k for k, _ in GENERATION_COLUMNS if k not in dict(COLUMNS)]
     keys = ["task", "solver"] + metric_keys + ["images", "skipped"]
     buf = io.StringIO()
@@ -150,7 +149,7 @@ def write_report(out_dir: Path, results: list[dict], config: dict) -> list[Path]
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out_dir / "results.csv", buf.getvalue())
-    write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2))
+    write_json_atomic(out_dir / "config.json", config)
     total = sum(r["timing"]["total_seconds"] for r in results)
     md = [
         f"# Benchmark: {', '.join(r['task']['name'] for r in results)}",

@@ -9,12 +9,11 @@ A checkpoint folder holds:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+from pagoda_inverse.utils.atomic import atomic_path, write_json_atomic
 from pagoda_inverse.utils.errors import CheckpointError
 from pagoda_inverse.utils.io import read_json
 
@@ -59,7 +58,7 @@ def save_checkpoint(folder: str | Path, tensors: dict[str, torch.Tensor], config
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     save_tensors(folder / "model.safetensors", tensors)
-    write_text_atomic(folder / "config.json", json.dumps({"format": FORMAT, **config}, indent=2))
+    write_json_atomic(folder / "config.json", {"format": FORMAT, **config})
 
 
 def load_config(folder: str | Path) -> dict:

@@ -23,7 +23,7 @@ import torch
 from pagoda_inverse.core.checkpoint import load_tensors, save_tensors
 from pagoda_inverse.core.ode import encode_heun
 from pagoda_inverse.core.precond import guided_denoiser
-from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.atomic import write_json_atomic
 from pagoda_inverse.utils.errors import UserError
 
 
@@ -102,7 +102,7 @@ def encode_to_cache(
         if json.loads(manifest_path.read_text()) != manifest:
             raise UserError(f"{manifest_path}: the cache was made with another teacher or config; use a new --out")
     else:
-        write_text_atomic(manifest_path, json.dumps(manifest, indent=2))
+        write_json_atomic(manifest_path, manifest)
 
     mine = range(rank, num_shards, world_size)
     total = sum(min((k + 1) * cfg.shard_size, len(index)) - k * cfg.shard_size for k in mine)

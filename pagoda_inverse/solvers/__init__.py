@@ -117,9 +117,11 @@ def not_applicable(method: str, op, model=None) -> str | None:
     return None
 
 
-def default_solver(model, op) -> str:
-    """The PaGoDA sampler for ``op`` with ``model``: ``one_step`` through the model's posterior encoder for ``op``'s
-    family where it has one, else ``encode_perturb`` (samples around the encoding of ``A^+ y``).
+def default_solver(model, op, samples: int | None = None) -> str:
+    """The PaGoDA solver for ``op`` with ``model``: ``one_step`` through the model's posterior encoder for ``op``'s
+    family where it has one; for a colorization without that encoder, the model's colour network (``colour_net``)
+    where it has one and at most one sample is asked for (it is deterministic); else ``encode_perturb`` (samples
+    around the encoding of ``A^+ y``).
 
     >>> from pagoda_inverse import load_model
     >>> from pagoda_inverse.ops import make_operator
@@ -128,7 +130,12 @@ def default_solver(model, op) -> str:
     >>> default_solver(load_model("photo"), make_operator("inpaint_mask", shape=(3, 64, 64)))
     'encode_perturb'
     """
-    return "one_step" if not_applicable("one_step", op, model) is None else "encode_perturb"
+    from pagoda_inverse.ops.families import operator_family
+
+    if not_applicable("one_step", op, model) is None:
+        return "one_step"
+    one_colouring = operator_family(op) == "colorize" and model.colour is not None and (samples or 1) <= 1
+    return "colour_net" if one_colouring else "encode_perturb"
 
 
 def check_needs(method: str) -> None:

@@ -145,7 +145,6 @@ def solve_image(
     else:
         m = load_model(model or default_model(image, operator)).to(resolve_device(device))
     where = m.device
-    sampling = samples is not None and samples > 1
     if operator == "colorize" and m.channels != 3:
         raise UserError(f"model {m.path.name!r} is grayscale; colorization needs an RGB model (--model photo)")
     factor = int(params.get("factor", 1))  # only super-resolution changes the size
@@ -176,11 +175,11 @@ def solve_image(
             f"{m.path.name!r} (use --model photo for photos of any size)"
         )
     op = make_operator(operator, shape=(c, h, w), seeds=[seed], sigma_y=sigma_y or 0.0, device=where, **params)
-    if solver is None:  # one_step where the model has a posterior encoder for the operator's family, and say which
-        solver, why = default_solver(m, op), not_applicable("one_step", op, m)
-        if why and operator == "colorize" and m.colour is not None and not sampling:
-            solver, why = "colour_net", "the model's colour network (it has no posterior encoder for colorization)"
-        say(f"solver {solver}: " + (why or f"the model's posterior encoder for {operator_family(op)} operators"))
+    if solver is None:  # the model's default for the operator, and say why
+        solver = default_solver(m, op, samples)
+        why = {"one_step": f"the model's posterior encoder for {operator_family(op)} operators",
+               "colour_net": "the model's colour network (it has no posterior encoder for colorization)"}  # fmt: skip
+        say(f"solver {solver}: {why.get(solver) or not_applicable('one_step', op, m)}")
     if tiled:
         side = WHOLE_IMAGE_SIDE.get(solver, res)  # a fully convolutional solver takes larger tiles
         say(f"model {m.path.name}: {c}-channel {side}x{side} tiles; solving a {w}x{h} image in tiles")
@@ -210,7 +209,7 @@ def solve_image(
     elif prompt is not None:
         cond = m.prompt_condition([prompt])
     kwargs = {"samples": samples} if samples is not None and solver in SAMPLING_SOLVERS else {}
-    if sampling and not kwargs:
+    if samples is not None and samples > 1 and not kwargs:
         raise UserError(
             f"--samples {samples}: solver {solver!r} is deterministic; use one of {', '.join(SAMPLING_SOLVERS)}"
         )

@@ -4,7 +4,6 @@ outputs, as fp16."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from pagoda_inverse.core.checkpoint import load_checkpoint, load_config, save_checkpoint
 from pagoda_inverse.core.encode import file_digest
 from pagoda_inverse.core.model import GEOMETRY_FILE, MODEL_PARTS, describing_part, load_model
-from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.atomic import write_json_atomic, write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
@@ -87,12 +86,12 @@ def export_model(
     if card:
         write_text_atomic(out / "card.md", card)
     if solver_defaults is not None:
-        write_text_atomic(out / "solver_defaults.json", json.dumps(solver_defaults, indent=2))
+        write_json_atomic(out / "solver_defaults.json", solver_defaults)
     if generation_defaults is not None:
-        write_text_atomic(out / "generation.json", json.dumps(generation_defaults, indent=2))
+        write_json_atomic(out / "generation.json", generation_defaults)
     if networks:  # the typed geometry of what the folder now holds
         (out / GEOMETRY_FILE).unlink(missing_ok=True)
-        write_text_atomic(out / GEOMETRY_FILE, json.dumps(asdict(load_model(out).geometry), indent=2))
+        write_json_atomic(out / GEOMETRY_FILE, asdict(load_model(out).geometry))
     return out
 
 

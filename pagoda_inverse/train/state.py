@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pagoda_inverse.core.checkpoint import load_tensors, save_tensors, split_prefix
-from pagoda_inverse.utils.atomic import write_text_atomic
+from pagoda_inverse.utils.atomic import write_json_atomic, write_text_atomic
 from pagoda_inverse.utils.errors import CheckpointError, UserError
 
 
@@ -46,7 +46,7 @@ class RunLog:
 
 def write_config(run_dir: Path, kind: str, config: dict) -> None:
     """Save the resolved config as ``run_dir/config.json``."""
-    write_text_atomic(Path(run_dir) / "config.json", json.dumps({"kind": kind, "config": config}, indent=2))
+    write_json_atomic(Path(run_dir) / "config.json", {"kind": kind, "config": config})
 
 
 def read_run_config(run_dir: Path, kind: str) -> dict:

@@ -8,6 +8,7 @@ command refuse a path that cannot be written before its work starts. Files and f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -100,3 +101,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    """Write ``data`` to ``path`` atomically as indented JSON ending in a newline (a text file like any other)."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -37,6 +37,7 @@ def test_round_trip_exact(tmp_path):
     _save_teacher(tmp_path / "t", net)
     tensors, config = load_checkpoint(tmp_path / "t")
     assert UNetConfig.from_dict(config["unet"]) == CFG
+    assert (tmp_path / "t" / "config.json").read_text().endswith("}\n")  # a text file: it ends in a newline
     other = UNet(UNetConfig.from_dict(config["unet"]))
     load_module_state(other, split_prefix(tensors, "net"), tmp_path)
     for (k, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items(), strict=True):

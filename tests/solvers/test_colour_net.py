@@ -53,12 +53,15 @@ def test_colour_net_keeps_the_luma_and_adds_colour(colour_model, shape):
 
 
 def test_colour_net_is_the_default_colorization_without_a_colorize_encoder(colour_model):
+    from pagoda_inverse.solvers import default_solver
     from pagoda_inverse.solvers.image import solve_image
 
     said = []
     model = replace(colour_model, path=Path("random-colour"))
     out = solve_image(torch.zeros(1, 16, 16), "colorize", model=model, log=said.append)
     assert out.solver == "colour_net" and any("solver colour_net: the model's colour network" in s for s in said)
+    op = make_operator("colorize", shape=(3, 16, 16))  # the rule is default_solver's: one colouring, or samples
+    assert [default_solver(model, op, k) for k in (None, 1, 4)] == ["colour_net", "colour_net", "encode_perturb"]
 
 
 def test_colour_net_refusals(colour_model):
