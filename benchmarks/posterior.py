@@ -252,6 +252,9 @@ def main() -> None:
         "",
         *realism_table(args.results),
         "",
+        "Why one `one_step` sample is less realistic than the peers' (what the encoders feed G, measured on training "
+        "images): [posterior-realism.md](posterior-realism.md).",
+        "",
     ]
     for name, peer in SIDE_BY_SIDE.items():
         lines += [f"### {name}", "", f"Observation, two one_step samples (the model's settings), one {peer} output "
