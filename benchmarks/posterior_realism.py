@@ -168,7 +168,7 @@ def write_page(args, rows, latent, feature_rms, real_fd: float, seconds: float) 
         "## What the posterior encoders feed G",
         "",
         "G was trained on latents `u ~ N(0, I)` (standard deviation 1 per image). The encoders' latents sit near 0, "
-        "and their offsets to the features entering G's growth stages are as large as those features themselves "
+        "and their offsets to the features entering G's growth stages are of the same order as those features "
         f"(RMS {stages} per stage for prior latents): the image is written into G's growth stages, off the inputs G "
         "learned to turn into garments.",
         "",
