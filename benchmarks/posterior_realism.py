@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--reference", type=int, default=10000, help="training images after them, the FD reference")
     ap.add_argument("--out", type=Path, default=Path("docs/posterior-realism.md"))
     args = ap.parse_args()
+    if not 1 < args.images <= load_task(TASKS[0]).images:
+        ap.error(f"--images {args.images}: use 2 to {load_task(TASKS[0]).images} (the task suites' seed range)")
     start = time.perf_counter()
     model = load_model("fmnist")
     clf = load_classifier(FEATURE_CLASSIFIER)
@@ -89,7 +91,8 @@ def main() -> None:
     data = DataConfig(dataset="fmnist", resolution=res)
     images = load_images(data, "train", limit=args.images + args.reference)[0]
     truth, reference = images[: args.images], classify(clf, images[args.images :])[0].double()
-    real_fd = M.frechet_distance(classify(clf, truth)[0].double(), reference)
+    truth_feats = classify(clf, truth)[0].double()
+    real_fd = M.frechet_distance(truth_feats, reference)
     feature_rms = prior_feature_rms(model)
     rows, latent = [], []
     for name in TASKS:
@@ -99,7 +102,6 @@ def main() -> None:
                            sigma_y=spec.sigma_y, **spec.operator_params)  # fmt: skip
         y = op(truth, generator=[torch.Generator().manual_seed(int(s)) for s in seeds])
         obs = classify(clf, op.initial_estimate(y))[0].double()
-        truth_feats = classify(clf, truth)[0].double()
         outputs = {}
         for solver in ("one_step", "encode_perturb", "encode_decode"):  # seeded as the bench seeds them
             gens = [torch.Generator().manual_seed(int(s) + SOLVER_SEED_OFFSET) for s in seeds]

@@ -41,7 +41,7 @@ def _write_tensor(path: Path, x, metadata: dict) -> None:
     import json
 
     from pagoda_inverse.core.checkpoint import save_tensors
-    from pagoda_inverse.utils.atomic import atomic_path, write_text_atomic
+    from pagoda_inverse.utils.atomic import atomic_path, write_json_atomic
 
     if path.suffix == ".safetensors":
         save_tensors(path, {"samples": x}, {k: json.dumps(v) for k, v in metadata.items()})
@@ -50,7 +50,7 @@ def _write_tensor(path: Path, x, metadata: dict) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, x.float().numpy())
-    write_text_atomic(path.with_name(path.name + ".json"), json.dumps(metadata, indent=2))
+    write_json_atomic(path.with_name(path.name + ".json"), metadata)
 
 
 def generate(
